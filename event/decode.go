@@ -1,0 +1,964 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Decoder decodes single events from their JSON encoding (one object, as in
+// a Kafka record value or one line of NDJSON). It is strict: the input must
+// be exactly one JSON object of valid UTF-8; known fields must have the
+// contract's types and values; a field may not appear twice. Unknown fields
+// are kept in Extra.
+//
+// The zero Decoder is ready to use. A Decoder holds no state, so it is safe
+// for concurrent use.
+type Decoder struct {
+	// MaxBytes is the largest encoded event accepted; 0 means DefaultMaxBytes.
+	MaxBytes int
+}
+
+func (d Decoder) precheck(data []byte) error {
+	max := d.MaxBytes
+	if max <= 0 {
+		max = DefaultMaxBytes
+	}
+	if len(data) > max {
+		return &Error{Kind: KindTooLarge, Msg: "event is " + strconv.Itoa(len(data)) +
+			" bytes, larger than the limit of " + strconv.Itoa(max) + " bytes"}
+	}
+	if !utf8.Valid(data) {
+		off := 0
+		for off < len(data) {
+			r, n := utf8.DecodeRune(data[off:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			off += n
+		}
+		return &Error{Kind: KindSyntax, Offset: off, Msg: "invalid UTF-8 at byte " + strconv.Itoa(off)}
+	}
+	return nil
+}
+
+// Access decodes and validates one access event into ev, overwriting it.
+// On error ev holds no meaningful value and the error is an *Error.
+func (d Decoder) Access(data []byte, ev *AccessEvent) error {
+	*ev = AccessEvent{}
+	if err := d.precheck(data); err != nil {
+		return err
+	}
+	p := parser{s: string(data)}
+	if err := p.access(ev); err != nil {
+		return err
+	}
+	if err := ev.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Config decodes and validates one configuration change into c, overwriting
+// it. On error c holds no meaningful value and the error is an *Error.
+func (d Decoder) Config(data []byte, c *ConfigChange) error {
+	*c = ConfigChange{}
+	if err := d.precheck(data); err != nil {
+		return err
+	}
+	p := parser{s: string(data)}
+	if err := p.config(c); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// parser is a cursor over one JSON document. Decoded strings without escapes
+// are substrings of s, so one record costs one string allocation however many
+// fields it has.
+type parser struct {
+	s     string
+	i     int
+	extra []string // unknown members, as `"key":value` texts
+}
+
+func (p *parser) syntax(msg string) *Error {
+	return &Error{Kind: KindSyntax, Offset: p.i, Msg: "invalid JSON at byte " + strconv.Itoa(p.i) + ": " + msg}
+}
+
+func (p *parser) ws() {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) peek() byte {
+	p.ws()
+	if p.i < len(p.s) {
+		return p.s[p.i]
+	}
+	return 0
+}
+
+// open consumes the '{' that starts the document.
+func (p *parser) open() error {
+	if p.peek() != '{' {
+		if p.i >= len(p.s) {
+			return p.syntax("empty input, want a JSON object")
+		}
+		return p.syntax("want a JSON object")
+	}
+	p.i++
+	return nil
+}
+
+// end checks that nothing but white space follows the document.
+func (p *parser) end() error {
+	p.ws()
+	if p.i != len(p.s) {
+		return p.syntax("unexpected data after the object")
+	}
+	return nil
+}
+
+// member reads the next member's key and the ':' after it, in an object whose
+// '{' has been consumed. It returns ok=false (having consumed '}') at the end
+// of the object; start is the offset of the key's opening quote.
+func (p *parser) member(first bool) (key string, start int, ok bool, err error) {
+	c := p.peek()
+	if c == '}' {
+		p.i++
+		return "", 0, false, nil
+	}
+	if !first {
+		if c != ',' {
+			return "", 0, false, p.syntax("want ',' or '}' after an object member")
+		}
+		p.i++
+		c = p.peek()
+	}
+	if c != '"' {
+		return "", 0, false, p.syntax("want a quoted member name")
+	}
+	start = p.i
+	if key, err = p.readString(); err != nil {
+		return "", 0, false, err
+	}
+	if p.peek() != ':' {
+		return "", 0, false, p.syntax("want ':' after a member name")
+	}
+	p.i++
+	p.ws()
+	return key, start, true, nil
+}
+
+func (p *parser) duplicate(field string) *Error {
+	return &Error{Kind: KindValue, Field: field, Offset: p.i, Msg: "appears more than once"}
+}
+
+// readString reads a string token at p.i (which holds '"').
+func (p *parser) readString() (string, error) {
+	i := p.i + 1
+	for i < len(p.s) {
+		c := p.s[i]
+		switch {
+		case c == '"':
+			s := p.s[p.i+1 : i]
+			p.i = i + 1
+			return s, nil
+		case c == '\\':
+			return p.readEscaped(i)
+		case c < 0x20:
+			p.i = i
+			return "", p.syntax("control character in a string")
+		}
+		i++
+	}
+	p.i = i
+	return "", p.syntax("unterminated string")
+}
+
+// readEscaped finishes reading a string whose first escape is at esc.
+func (p *parser) readEscaped(esc int) (string, error) {
+	b := make([]byte, 0, esc-p.i+16)
+	b = append(b, p.s[p.i+1:esc]...)
+	i := esc
+	for i < len(p.s) {
+		c := p.s[i]
+		switch {
+		case c == '"':
+			p.i = i + 1
+			return string(b), nil
+		case c < 0x20:
+			p.i = i
+			return "", p.syntax("control character in a string")
+		case c != '\\':
+			b = append(b, c)
+			i++
+			continue
+		}
+		if i+1 >= len(p.s) {
+			break
+		}
+		switch p.s[i+1] {
+		case '"', '\\', '/':
+			b = append(b, p.s[i+1])
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, ok := hex4(p.s, i+2)
+			if !ok {
+				p.i = i
+				return "", p.syntax(`bad \u escape`)
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				// A valid pair combines; a lone surrogate becomes U+FFFD,
+				// as encoding/json does.
+				if i+1 < len(p.s) && p.s[i] == '\\' && p.s[i+1] == 'u' {
+					if r2, ok := hex4(p.s, i+2); ok {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							b = utf8.AppendRune(b, dec)
+							i += 6
+							continue
+						}
+					}
+				}
+				r = utf8.RuneError
+			}
+			b = utf8.AppendRune(b, r)
+			continue
+		default:
+			p.i = i
+			return "", p.syntax("bad escape in a string")
+		}
+		i += 2
+	}
+	p.i = len(p.s)
+	return "", p.syntax("unterminated string")
+}
+
+func hex4(s string, i int) (rune, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(s[i : i+4]) {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// scanNumber moves past a JSON number at p.i and reports whether it had a
+// sign, a fraction or an exponent.
+func (p *parser) scanNumber() (neg, nonInt bool, err error) {
+	i := p.i
+	if i < len(p.s) && p.s[i] == '-' {
+		neg = true
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(p.s) && p.s[i] >= '0' && p.s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(p.s) && p.s[i] == '0':
+		i++
+	case digits() == 0:
+		p.i = i
+		return false, false, p.syntax("bad number")
+	}
+	if i < len(p.s) && p.s[i] == '.' {
+		i++
+		nonInt = true
+		if digits() == 0 {
+			p.i = i
+			return false, false, p.syntax("bad number")
+		}
+	}
+	if i < len(p.s) && (p.s[i] == 'e' || p.s[i] == 'E') {
+		i++
+		nonInt = true
+		if i < len(p.s) && (p.s[i] == '+' || p.s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			p.i = i
+			return false, false, p.syntax("bad number")
+		}
+	}
+	p.i = i
+	return neg, nonInt, nil
+}
+
+func (p *parser) literal(lit string) error {
+	if !strings.HasPrefix(p.s[p.i:], lit) {
+		return p.syntax("bad literal")
+	}
+	p.i += len(lit)
+	return nil
+}
+
+// skip moves past one JSON value of any type, checking its syntax.
+func (p *parser) skip(depth int) error {
+	switch c := p.peek(); {
+	case c == '"':
+		_, err := p.readString()
+		return err
+	case c == '{' || c == '[':
+		if depth >= maxDepth {
+			return &Error{Kind: KindValue, Offset: p.i, Msg: "JSON nested deeper than " + strconv.Itoa(maxDepth) + " levels"}
+		}
+		p.i++
+		if c == '{' {
+			for first := true; ; first = false {
+				_, _, ok, err := p.member(first)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return nil
+				}
+				if err := p.skip(depth + 1); err != nil {
+					return err
+				}
+			}
+		}
+		if p.peek() == ']' {
+			p.i++
+			return nil
+		}
+		for {
+			if err := p.skip(depth + 1); err != nil {
+				return err
+			}
+			switch p.peek() {
+			case ',':
+				p.i++
+			case ']':
+				p.i++
+				return nil
+			default:
+				return p.syntax("want ',' or ']' in an array")
+			}
+		}
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		_, _, err := p.scanNumber()
+		return err
+	case c == 0 && p.i >= len(p.s):
+		return p.syntax("unexpected end of input")
+	}
+	return p.syntax("want a JSON value")
+}
+
+// typeErr names the JSON type found where want was expected. It returns a
+// syntax error when there is no valid value there at all.
+func (p *parser) typeErr(field, want string) error {
+	var got string
+	switch c := p.peek(); {
+	case c == '"':
+		got = "a string"
+	case c == '{':
+		got = "an object"
+	case c == '[':
+		got = "an array"
+	case c == 't' || c == 'f':
+		got = "a boolean"
+	case c == 'n':
+		got = "null"
+	case c == '-' || (c >= '0' && c <= '9'):
+		got = "a number"
+	}
+	at := p.i
+	if err := p.skip(0); err != nil {
+		return err
+	}
+	return &Error{Kind: KindType, Field: field, Offset: at, Msg: "want " + want + ", got " + got}
+}
+
+// str reads a string or null (as "").
+func (p *parser) str(field string) (string, error) {
+	switch p.peek() {
+	case '"':
+		return p.readString()
+	case 'n':
+		return "", p.literal("null")
+	}
+	return "", p.typeErr(field, "a string")
+}
+
+// strs reads an array of strings, or null (as nil).
+func (p *parser) strs(field string) ([]string, error) {
+	switch p.peek() {
+	case 'n':
+		return nil, p.literal("null")
+	case '[':
+	default:
+		return nil, p.typeErr(field, "an array of strings")
+	}
+	p.i++
+	if p.peek() == ']' {
+		p.i++
+		return []string{}, nil
+	}
+	var out []string
+	for {
+		if p.peek() != '"' {
+			return nil, p.typeErr(field+"["+strconv.Itoa(len(out))+"]", "a string")
+		}
+		s, err := p.readString()
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = make([]string, 0, 4)
+		}
+		out = append(out, s)
+		switch p.peek() {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return out, nil
+		default:
+			return nil, p.syntax("want ',' or ']' in an array")
+		}
+	}
+}
+
+// count reads a non-negative integer; present is false for null.
+func (p *parser) count(field string) (n int64, present bool, err error) {
+	c := p.peek()
+	if c == 'n' {
+		return 0, false, p.literal("null")
+	}
+	if c != '-' && (c < '0' || c > '9') {
+		return 0, false, p.typeErr(field, "a non-negative integer")
+	}
+	start := p.i
+	neg, nonInt, err := p.scanNumber()
+	if err != nil {
+		return 0, false, err
+	}
+	if nonInt {
+		return 0, false, &Error{Kind: KindValue, Field: field, Offset: start, Msg: "must be a whole number; got " + quote(p.s[start:p.i])}
+	}
+	if neg {
+		if p.s[start:p.i] == "-0" {
+			return 0, true, nil
+		}
+		return 0, false, &Error{Kind: KindValue, Field: field, Offset: start, Msg: "must be ≥ 0; got " + quote(p.s[start:p.i])}
+	}
+	n, perr := strconv.ParseInt(p.s[start:p.i], 10, 64)
+	if perr != nil {
+		return 0, false, &Error{Kind: KindValue, Field: field, Offset: start, Msg: "too large; got " + quote(p.s[start:p.i])}
+	}
+	return n, true, nil
+}
+
+// raw reads any JSON value and returns it compacted; present is true even
+// for null.
+func (p *parser) raw() (json.RawMessage, error) {
+	start := p.i
+	if err := p.skip(0); err != nil {
+		return nil, err
+	}
+	return compact(p.s[start:p.i]), nil
+}
+
+func compact(s string) json.RawMessage {
+	if strings.ContainsAny(s, " \t\r\n") {
+		var buf bytes.Buffer
+		buf.Grow(len(s))
+		if json.Compact(&buf, []byte(s)) == nil {
+			return buf.Bytes()
+		}
+	}
+	return json.RawMessage(s)
+}
+
+// timestamp reads an RFC 3339 timestamp string.
+func (p *parser) timestamp(field string) (time.Time, error) {
+	at := p.i
+	s, err := p.str(field)
+	if err != nil || s == "" {
+		return time.Time{}, err
+	}
+	t, ok := ParseTime(s)
+	if !ok {
+		return time.Time{}, &Error{Kind: KindValue, Field: field, Offset: at,
+			Msg: "want an RFC 3339 timestamp such as 2026-11-20T09:15:02.113Z; got " + quote(s)}
+	}
+	return t, nil
+}
+
+// unknown keeps the member starting at start (its key has been read) as an
+// extra member in *into.
+func (p *parser) unknown(start int, into *[]string) error {
+	if err := p.skip(1); err != nil {
+		return err
+	}
+	*into = append(*into, p.s[start:p.i])
+	return nil
+}
+
+// nested records the unknown members of a known object (actor, resource) as
+// one extra member under that object's key.
+func (p *parser) nested(key string, members []string) {
+	if len(members) > 0 {
+		p.extra = append(p.extra, strconv.Quote(key)+":{"+strings.Join(members, ",")+"}")
+	}
+}
+
+func (p *parser) extraJSON() json.RawMessage {
+	if len(p.extra) == 0 {
+		return nil
+	}
+	return compact("{" + strings.Join(p.extra, ",") + "}")
+}
+
+// Field bits, to find duplicates.
+const (
+	bID uint32 = 1 << iota
+	bTime
+	bTenant
+	bActor
+	bAction
+	bResource
+	bRecords
+	bCategories
+	bOutcome
+	bSourceIP
+	bCountry
+	bUserAgent
+	bRequestID
+	bSetting
+	bBefore
+	bAfter
+	bSource
+)
+
+func (p *parser) access(ev *AccessEvent) error {
+	if err := p.open(); err != nil {
+		return err
+	}
+	var seen uint32
+	ev.Records = 1
+	for first := true; ; first = false {
+		key, start, ok, err := p.member(first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		var bit uint32
+		switch key {
+		case "id":
+			bit = bID
+		case "time":
+			bit = bTime
+		case "tenant":
+			bit = bTenant
+		case "actor":
+			bit = bActor
+		case "action":
+			bit = bAction
+		case "resource":
+			bit = bResource
+		case "records":
+			bit = bRecords
+		case "categories":
+			bit = bCategories
+		case "outcome":
+			bit = bOutcome
+		case "source_ip":
+			bit = bSourceIP
+		case "country":
+			bit = bCountry
+		case "user_agent":
+			bit = bUserAgent
+		case "request_id":
+			bit = bRequestID
+		}
+		if bit != 0 {
+			if seen&bit != 0 {
+				return p.duplicate(key)
+			}
+			seen |= bit
+		}
+		switch key {
+		case "id":
+			ev.ID, err = p.str(key)
+		case "time":
+			ev.Time, err = p.timestamp(key)
+		case "tenant":
+			ev.Tenant, err = p.str(key)
+		case "actor":
+			var present bool
+			present, err = p.actor("actor", &ev.Actor)
+			if err == nil && !present {
+				err = missing("actor.id")
+			}
+		case "action":
+			ev.Action, err = p.str(key)
+		case "resource":
+			err = p.accessResource(&ev.Resource)
+		case "records":
+			var present bool
+			ev.Records, present, err = p.count(key)
+			if !present {
+				ev.Records = 1
+			}
+		case "categories":
+			ev.Categories, err = p.strs(key)
+		case "outcome":
+			ev.Outcome, err = p.str(key)
+		case "source_ip":
+			err = p.ip(key, &ev.SourceIP)
+		case "country":
+			ev.Country, err = p.country(key)
+		case "user_agent":
+			ev.UserAgent, err = p.str(key)
+		case "request_id":
+			ev.RequestID, err = p.str(key)
+		default:
+			err = p.unknown(start, &p.extra)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := p.end(); err != nil {
+		return err
+	}
+	if seen&bActor == 0 {
+		return missing("actor.id")
+	}
+	if seen&bResource == 0 {
+		return missing("resource.type")
+	}
+	ev.Extra = p.extraJSON()
+	return nil
+}
+
+// actor reads an actor object, or null (present=false).
+func (p *parser) actor(path string, a *Actor) (present bool, err error) {
+	switch p.peek() {
+	case 'n':
+		return false, p.literal("null")
+	case '{':
+		p.i++
+	default:
+		return false, p.typeErr(path, "an object")
+	}
+	var seen uint32
+	var unknown []string
+	for first := true; ; first = false {
+		key, start, ok, err := p.member(first)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			break
+		}
+		var bit uint32
+		switch key {
+		case "id":
+			bit = 1
+		case "type":
+			bit = 2
+		case "tenant":
+			bit = 4
+		case "groups":
+			bit = 8
+		}
+		if bit != 0 {
+			if seen&bit != 0 {
+				return false, p.duplicate(path + "." + key)
+			}
+			seen |= bit
+		}
+		switch key {
+		case "id":
+			a.ID, err = p.str(path + ".id")
+		case "type":
+			a.Type, err = p.str(path + ".type")
+		case "tenant":
+			a.Tenant, err = p.str(path + ".tenant")
+		case "groups":
+			a.Groups, err = p.strs(path + ".groups")
+		default:
+			err = p.unknown(start, &unknown)
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	p.nested(path, unknown)
+	return true, nil
+}
+
+func (p *parser) accessResource(r *Resource) error {
+	switch p.peek() {
+	case 'n':
+		if err := p.literal("null"); err != nil {
+			return err
+		}
+		return missing("resource.type")
+	case '{':
+		p.i++
+	default:
+		return p.typeErr("resource", "an object")
+	}
+	var seen uint32
+	var unknown []string
+	for first := true; ; first = false {
+		key, start, ok, err := p.member(first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		var bit uint32
+		switch key {
+		case "type":
+			bit = 1
+		case "id":
+			bit = 2
+		case "store":
+			bit = 4
+		}
+		if bit != 0 {
+			if seen&bit != 0 {
+				return p.duplicate("resource." + key)
+			}
+			seen |= bit
+		}
+		switch key {
+		case "type":
+			r.Type, err = p.str("resource.type")
+		case "id":
+			r.ID, err = p.str("resource.id")
+		case "store":
+			r.Store, err = p.str("resource.store")
+		default:
+			err = p.unknown(start, &unknown)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	p.nested("resource", unknown)
+	return nil
+}
+
+func (p *parser) ip(field string, dst *netip.Addr) error {
+	at := p.i
+	s, err := p.str(field)
+	if err != nil || s == "" {
+		return err
+	}
+	a, perr := netip.ParseAddr(s)
+	if perr != nil {
+		return &Error{Kind: KindValue, Field: field, Offset: at, Msg: "want an IPv4 or IPv6 address; got " + quote(s)}
+	}
+	*dst = a
+	return nil
+}
+
+// country reads a country code, upper-casing a lower-case one.
+func (p *parser) country(field string) (string, error) {
+	s, err := p.str(field)
+	if err != nil || len(s) != 2 {
+		return s, err
+	}
+	if s[0] >= 'a' && s[0] <= 'z' || s[1] >= 'a' && s[1] <= 'z' {
+		s = strings.ToUpper(s)
+	}
+	return s, nil
+}
+
+func (p *parser) config(c *ConfigChange) error {
+	if err := p.open(); err != nil {
+		return err
+	}
+	var seen uint32
+	for first := true; ; first = false {
+		key, start, ok, err := p.member(first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		var bit uint32
+		switch key {
+		case "id":
+			bit = bID
+		case "time":
+			bit = bTime
+		case "resource":
+			bit = bResource
+		case "setting":
+			bit = bSetting
+		case "before":
+			bit = bBefore
+		case "after":
+			bit = bAfter
+		case "actor":
+			bit = bActor
+		case "source":
+			bit = bSource
+		}
+		if bit != 0 {
+			if seen&bit != 0 {
+				return p.duplicate(key)
+			}
+			seen |= bit
+		}
+		switch key {
+		case "id":
+			c.ID, err = p.str(key)
+		case "time":
+			c.Time, err = p.timestamp(key)
+		case "resource":
+			err = p.configResource(&c.Resource)
+		case "setting":
+			c.Setting, err = p.str(key)
+		case "before":
+			c.Before, err = p.raw()
+		case "after":
+			c.After, err = p.raw()
+		case "actor":
+			a := new(Actor)
+			var present bool
+			if present, err = p.actor("actor", a); present {
+				c.Actor = a
+			}
+		case "source":
+			c.Source, err = p.str(key)
+		default:
+			err = p.unknown(start, &p.extra)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := p.end(); err != nil {
+		return err
+	}
+	if seen&bResource == 0 {
+		return missing("resource.id")
+	}
+	if c.Resource.Store == "" {
+		c.Resource.Store = c.Resource.ID
+	}
+	c.Extra = p.extraJSON()
+	return nil
+}
+
+func (p *parser) configResource(r *ConfigResource) error {
+	switch p.peek() {
+	case 'n':
+		if err := p.literal("null"); err != nil {
+			return err
+		}
+		return missing("resource.id")
+	case '{':
+		p.i++
+	default:
+		return p.typeErr("resource", "an object")
+	}
+	var seen uint32
+	var unknown []string
+	for first := true; ; first = false {
+		key, start, ok, err := p.member(first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		var bit uint32
+		switch key {
+		case "id":
+			bit = 1
+		case "type":
+			bit = 2
+		case "store":
+			bit = 4
+		case "provider":
+			bit = 8
+		case "region":
+			bit = 16
+		}
+		if bit != 0 {
+			if seen&bit != 0 {
+				return p.duplicate("resource." + key)
+			}
+			seen |= bit
+		}
+		switch key {
+		case "id":
+			r.ID, err = p.str("resource.id")
+		case "type":
+			r.Type, err = p.str("resource.type")
+		case "store":
+			r.Store, err = p.str("resource.store")
+		case "provider":
+			r.Provider, err = p.str("resource.provider")
+		case "region":
+			r.Region, err = p.str("resource.region")
+		default:
+			err = p.unknown(start, &unknown)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	p.nested("resource", unknown)
+	return nil
+}

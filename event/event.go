@@ -1,0 +1,134 @@
+// Package event defines the events breachwatch consumes (access events and
+// configuration changes), their validation, and a fast, strict JSON decoder
+// and encoder for the wire format.
+//
+// The wire format is a product contract, documented in docs/events.md. This
+// package is a leaf: it imports only the standard library.
+package event
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+)
+
+// Actor types (the field actor.type).
+const (
+	ActorEmployee     = "employee"
+	ActorCustomerUser = "customer_user"
+	ActorService      = "service"
+	ActorAPIKey       = "api_key"
+	ActorAnonymous    = "anonymous"
+)
+
+// Actions (the field action of an access event).
+const (
+	ActionRead        = "read"
+	ActionList        = "list"
+	ActionSearch      = "search"
+	ActionExport      = "export"
+	ActionDownload    = "download"
+	ActionCreate      = "create"
+	ActionUpdate      = "update"
+	ActionDelete      = "delete"
+	ActionLogin       = "login"
+	ActionLoginFailed = "login_failed"
+	ActionGrant       = "grant"
+)
+
+// Outcomes (the field outcome of an access event).
+const (
+	OutcomeSuccess = "success"
+	OutcomeDenied  = "denied"
+	OutcomeError   = "error"
+)
+
+// The closed value sets of the enumerated fields. Order is the order in which
+// error messages list them.
+var (
+	ActorTypes = []string{ActorEmployee, ActorCustomerUser, ActorService, ActorAPIKey, ActorAnonymous}
+	Actions    = []string{ActionRead, ActionList, ActionSearch, ActionExport, ActionDownload,
+		ActionCreate, ActionUpdate, ActionDelete, ActionLogin, ActionLoginFailed, ActionGrant}
+	Outcomes = []string{OutcomeSuccess, OutcomeDenied, OutcomeError}
+)
+
+// Actor is who acted: a user, an employee, a service, an API key or nobody known.
+type Actor struct {
+	ID     string
+	Type   string
+	Tenant string   // the actor's home tenant; empty for staff and anonymous
+	Groups []string // staff groups such as "db-admins" or "support"
+}
+
+// Resource is what an access event touched.
+type Resource struct {
+	Type  string // e.g. "booking", "contact", "file"
+	ID    string // optional
+	Store string // the data store that holds it, e.g. "postgres-eu-1"
+}
+
+// AccessEvent is one access to personal data (or an attempt, or a login).
+type AccessEvent struct {
+	ID         string
+	Time       time.Time // UTC
+	Tenant     string    // whose personal data was touched
+	Actor      Actor
+	Action     string
+	Resource   Resource
+	Records    int64    // personal-data records touched; 1 when the producer left it out
+	Categories []string // personal-data categories touched; empty means "ask the data inventory"
+	Outcome    string
+	SourceIP   netip.Addr // the zero Addr when absent
+	Country    string     // ISO 3166-1 alpha-2, upper case; empty when absent
+	UserAgent  string     // attacker-controlled: never render unescaped
+	RequestID  string
+
+	// Extra holds the members the producer sent that this version does not
+	// know, as a compact JSON object (nil when there were none). Unknown
+	// members of "actor" and "resource" sit under those keys.
+	Extra json.RawMessage
+}
+
+// ConfigResource is the thing whose configuration changed.
+type ConfigResource struct {
+	ID       string // e.g. "arn:aws:s3:::exports-eu"
+	Type     string // bucket, database, snapshot, endpoint, firewall, key, log_sink, backup or another word
+	Store    string // the data-store id used by access events; ID when the producer left it out
+	Provider string
+	Region   string
+}
+
+// ConfigChange is a change to the configuration of something that holds or
+// protects personal data.
+type ConfigChange struct {
+	ID       string
+	Time     time.Time // UTC
+	Resource ConfigResource
+	Setting  string // e.g. "public_access", "tls_min_version"
+	// Before and After are the setting's values as compact JSON. Before is
+	// nil when the producer did not say; After is always set ("null" is a
+	// value: the setting was removed).
+	Before json.RawMessage
+	After  json.RawMessage
+	Actor  *Actor // nil when the producer did not say who
+	Source string // terraform, cloudtrail, aws-config, scanner, ...
+	Extra  json.RawMessage
+}
+
+// Batch is what ingest hands to the store and to detection: the valid events
+// of one or more Kafka polls or of one HTTP request.
+type Batch struct {
+	Access []AccessEvent
+	Config []ConfigChange
+}
+
+// Len is the number of events in the batch.
+func (b *Batch) Len() int { return len(b.Access) + len(b.Config) }
+
+// Reset empties the batch, keeping its capacity.
+func (b *Batch) Reset() {
+	clear(b.Access)
+	clear(b.Config)
+	b.Access = b.Access[:0]
+	b.Config = b.Config[:0]
+}

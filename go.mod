@@ -1,0 +1,3 @@
+module github.com/breachwatch/breachwatch
+
+go 1.26.8
