@@ -428,7 +428,7 @@ func (p *parser) str(field string) (string, error) {
 	return "", p.typeErr(field, "a string")
 }
 
-// strs reads an array of strings, or null (as nil).
+// strs reads an array of strings; null and [] both read as nil.
 func (p *parser) strs(field string) ([]string, error) {
 	switch p.peek() {
 	case 'n':
@@ -440,7 +440,7 @@ func (p *parser) strs(field string) ([]string, error) {
 	p.i++
 	if p.peek() == ']' {
 		p.i++
-		return []string{}, nil
+		return nil, nil // an empty list says no more than an absent one
 	}
 	var out []string
 	for {

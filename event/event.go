@@ -57,7 +57,7 @@ type Actor struct {
 	ID     string
 	Type   string
 	Tenant string   // the actor's home tenant; empty for staff and anonymous
-	Groups []string // staff groups such as "db-admins" or "support"
+	Groups []string // staff groups such as "db-admins" or "support"; nil when none
 }
 
 // Resource is what an access event touched.

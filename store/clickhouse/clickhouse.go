@@ -1,0 +1,542 @@
+// Package clickhouse is breachwatch's store for production volumes: events in
+// ClickHouse over the native protocol (clickhouse-go/v2).
+//
+// The SQL here runs on ClickHouse 18.16 (Debian's package, which the tests
+// use) and on current releases: no DateTime64 (time is a DateTime plus a
+// nanosecond column), no LowCardinality, no JSON functions.
+//
+// Each table is a ReplacingMergeTree partitioned by day and ordered by
+// (resource_store, time, id): writing an event twice leaves one row after
+// merges, and every read here de-duplicates (FINAL or uniqExact) so it never
+// sees two. Each INSERT names its columns and carries one day, so it lands
+// in one partition. Retention drops whole partitions.
+package clickhouse
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/breachwatch/breachwatch/event"
+)
+
+// Options says how to reach ClickHouse.
+type Options struct {
+	Addr        []string // host:port of the native protocol (9000, or 9440 with TLS)
+	Database    string   // created if missing; default "breachwatch"
+	Username    string   // default "default"
+	Password    string
+	TLS         *tls.Config // nil for plain TCP
+	DialTimeout time.Duration
+	// MaxOpenConns bounds the connection pool (default 8).
+	MaxOpenConns int
+}
+
+// Store is the ClickHouse store. It is safe for concurrent use.
+type Store struct {
+	conn driver.Conn
+	db   string
+	pool sync.Pool // of *columns
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Open connects, creates the database if needed and brings the schema up to
+// date. It fails if the server does not answer within the dial timeout.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if len(o.Addr) == 0 {
+		return nil, errors.New("clickhouse store: no address")
+	}
+	if o.Database == "" {
+		o.Database = "breachwatch"
+	}
+	if !identifier.MatchString(o.Database) {
+		return nil, fmt.Errorf("clickhouse store: database name %q: use letters, digits and _", o.Database)
+	}
+	if o.Username == "" {
+		o.Username = "default"
+	}
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	if o.MaxOpenConns == 0 {
+		o.MaxOpenConns = 8
+	}
+	conn, err := ch.Open(&ch.Options{
+		Addr:             o.Addr,
+		Auth:             ch.Auth{Username: o.Username, Password: o.Password},
+		TLS:              o.TLS,
+		DialTimeout:      o.DialTimeout,
+		ReadTimeout:      2 * time.Minute,
+		MaxOpenConns:     o.MaxOpenConns,
+		MaxIdleConns:     o.MaxOpenConns,
+		ConnMaxLifetime:  time.Hour,
+		Compression:      &ch.Compression{Method: ch.CompressionLZ4},
+		ConnOpenStrategy: ch.ConnOpenRoundRobin,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: %w", err)
+	}
+	s := &Store{conn: conn, db: o.Database}
+	s.pool.New = func() any { return new(columns) }
+	if err := s.migrate(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() error { return s.conn.Close() }
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse store: ping: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) table(name string) string { return "`" + s.db + "`.`" + name + "`" }
+
+// migrations are applied in order, each once; every statement is idempotent
+// so that a migration interrupted half-way can run again.
+var migrations = [][]string{
+	{ // v1: events
+		`CREATE TABLE IF NOT EXISTS {db}.access_events (
+			id String,
+			time DateTime('UTC'),
+			time_ns UInt32,
+			tenant String,
+			actor_id String,
+			actor_type String,
+			actor_tenant String,
+			actor_groups Array(String),
+			action String,
+			resource_type String,
+			resource_id String,
+			resource_store String,
+			records UInt64,
+			categories Array(String),
+			outcome String,
+			source_ip String,
+			country String,
+			user_agent String,
+			request_id String,
+			extra String,
+			ingested_at DateTime('UTC') DEFAULT now()
+		) ENGINE = ReplacingMergeTree()
+		PARTITION BY toYYYYMMDD(time)
+		ORDER BY (resource_store, time, id)`,
+		`CREATE TABLE IF NOT EXISTS {db}.config_changes (
+			id String,
+			time DateTime('UTC'),
+			time_ns UInt32,
+			resource_id String,
+			resource_type String,
+			resource_store String,
+			resource_provider String,
+			resource_region String,
+			setting String,
+			before String,
+			after String,
+			actor_id String,
+			actor_type String,
+			actor_tenant String,
+			actor_groups Array(String),
+			source String,
+			extra String,
+			ingested_at DateTime('UTC') DEFAULT now()
+		) ENGINE = ReplacingMergeTree()
+		PARTITION BY toYYYYMMDD(time)
+		ORDER BY (resource_store, time, id)`,
+	},
+}
+
+// SchemaVersion is the schema version this code writes.
+func SchemaVersion() int { return len(migrations) }
+
+func (s *Store) migrate(ctx context.Context) error {
+	if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+s.db+"`"); err != nil {
+		return fmt.Errorf("clickhouse store: create database %s: %w", s.db, err)
+	}
+	if err := s.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table("schema_migrations")+
+		` (version UInt32, applied_at DateTime('UTC') DEFAULT now()) ENGINE = MergeTree() ORDER BY version`); err != nil {
+		return fmt.Errorf("clickhouse store: create schema_migrations: %w", err)
+	}
+	var current uint32
+	if err := s.conn.QueryRow(ctx, "SELECT max(version) FROM "+s.table("schema_migrations")).Scan(&current); err != nil {
+		return fmt.Errorf("clickhouse store: read schema version: %w", err)
+	}
+	if int(current) > len(migrations) {
+		return fmt.Errorf("clickhouse store: schema version %d is newer than this breachwatch knows (%d); refusing to run an older binary on newer data", current, len(migrations))
+	}
+	for v := int(current); v < len(migrations); v++ {
+		for _, stmt := range migrations[v] {
+			if err := s.conn.Exec(ctx, replaceDB(stmt, s.table)); err != nil {
+				return fmt.Errorf("clickhouse store: migrate to v%d: %w", v+1, err)
+			}
+		}
+		// Over the native protocol, 18.16 takes an INSERT's rows only as data
+		// blocks (not inline VALUES), so every insert goes through a batch.
+		if err := s.send(ctx, "schema_migrations", "version", []any{[]uint32{uint32(v + 1)}}); err != nil {
+			return fmt.Errorf("clickhouse store: record schema v%d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+var dbPlaceholder = regexp.MustCompile(`\{db\}\.([a-z_]+)`)
+
+func replaceDB(stmt string, table func(string) string) string {
+	return dbPlaceholder.ReplaceAllStringFunc(stmt, func(m string) string { return table(m[len("{db}."):]) })
+}
+
+// columns is one INSERT's worth of column buffers, reused across writes.
+type columns struct {
+	id, tenant, actorID, actorType, actorTenant, action, resType, resID, resStore []string
+	outcome, ip, country, ua, reqID, extra                                        []string
+	resProvider, resRegion, setting, before, after, source                        []string
+	t                                                                             []time.Time
+	ns                                                                            []uint32
+	records                                                                       []uint64
+	groups, categories                                                            [][]string
+}
+
+func (c *columns) reset() {
+	for _, p := range []*[]string{&c.id, &c.tenant, &c.actorID, &c.actorType, &c.actorTenant, &c.action, &c.resType,
+		&c.resID, &c.resStore, &c.outcome, &c.ip, &c.country, &c.ua, &c.reqID, &c.extra, &c.resProvider,
+		&c.resRegion, &c.setting, &c.before, &c.after, &c.source} {
+		clear(*p)
+		*p = (*p)[:0]
+	}
+	c.t, c.ns, c.records = c.t[:0], c.ns[:0], c.records[:0]
+	clear(c.groups)
+	clear(c.categories)
+	c.groups, c.categories = c.groups[:0], c.categories[:0]
+}
+
+const accessColumns = "id, time, time_ns, tenant, actor_id, actor_type, actor_tenant, actor_groups, action, " +
+	"resource_type, resource_id, resource_store, records, categories, outcome, source_ip, country, user_agent, " +
+	"request_id, extra"
+
+const configColumns = "id, time, time_ns, resource_id, resource_type, resource_store, resource_provider, " +
+	"resource_region, setting, before, after, actor_id, actor_type, actor_tenant, actor_groups, source, extra"
+
+// Write stores the batch: one INSERT per table and UTC day. ClickHouse has
+// no transactions across INSERTs, so a failed Write may have stored part of
+// the batch; writing it again is harmless (the tables de-duplicate by id).
+func (s *Store) Write(ctx context.Context, b *event.Batch) error {
+	err := byDay(b.Access, func(e *event.AccessEvent) time.Time { return e.Time }, func(evs []event.AccessEvent) error {
+		return s.insertAccess(ctx, evs)
+	})
+	if err != nil {
+		return err
+	}
+	return byDay(b.Config, func(c *event.ConfigChange) time.Time { return c.Time }, func(cs []event.ConfigChange) error {
+		return s.insertConfig(ctx, cs)
+	})
+}
+
+// byDay calls insert with the items of each UTC day, in day order. The
+// common case, one day, costs no copy.
+func byDay[T any](items []T, at func(*T) time.Time, insert func([]T) error) error {
+	if len(items) == 0 {
+		return nil
+	}
+	first := dayOf(at(&items[0]))
+	mixed := false
+	for i := range items {
+		if dayOf(at(&items[i])) != first {
+			mixed = true
+			break
+		}
+	}
+	if !mixed {
+		return insert(items)
+	}
+	groups := map[int64][]T{}
+	for i := range items {
+		d := dayOf(at(&items[i]))
+		groups[d] = append(groups[d], items[i])
+	}
+	days := make([]int64, 0, len(groups))
+	for d := range groups {
+		days = append(days, d)
+	}
+	slices.Sort(days)
+	for _, d := range days {
+		if err := insert(groups[d]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dayOf(t time.Time) int64 { return t.Unix() / 86400 }
+
+func (s *Store) insertAccess(ctx context.Context, evs []event.AccessEvent) error {
+	c := s.pool.Get().(*columns)
+	defer func() { c.reset(); s.pool.Put(c) }()
+	for i := range evs {
+		e := &evs[i]
+		ip := ""
+		if e.SourceIP.IsValid() {
+			ip = e.SourceIP.String()
+		}
+		c.id = append(c.id, e.ID)
+		c.t = append(c.t, e.Time)
+		c.ns = append(c.ns, uint32(e.Time.Nanosecond()))
+		c.tenant = append(c.tenant, e.Tenant)
+		c.actorID = append(c.actorID, e.Actor.ID)
+		c.actorType = append(c.actorType, e.Actor.Type)
+		c.actorTenant = append(c.actorTenant, e.Actor.Tenant)
+		c.groups = append(c.groups, nonNil(e.Actor.Groups))
+		c.action = append(c.action, e.Action)
+		c.resType = append(c.resType, e.Resource.Type)
+		c.resID = append(c.resID, e.Resource.ID)
+		c.resStore = append(c.resStore, e.Resource.Store)
+		c.records = append(c.records, uint64(e.Records))
+		c.categories = append(c.categories, nonNil(e.Categories))
+		c.outcome = append(c.outcome, e.Outcome)
+		c.ip = append(c.ip, ip)
+		c.country = append(c.country, e.Country)
+		c.ua = append(c.ua, e.UserAgent)
+		c.reqID = append(c.reqID, e.RequestID)
+		c.extra = append(c.extra, string(e.Extra))
+	}
+	return s.send(ctx, "access_events", accessColumns, []any{c.id, c.t, c.ns, c.tenant, c.actorID, c.actorType,
+		c.actorTenant, c.groups, c.action, c.resType, c.resID, c.resStore, c.records, c.categories, c.outcome,
+		c.ip, c.country, c.ua, c.reqID, c.extra})
+}
+
+func (s *Store) insertConfig(ctx context.Context, cs []event.ConfigChange) error {
+	c := s.pool.Get().(*columns)
+	defer func() { c.reset(); s.pool.Put(c) }()
+	for i := range cs {
+		x := &cs[i]
+		var a event.Actor
+		if x.Actor != nil {
+			a = *x.Actor
+		}
+		c.id = append(c.id, x.ID)
+		c.t = append(c.t, x.Time)
+		c.ns = append(c.ns, uint32(x.Time.Nanosecond()))
+		c.resID = append(c.resID, x.Resource.ID)
+		c.resType = append(c.resType, x.Resource.Type)
+		c.resStore = append(c.resStore, x.Resource.Store)
+		c.resProvider = append(c.resProvider, x.Resource.Provider)
+		c.resRegion = append(c.resRegion, x.Resource.Region)
+		c.setting = append(c.setting, x.Setting)
+		c.before = append(c.before, string(x.Before))
+		c.after = append(c.after, string(x.After))
+		c.actorID = append(c.actorID, a.ID)
+		c.actorType = append(c.actorType, a.Type)
+		c.actorTenant = append(c.actorTenant, a.Tenant)
+		c.groups = append(c.groups, nonNil(a.Groups))
+		c.source = append(c.source, x.Source)
+		c.extra = append(c.extra, string(x.Extra))
+	}
+	return s.send(ctx, "config_changes", configColumns, []any{c.id, c.t, c.ns, c.resID, c.resType, c.resStore,
+		c.resProvider, c.resRegion, c.setting, c.before, c.after, c.actorID, c.actorType, c.actorTenant, c.groups,
+		c.source, c.extra})
+}
+
+func nonNil(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
+}
+
+func (s *Store) send(ctx context.Context, table, cols string, data []any) error {
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table(table)+" ("+cols+")")
+	if err != nil {
+		return fmt.Errorf("clickhouse store: insert into %s: %w", table, err)
+	}
+	for i, col := range data {
+		if err := batch.Column(i).Append(col); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("clickhouse store: insert into %s: column %d: %w", table, i, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("clickhouse store: insert into %s: %w", table, err)
+	}
+	return nil
+}
+
+// timeRange is the WHERE clause for from ≤ time < to at second precision,
+// widened to whole seconds; callers filter the nanoseconds.
+func timeRange(from, to time.Time) (string, []any) {
+	return "time >= toDateTime(?) AND time <= toDateTime(?)", []any{secs(from), secs(to)}
+}
+
+func secs(t time.Time) int64 {
+	switch {
+	case t.Before(event.MinTime):
+		return 0
+	case !t.Before(event.MaxTime):
+		return event.MaxTime.Unix()
+	}
+	return t.Unix()
+}
+
+// ScanAccess calls fn for each stored access event with from ≤ time < to,
+// in time order (then id order), until fn returns an error.
+func (s *Store) ScanAccess(ctx context.Context, from, to time.Time, fn func(*event.AccessEvent) error) error {
+	where, args := timeRange(from, to)
+	rows, err := s.conn.Query(ctx, "SELECT "+accessColumns+" FROM "+s.table("access_events")+" FINAL WHERE "+where+
+		" ORDER BY time, time_ns, id", args...)
+	if err != nil {
+		return fmt.Errorf("clickhouse store: scan access events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e event.AccessEvent
+		var ns uint32
+		var records uint64
+		var ip, extra string
+		if err := rows.Scan(&e.ID, &e.Time, &ns, &e.Tenant, &e.Actor.ID, &e.Actor.Type, &e.Actor.Tenant,
+			&e.Actor.Groups, &e.Action, &e.Resource.Type, &e.Resource.ID, &e.Resource.Store, &records,
+			&e.Categories, &e.Outcome, &ip, &e.Country, &e.UserAgent, &e.RequestID, &extra); err != nil {
+			return fmt.Errorf("clickhouse store: scan access events: %w", err)
+		}
+		e.Time = time.Unix(e.Time.Unix(), int64(ns)).UTC()
+		if e.Time.Before(from) || !e.Time.Before(to) {
+			continue
+		}
+		e.Records = int64(records)
+		e.Actor.Groups, e.Categories = nilIfEmpty(e.Actor.Groups), nilIfEmpty(e.Categories)
+		if ip != "" {
+			if e.SourceIP, err = netip.ParseAddr(ip); err != nil {
+				return fmt.Errorf("clickhouse store: event %q: source ip: %w", e.ID, err)
+			}
+		}
+		e.Extra = rawOrNil(extra)
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("clickhouse store: scan access events: %w", err)
+	}
+	return nil
+}
+
+// ScanConfig calls fn for each stored configuration change with
+// from ≤ time < to, in time order (then id order), until fn returns an error.
+func (s *Store) ScanConfig(ctx context.Context, from, to time.Time, fn func(*event.ConfigChange) error) error {
+	where, args := timeRange(from, to)
+	rows, err := s.conn.Query(ctx, "SELECT "+configColumns+" FROM "+s.table("config_changes")+" FINAL WHERE "+where+
+		" ORDER BY time, time_ns, id", args...)
+	if err != nil {
+		return fmt.Errorf("clickhouse store: scan config changes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c event.ConfigChange
+		var a event.Actor
+		var ns uint32
+		var before, after, extra string
+		if err := rows.Scan(&c.ID, &c.Time, &ns, &c.Resource.ID, &c.Resource.Type, &c.Resource.Store,
+			&c.Resource.Provider, &c.Resource.Region, &c.Setting, &before, &after, &a.ID, &a.Type, &a.Tenant,
+			&a.Groups, &c.Source, &extra); err != nil {
+			return fmt.Errorf("clickhouse store: scan config changes: %w", err)
+		}
+		c.Time = time.Unix(c.Time.Unix(), int64(ns)).UTC()
+		if c.Time.Before(from) || !c.Time.Before(to) {
+			continue
+		}
+		c.Before, c.After, c.Extra = rawOrNil(before), json.RawMessage(after), rawOrNil(extra)
+		if a.ID != "" {
+			a.Groups = nilIfEmpty(a.Groups)
+			c.Actor = &a
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("clickhouse store: scan config changes: %w", err)
+	}
+	return nil
+}
+
+func nilIfEmpty(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	return ss
+}
+
+func rawOrNil(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}
+
+// Count returns how many distinct events (by id) are stored.
+func (s *Store) Count(ctx context.Context) (access, config int64, err error) {
+	var a, c uint64
+	q := "SELECT (SELECT uniqExact(id) FROM " + s.table("access_events") + "), (SELECT uniqExact(id) FROM " +
+		s.table("config_changes") + ")"
+	if err := s.conn.QueryRow(ctx, q).Scan(&a, &c); err != nil {
+		return 0, 0, fmt.Errorf("clickhouse store: count: %w", err)
+	}
+	return int64(a), int64(c), nil
+}
+
+// DropBefore drops the day partitions before day (a UTC midnight).
+func (s *Store) DropBefore(ctx context.Context, day time.Time) (int, error) {
+	y, m, d := day.UTC().Date()
+	cut := uint64(y*10000 + int(m)*100 + d)
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT table, partition FROM system.parts WHERE database = ? "+
+		"AND table IN ('access_events', 'config_changes') AND active", s.db)
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse store: list partitions: %w", err)
+	}
+	type part struct {
+		table string
+		day   uint64
+	}
+	var old []part
+	days := map[uint64]bool{}
+	for rows.Next() {
+		var table, partition string
+		if err := rows.Scan(&table, &partition); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("clickhouse store: list partitions: %w", err)
+		}
+		n, err := strconv.ParseUint(partition, 10, 32)
+		if err != nil {
+			continue // not one of our day partitions
+		}
+		if n < cut {
+			old = append(old, part{table, n})
+			days[n] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("clickhouse store: list partitions: %w", err)
+	}
+	for _, p := range old {
+		if err := s.conn.Exec(ctx, "ALTER TABLE "+s.table(p.table)+" DROP PARTITION "+strconv.FormatUint(p.day, 10)); err != nil {
+			return 0, fmt.Errorf("clickhouse store: drop partition %d of %s: %w", p.day, p.table, err)
+		}
+	}
+	return len(days), nil
+}

@@ -1,0 +1,372 @@
+// Package sqlite is breachwatch's embedded store: one SQLite file (pure Go,
+// no cgo) in WAL mode under the data directory. It is the default when no
+// ClickHouse server is configured, and fits a single node's development,
+// demo and small-production volumes.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/breachwatch/breachwatch/event"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+)
+
+// FileName is the store's file inside the data directory.
+const FileName = "breachwatch.db"
+
+// Store is the embedded store. It is safe for concurrent use: writes are
+// serialized on one connection, reads use a pool beside it (WAL lets them
+// run while a write is in progress).
+type Store struct {
+	w *sql.DB // the one writer connection
+	r *sql.DB // readers
+}
+
+// Open opens (creating if needed) the store in dir and brings its schema up
+// to date.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite store: create data dir: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	// synchronous(FULL): a write is on disk when the transaction commits, so
+	// a batch acknowledged to Kafka or to an HTTP client survives a power cut.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &Store{w: w, r: r}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// migrations are applied in order; PRAGMA user_version records how many ran.
+var migrations = []string{
+	`CREATE TABLE access_events (
+		id TEXT NOT NULL PRIMARY KEY,
+		time_ns INTEGER NOT NULL,
+		day INTEGER NOT NULL,
+		tenant TEXT NOT NULL,
+		actor_id TEXT NOT NULL,
+		actor_type TEXT NOT NULL,
+		actor_tenant TEXT NOT NULL,
+		actor_groups TEXT,
+		action TEXT NOT NULL,
+		resource_type TEXT NOT NULL,
+		resource_id TEXT NOT NULL,
+		resource_store TEXT NOT NULL,
+		records INTEGER NOT NULL,
+		categories TEXT,
+		outcome TEXT NOT NULL,
+		source_ip TEXT NOT NULL,
+		country TEXT NOT NULL,
+		user_agent TEXT NOT NULL,
+		request_id TEXT NOT NULL,
+		extra TEXT,
+		ingested_ns INTEGER NOT NULL
+	);
+	CREATE INDEX access_events_time ON access_events (time_ns);
+	CREATE INDEX access_events_store_time ON access_events (resource_store, time_ns);
+	CREATE INDEX access_events_day ON access_events (day);
+	CREATE TABLE config_changes (
+		id TEXT NOT NULL PRIMARY KEY,
+		time_ns INTEGER NOT NULL,
+		day INTEGER NOT NULL,
+		resource_id TEXT NOT NULL,
+		resource_type TEXT NOT NULL,
+		resource_store TEXT NOT NULL,
+		resource_provider TEXT NOT NULL,
+		resource_region TEXT NOT NULL,
+		setting TEXT NOT NULL,
+		before TEXT,
+		after TEXT NOT NULL,
+		actor_id TEXT NOT NULL,
+		actor_type TEXT NOT NULL,
+		actor_tenant TEXT NOT NULL,
+		actor_groups TEXT,
+		source TEXT NOT NULL,
+		extra TEXT,
+		ingested_ns INTEGER NOT NULL
+	);
+	CREATE INDEX config_changes_time ON config_changes (time_ns);
+	CREATE INDEX config_changes_store_time ON config_changes (resource_store, time_ns);
+	CREATE INDEX config_changes_day ON config_changes (day);`,
+}
+
+// SchemaVersion is the schema version this code writes.
+func SchemaVersion() int { return len(migrations) }
+
+func (s *Store) migrate(ctx context.Context) error {
+	var v int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("sqlite store: read schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("sqlite store: schema version %d is newer than this breachwatch knows (%d); refusing to run an older binary on newer data", v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("sqlite store: migrate to v%d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlite store: migrate to v%d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlite store: migrate to v%d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlite store: migrate to v%d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.w.PingContext(ctx)
+}
+
+const insertAccess = `INSERT OR IGNORE INTO access_events (id, time_ns, day, tenant, actor_id, actor_type, actor_tenant,
+	actor_groups, action, resource_type, resource_id, resource_store, records, categories, outcome, source_ip,
+	country, user_agent, request_id, extra, ingested_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+
+const insertConfig = `INSERT OR IGNORE INTO config_changes (id, time_ns, day, resource_id, resource_type, resource_store,
+	resource_provider, resource_region, setting, before, after, actor_id, actor_type, actor_tenant, actor_groups,
+	source, extra, ingested_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+
+// Write stores the batch in one transaction: all of it or none. Events
+// whose id is already stored are skipped, so writing a batch twice is
+// harmless.
+func (s *Store) Write(ctx context.Context, b *event.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite store: begin: %w", err)
+	}
+	defer tx.Rollback()
+	now := time.Now().UnixNano()
+	if len(b.Access) > 0 {
+		st, err := tx.PrepareContext(ctx, insertAccess)
+		if err != nil {
+			return fmt.Errorf("sqlite store: prepare: %w", err)
+		}
+		for i := range b.Access {
+			e := &b.Access[i]
+			ip := ""
+			if e.SourceIP.IsValid() {
+				ip = e.SourceIP.String()
+			}
+			if _, err := st.ExecContext(ctx, e.ID, e.Time.UnixNano(), day(e.Time), e.Tenant, e.Actor.ID, e.Actor.Type,
+				e.Actor.Tenant, list(e.Actor.Groups), e.Action, e.Resource.Type, e.Resource.ID, e.Resource.Store,
+				e.Records, list(e.Categories), e.Outcome, ip, e.Country, e.UserAgent, e.RequestID, raw(e.Extra), now); err != nil {
+				st.Close()
+				return fmt.Errorf("sqlite store: insert access event: %w", err)
+			}
+		}
+		st.Close()
+	}
+	if len(b.Config) > 0 {
+		st, err := tx.PrepareContext(ctx, insertConfig)
+		if err != nil {
+			return fmt.Errorf("sqlite store: prepare: %w", err)
+		}
+		for i := range b.Config {
+			c := &b.Config[i]
+			var a event.Actor
+			if c.Actor != nil {
+				a = *c.Actor
+			}
+			if _, err := st.ExecContext(ctx, c.ID, c.Time.UnixNano(), day(c.Time), c.Resource.ID, c.Resource.Type,
+				c.Resource.Store, c.Resource.Provider, c.Resource.Region, c.Setting, raw(c.Before), string(c.After),
+				a.ID, a.Type, a.Tenant, list(a.Groups), c.Source, raw(c.Extra), now); err != nil {
+				st.Close()
+				return fmt.Errorf("sqlite store: insert config change: %w", err)
+			}
+		}
+		st.Close()
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite store: commit: %w", err)
+	}
+	return nil
+}
+
+// day is the UTC day of t as YYYYMMDD, the unit of retention.
+func day(t time.Time) int {
+	y, m, d := t.UTC().Date()
+	return y*10000 + int(m)*100 + d
+}
+
+func list(ss []string) any {
+	if ss == nil {
+		return nil
+	}
+	b, _ := json.Marshal(ss)
+	return string(b)
+}
+
+func raw(r json.RawMessage) any {
+	if len(r) == 0 {
+		return nil
+	}
+	return string(r)
+}
+
+func unlist(s sql.NullString) ([]string, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	var ss []string
+	return ss, json.Unmarshal([]byte(s.String), &ss)
+}
+
+func unraw(s sql.NullString) json.RawMessage {
+	if !s.Valid {
+		return nil
+	}
+	return json.RawMessage(s.String)
+}
+
+// ScanAccess calls fn for each stored access event with from ≤ time < to,
+// in time order (then id order), until fn returns an error.
+func (s *Store) ScanAccess(ctx context.Context, from, to time.Time, fn func(*event.AccessEvent) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, time_ns, tenant, actor_id, actor_type, actor_tenant, actor_groups,
+		action, resource_type, resource_id, resource_store, records, categories, outcome, source_ip, country,
+		user_agent, request_id, extra FROM access_events WHERE time_ns >= ? AND time_ns < ? ORDER BY time_ns, id`,
+		from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return fmt.Errorf("sqlite store: scan access events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e event.AccessEvent
+		var ns int64
+		var groups, cats, extra sql.NullString
+		var ip string
+		if err := rows.Scan(&e.ID, &ns, &e.Tenant, &e.Actor.ID, &e.Actor.Type, &e.Actor.Tenant, &groups,
+			&e.Action, &e.Resource.Type, &e.Resource.ID, &e.Resource.Store, &e.Records, &cats, &e.Outcome, &ip,
+			&e.Country, &e.UserAgent, &e.RequestID, &extra); err != nil {
+			return fmt.Errorf("sqlite store: scan access events: %w", err)
+		}
+		e.Time = time.Unix(0, ns).UTC()
+		if e.Actor.Groups, err = unlist(groups); err != nil {
+			return fmt.Errorf("sqlite store: event %q: actor groups: %w", e.ID, err)
+		}
+		if e.Categories, err = unlist(cats); err != nil {
+			return fmt.Errorf("sqlite store: event %q: categories: %w", e.ID, err)
+		}
+		if ip != "" {
+			if e.SourceIP, err = netip.ParseAddr(ip); err != nil {
+				return fmt.Errorf("sqlite store: event %q: source ip: %w", e.ID, err)
+			}
+		}
+		e.Extra = unraw(extra)
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite store: scan access events: %w", err)
+	}
+	return nil
+}
+
+// ScanConfig calls fn for each stored configuration change with
+// from ≤ time < to, in time order (then id order), until fn returns an error.
+func (s *Store) ScanConfig(ctx context.Context, from, to time.Time, fn func(*event.ConfigChange) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, time_ns, resource_id, resource_type, resource_store,
+		resource_provider, resource_region, setting, before, after, actor_id, actor_type, actor_tenant,
+		actor_groups, source, extra FROM config_changes WHERE time_ns >= ? AND time_ns < ? ORDER BY time_ns, id`,
+		from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return fmt.Errorf("sqlite store: scan config changes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c event.ConfigChange
+		var ns int64
+		var a event.Actor
+		var before, groups, extra sql.NullString
+		var after string
+		if err := rows.Scan(&c.ID, &ns, &c.Resource.ID, &c.Resource.Type, &c.Resource.Store, &c.Resource.Provider,
+			&c.Resource.Region, &c.Setting, &before, &after, &a.ID, &a.Type, &a.Tenant, &groups, &c.Source,
+			&extra); err != nil {
+			return fmt.Errorf("sqlite store: scan config changes: %w", err)
+		}
+		c.Time = time.Unix(0, ns).UTC()
+		c.Before, c.After, c.Extra = unraw(before), json.RawMessage(after), unraw(extra)
+		if a.ID != "" {
+			if a.Groups, err = unlist(groups); err != nil {
+				return fmt.Errorf("sqlite store: change %q: actor groups: %w", c.ID, err)
+			}
+			c.Actor = &a
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite store: scan config changes: %w", err)
+	}
+	return nil
+}
+
+// Count returns how many distinct events are stored.
+func (s *Store) Count(ctx context.Context) (access, config int64, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM access_events), (SELECT count(*) FROM config_changes)`).
+		Scan(&access, &config)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite store: count: %w", err)
+	}
+	return access, config, nil
+}
+
+// DropBefore removes every event dated before day (a UTC midnight).
+func (s *Store) DropBefore(ctx context.Context, before time.Time) (int, error) {
+	cut := day(before)
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT day FROM access_events WHERE day < ?1
+		UNION SELECT day FROM config_changes WHERE day < ?1)`, cut).Scan(&n)
+	if err != nil || n == 0 {
+		if err != nil {
+			err = fmt.Errorf("sqlite store: retention: %w", err)
+		}
+		return 0, err
+	}
+	for _, table := range []string{"access_events", "config_changes"} {
+		if _, err := s.w.ExecContext(ctx, "DELETE FROM "+table+" WHERE day < ?", cut); err != nil {
+			return 0, fmt.Errorf("sqlite store: retention on %s: %w", table, err)
+		}
+	}
+	return n, nil
+}

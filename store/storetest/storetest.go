@@ -1,0 +1,304 @@
+// Package storetest is the contract every breachwatch store passes: what is
+// written reads back unchanged, writing an event twice stores it once, and
+// retention drops whole days. store/sqlite and store/clickhouse run it
+// against real databases.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/breachwatch/breachwatch/event"
+)
+
+// Store is what the suite exercises.
+type Store interface {
+	Write(ctx context.Context, b *event.Batch) error
+	ScanAccess(ctx context.Context, from, to time.Time, fn func(*event.AccessEvent) error) error
+	ScanConfig(ctx context.Context, from, to time.Time, fn func(*event.ConfigChange) error) error
+	Count(ctx context.Context) (access, config int64, err error)
+	DropBefore(ctx context.Context, day time.Time) (int, error)
+	Ping(ctx context.Context) error
+}
+
+// Run runs the suite. open must return a new, empty store each call.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Store)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"Idempotent", testIdempotent},
+		{"ConcurrentWriters", testConcurrent},
+		{"TimeRange", testTimeRange},
+		{"Retention", testRetention},
+		{"LargeBatch", testLargeBatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+// Day0 is the UTC midnight the suite's fixtures are dated from.
+var Day0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+
+// Access returns n valid access events from start, one a second, with ids
+// prefix-0, prefix-1, ...
+func Access(prefix string, start time.Time, n int) []event.AccessEvent {
+	evs := make([]event.AccessEvent, n)
+	for i := range evs {
+		evs[i] = event.AccessEvent{
+			ID: fmt.Sprintf("%s-%d", prefix, i), Time: start.Add(time.Duration(i) * time.Second),
+			Tenant: fmt.Sprintf("cust-%04d", i%37), Actor: event.Actor{ID: fmt.Sprintf("u-%d", i%101), Type: event.ActorCustomerUser,
+				Tenant: fmt.Sprintf("cust-%04d", i%37)},
+			Action: event.ActionRead, Resource: event.Resource{Type: "booking", ID: fmt.Sprintf("bk-%d", i), Store: "postgres-eu-1"},
+			Records: 1, Outcome: event.OutcomeSuccess,
+		}
+	}
+	return evs
+}
+
+// richBatch exercises every field, empty and full, across two days.
+func richBatch() *event.Batch {
+	t1 := Day0.Add(9*time.Hour + 15*time.Minute + 2*time.Second + 113_456_789)
+	t2 := Day0.Add(24*time.Hour + 30*time.Minute)
+	return &event.Batch{
+		Access: []event.AccessEvent{
+			{ID: "a-full", Time: t1, Tenant: "cust-0042",
+				Actor:  event.Actor{ID: "e-17", Type: event.ActorEmployee, Groups: []string{"support", "db-admins"}},
+				Action: event.ActionExport, Resource: event.Resource{Type: "booking", ID: "bk-1", Store: "postgres-eu-1"},
+				Records: 1800, Categories: []string{"contact", "booking"}, Outcome: event.OutcomeSuccess,
+				SourceIP: netip.MustParseAddr("2001:db8::17"), Country: "NL",
+				UserAgent: `Mozilla/5.0 "<script>alert(1)</script>" ☃ مرحبا`, RequestID: "req-1",
+				Extra: json.RawMessage(`{"trace":{"span":"abc"},"actor":{"badge":7}}`)},
+			{ID: "a-min", Time: t1, Tenant: "cust-0007", Actor: event.Actor{ID: "anonymous", Type: event.ActorAnonymous},
+				Action: event.ActionDownload, Resource: event.Resource{Type: "file", Store: "s3://exports-eu"},
+				Records: 0, Outcome: event.OutcomeDenied, SourceIP: netip.MustParseAddr("198.51.100.23")},
+			{ID: "a-next-day", Time: t2, Tenant: "cust-0001",
+				Actor:  event.Actor{ID: "k-1", Type: event.ActorAPIKey, Tenant: "cust-0001"},
+				Action: event.ActionLoginFailed, Resource: event.Resource{Type: "account", Store: "auth"},
+				Records: 1, Outcome: event.OutcomeError},
+		},
+		Config: []event.ConfigChange{
+			{ID: "c-full", Time: t1, Resource: event.ConfigResource{ID: "arn:aws:s3:::exports-eu", Type: "bucket",
+				Store: "s3://exports-eu", Provider: "aws", Region: "eu-west-1"}, Setting: "public_access",
+				Before: json.RawMessage(`false`), After: json.RawMessage(`{"acl":["AllUsers"],"n":1.5}`),
+				Actor:  &event.Actor{ID: "deploy-bot", Type: event.ActorService, Groups: []string{"ci"}},
+				Source: "terraform", Extra: json.RawMessage(`{"ticket":"OPS-1"}`)},
+			{ID: "c-min", Time: t2, Resource: event.ConfigResource{ID: "pg-1", Type: "database", Store: "pg-1"},
+				Setting: "encryption_at_rest", After: json.RawMessage(`null`)},
+		},
+	}
+}
+
+func scanAll(t *testing.T, s Store) ([]event.AccessEvent, []event.ConfigChange) {
+	t.Helper()
+	ctx := context.Background()
+	var as []event.AccessEvent
+	var cs []event.ConfigChange
+	if err := s.ScanAccess(ctx, event.MinTime, event.MaxTime, func(e *event.AccessEvent) error {
+		as = append(as, *e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ScanConfig(ctx, event.MinTime, event.MaxTime, func(c *event.ConfigChange) error {
+		cs = append(cs, *c)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return as, cs
+}
+
+func sorted[T any](xs []T, key func(*T) (time.Time, string)) []T {
+	out := slices.Clone(xs)
+	slices.SortFunc(out, func(a, b T) int {
+		ta, ia := key(&a)
+		tb, ib := key(&b)
+		if c := ta.Compare(tb); c != 0 {
+			return c
+		}
+		if ia < ib {
+			return -1
+		}
+		if ia > ib {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func accessKey(e *event.AccessEvent) (time.Time, string)  { return e.Time, e.ID }
+func configKey(c *event.ConfigChange) (time.Time, string) { return c.Time, c.ID }
+
+func testRoundTrip(t *testing.T, s Store) {
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, &event.Batch{}); err != nil {
+		t.Fatalf("empty batch: %v", err)
+	}
+	b := richBatch()
+	for i := range b.Access {
+		if err := b.Access[i].Validate(); err != nil {
+			t.Fatalf("fixture %s: %v", b.Access[i].ID, err)
+		}
+	}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	as, cs := scanAll(t, s)
+	if want := sorted(b.Access, accessKey); !reflect.DeepEqual(as, want) {
+		t.Errorf("access events read back differ:\n got %+v\nwant %+v", as, want)
+	}
+	if want := sorted(b.Config, configKey); !reflect.DeepEqual(cs, want) {
+		t.Errorf("config changes read back differ:\n got %+v\nwant %+v", cs, want)
+	}
+	a, c, err := s.Count(ctx)
+	if err != nil || a != 3 || c != 2 {
+		t.Errorf("Count = %d, %d, %v; want 3, 2", a, c, err)
+	}
+}
+
+func testIdempotent(t *testing.T, s Store) {
+	ctx := context.Background()
+	first := &event.Batch{Access: Access("x", Day0, 100)}
+	for range 2 {
+		if err := s.Write(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A later batch that overlaps the first by half, with a config change
+	// written twice in the same batch.
+	overlap := &event.Batch{Access: Access("x", Day0.Add(50*time.Second), 100)}
+	for i := range overlap.Access {
+		overlap.Access[i].ID = fmt.Sprintf("x-%d", i+50)
+	}
+	c := richBatch().Config[0]
+	overlap.Config = []event.ConfigChange{c, c}
+	if err := s.Write(ctx, overlap); err != nil {
+		t.Fatal(err)
+	}
+	a, n, err := s.Count(ctx)
+	if err != nil || a != 150 || n != 1 {
+		t.Fatalf("Count = %d, %d, %v; want 150 distinct access events and 1 change", a, n, err)
+	}
+	as, cs := scanAll(t, s)
+	seen := map[string]int{}
+	for _, e := range as {
+		seen[e.ID]++
+	}
+	if len(as) != 150 || len(seen) != 150 || len(cs) != 1 {
+		t.Errorf("scan returned %d access events (%d distinct) and %d changes; want 150, 150, 1", len(as), len(seen), len(cs))
+	}
+}
+
+func testConcurrent(t *testing.T, s Store) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Writers 0-3 and 4-7 write the same two sets of ids.
+			b := &event.Batch{Access: Access(fmt.Sprintf("w%d", w%4), Day0, 250)}
+			errs <- s.Write(ctx, b)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, _, err := s.Count(ctx); err != nil || a != 1000 {
+		t.Errorf("Count = %d, %v; want 1000", a, err)
+	}
+}
+
+func testTimeRange(t *testing.T, s Store) {
+	ctx := context.Background()
+	base := Day0.Add(10 * time.Hour)
+	evs := Access("r", base, 5)
+	for i := range evs {
+		evs[i].Time = base.Add(time.Duration(i) * 250 * time.Millisecond) // four in one second
+	}
+	if err := s.Write(ctx, &event.Batch{Access: evs}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	from, to := evs[1].Time, evs[3].Time
+	if err := s.ScanAccess(ctx, from, to, func(e *event.AccessEvent) error {
+		got = append(got, e.ID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"r-1", "r-2"}; !slices.Equal(got, want) {
+		t.Errorf("scan [%v, %v) = %v, want %v", from, to, got, want)
+	}
+	stop := fmt.Errorf("stop")
+	n := 0
+	err := s.ScanAccess(ctx, event.MinTime, event.MaxTime, func(*event.AccessEvent) error { n++; return stop })
+	if err != stop || n != 1 {
+		t.Errorf("scan did not stop at the callback's error: n=%d err=%v", n, err)
+	}
+}
+
+func testRetention(t *testing.T, s Store) {
+	ctx := context.Background()
+	b := &event.Batch{}
+	for d := range 4 { // days Day0-3 .. Day0
+		at := Day0.AddDate(0, 0, d-3).Add(12 * time.Hour)
+		b.Access = append(b.Access, Access(fmt.Sprintf("d%d", d), at, 10)...)
+		c := richBatch().Config[1]
+		c.ID, c.Time = fmt.Sprintf("c-d%d", d), at
+		b.Config = append(b.Config, c)
+	}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DropBefore(ctx, Day0.AddDate(0, 0, -1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("DropBefore dropped %d days, want 2", n)
+	}
+	as, cs := scanAll(t, s)
+	if len(as) != 20 || len(cs) != 2 {
+		t.Fatalf("after retention: %d access events, %d changes; want 20, 2", len(as), len(cs))
+	}
+	for _, e := range as {
+		if e.Time.Before(Day0.AddDate(0, 0, -1)) {
+			t.Errorf("event %s at %v survived retention", e.ID, e.Time)
+		}
+	}
+	if n, err := s.DropBefore(ctx, Day0.AddDate(0, 0, -1)); err != nil || n != 0 {
+		t.Errorf("second DropBefore = %d, %v; want 0", n, err)
+	}
+}
+
+func testLargeBatch(t *testing.T, s Store) {
+	ctx := context.Background()
+	const n = 20_000
+	b := &event.Batch{Access: Access("big", Day0.Add(23*time.Hour), n)} // crosses midnight
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if a, _, err := s.Count(ctx); err != nil || a != n {
+		t.Errorf("Count = %d, %v; want %d", a, err, n)
+	}
+}
