@@ -636,11 +636,7 @@ func (p *parser) access(ev *AccessEvent) error {
 		case "tenant":
 			ev.Tenant, err = p.str(key)
 		case "actor":
-			var present bool
-			present, err = p.actor("actor", &ev.Actor)
-			if err == nil && !present {
-				err = missing("actor.id")
-			}
+			_, err = p.actor("actor", &ev.Actor) // absent or null: Validate reports it
 		case "action":
 			ev.Action, err = p.str(key)
 		case "resource":
@@ -672,12 +668,6 @@ func (p *parser) access(ev *AccessEvent) error {
 	}
 	if err := p.end(); err != nil {
 		return err
-	}
-	if seen&bActor == 0 {
-		return missing("actor.id")
-	}
-	if seen&bResource == 0 {
-		return missing("resource.type")
 	}
 	ev.Extra = p.extraJSON()
 	return nil
@@ -743,10 +733,7 @@ func (p *parser) actor(path string, a *Actor) (present bool, err error) {
 func (p *parser) accessResource(r *Resource) error {
 	switch p.peek() {
 	case 'n':
-		if err := p.literal("null"); err != nil {
-			return err
-		}
-		return missing("resource.type")
+		return p.literal("null") // Validate reports the missing fields
 	case '{':
 		p.i++
 	default:
@@ -890,9 +877,6 @@ func (p *parser) config(c *ConfigChange) error {
 	if err := p.end(); err != nil {
 		return err
 	}
-	if seen&bResource == 0 {
-		return missing("resource.id")
-	}
 	if c.Resource.Store == "" {
 		c.Resource.Store = c.Resource.ID
 	}
@@ -903,10 +887,7 @@ func (p *parser) config(c *ConfigChange) error {
 func (p *parser) configResource(r *ConfigResource) error {
 	switch p.peek() {
 	case 'n':
-		if err := p.literal("null"); err != nil {
-			return err
-		}
-		return missing("resource.id")
+		return p.literal("null") // Validate reports the missing fields
 	case '{':
 		p.i++
 	default:

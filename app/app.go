@@ -1,0 +1,371 @@
+// Package app is breachwatch's one composition root: it builds every part
+// from Options, in order, runs them, and tears them down in reverse order.
+// Run can be started in-process, which is how the end-to-end tests run it.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/breachwatch/breachwatch/ingest"
+	"github.com/breachwatch/breachwatch/store"
+	"github.com/breachwatch/breachwatch/store/clickhouse"
+	"github.com/breachwatch/breachwatch/store/sqlite"
+	"github.com/breachwatch/breachwatch/web"
+)
+
+// Runtime is what Run needs from its surroundings besides the Options.
+type Runtime struct {
+	Stdout io.Writer           // receives the start-up banner; nil for none
+	Logger *zap.Logger         // nil: built from Options.Log
+	Getenv func(string) string // nil: os.Getenv
+	Now    func() time.Time    // nil: time.Now
+	// Ready, if set, is called once everything is listening.
+	Ready func(Info)
+}
+
+// Info says where a running breachwatch can be reached.
+type Info struct {
+	HTTPAddr     string
+	KafkaBrokers []string
+	Embedded     bool   // the broker is the embedded one
+	Store        string // a description, e.g. "sqlite data/breachwatch.db"
+	DevTokenFile string // set when the development token is on
+}
+
+// appStore is what app needs of a store.
+type appStore interface {
+	ingest.Store
+	store.Dropper
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Run runs breachwatch until ctx ends or a part fails, then stops every
+// part in reverse order. It returns nil after a clean stop.
+func Run(ctx context.Context, o Options, rt Runtime) (err error) {
+	log := rt.Logger
+	if log == nil {
+		if log, err = NewLogger(o.Log); err != nil {
+			return err
+		}
+		defer func() { _ = log.Sync() }()
+	}
+	if rt.Getenv == nil {
+		rt.Getenv = os.Getenv
+	}
+	if rt.Now == nil {
+		rt.Now = time.Now
+	}
+	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	reg := prometheus.NewRegistry()
+	if err := errors.Join(
+		reg.Register(collectors.NewGoCollector()),
+		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+	); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+
+	st, storeDesc, err := openStore(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	kopts, err := o.kafkaClient()
+	if err != nil {
+		return err
+	}
+	topics := []string{o.Kafka.Topics.Access, o.Kafka.Topics.Config,
+		o.Kafka.Topics.Access + o.Kafka.DLQSuffix, o.Kafka.Topics.Config + o.Kafka.DLQSuffix}
+	embedded := len(o.Kafka.Brokers) == 0
+	if embedded {
+		emb, err := ingest.StartEmbedded(ingest.EmbeddedOptions{
+			Addr: o.Kafka.Embedded.Addr, DataDir: filepath.Join(o.DataDir, "kafka"),
+			SyncWrites: o.Kafka.Embedded.SyncWrites, Partitions: int32(o.Kafka.Embedded.Partitions), Topics: topics,
+		}, log)
+		if err != nil {
+			return err
+		}
+		defer emb.Close() // after the consumer and the demo producer have stopped
+		kopts.Brokers = []string{emb.Addr()}
+	} else if o.Kafka.CreateTopics {
+		tctx, tcancel := context.WithTimeout(ctx, 20*time.Second)
+		if err := ingest.EnsureTopics(tctx, kopts, log, topics...); err != nil {
+			log.Warn("could not create the topics; create them yourself if they are missing", zap.Error(err))
+		}
+		tcancel()
+	}
+
+	metrics, err := ingest.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	writer := ingest.NewWriter(st, nil, ingest.Backoff{}, metrics, log.Named("ingest"))
+	consumer, err := ingest.NewConsumer(kopts, ingest.ConsumerOptions{
+		Group: o.Kafka.Group, AccessTopic: o.Kafka.Topics.Access, ConfigTopic: o.Kafka.Topics.Config,
+		DLQSuffix: o.Kafka.DLQSuffix, MaxBatch: o.Kafka.BatchMaxRecords, MaxWait: time.Duration(o.Kafka.BatchMaxWait),
+		MaxEventBytes: int(o.Ingest.MaxEventBytes), FetchMaxBytes: int32(o.Kafka.FetchMaxBytes),
+		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches,
+	}, writer, metrics, log.Named("consumer"))
+	if err != nil {
+		return err
+	}
+	httpIngest := ingest.NewHTTP(writer, ingest.HTTPOptions{
+		MaxBodyBytes: int64(o.Ingest.HTTPMaxBodyBytes), MaxEventBytes: int(o.Ingest.MaxEventBytes),
+		WriteTimeout: time.Duration(o.Ingest.HTTPWriteTimeout),
+	}, metrics, log.Named("http-ingest"))
+
+	tokens, err := o.tokens(rt.Getenv)
+	if err != nil {
+		return err
+	}
+	var devTokenFile string
+	if o.Auth.DevToken {
+		tok, path, err := devToken(o.DataDir)
+		if err != nil {
+			return err
+		}
+		tokens, devTokenFile = append(tokens, tok), path
+	}
+	if len(tokens) == 0 {
+		log.Warn("no API tokens are configured: every /api/ request will be refused (see auth.tokens)")
+	}
+	ingestRoles := []web.Role{web.RoleIngest}
+	srv, err := web.New(web.Options{
+		Addr:   o.HTTP.Addr,
+		Tokens: tokens,
+		Routes: []web.Route{
+			{Method: "POST", Path: "/api/v1/events/access", Roles: ingestRoles, Handler: httpIngest.Access()},
+			{Method: "POST", Path: "/api/v1/events/config", Roles: ingestRoles, Handler: httpIngest.Config()},
+		},
+		Checks: []web.Check{
+			{Name: "kafka", Fn: consumer.Ping},
+			{Name: "store", Fn: func(ctx context.Context) error {
+				if !writer.Healthy() {
+					return errors.New("store writes are failing")
+				}
+				return st.Ping(ctx)
+			}},
+		},
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Log:     log.Named("http"),
+	})
+	if err != nil {
+		return err
+	}
+
+	g := newGroup(cancel)
+	g.Go("kafka consumer", func() error { return consumer.Run(ctx) })
+	listening := make(chan string, 1)
+	g.Go("http server", func() error { return srv.Run(ctx, func(addr string) { listening <- addr }) })
+	g.Go("retention", func() error {
+		store.RunRetention(ctx, st, o.Store.RetentionDays, time.Hour, rt.Now, log.Named("retention"))
+		return nil
+	})
+	if o.Demo.Enabled {
+		g.Go("demo traffic", func() error { return runDemo(ctx, kopts, o.Demo, o.demoTopics(), log.Named("demo")) })
+	}
+	select {
+	case addr := <-listening:
+		info := Info{HTTPAddr: addr, KafkaBrokers: kopts.Brokers, Embedded: embedded, Store: storeDesc, DevTokenFile: devTokenFile}
+		log.Info("breachwatch is running", zap.String("http", addr), zap.Strings("kafka", kopts.Brokers), zap.String("store", storeDesc))
+		if rt.Stdout != nil {
+			printBanner(rt.Stdout, o, info)
+		}
+		if rt.Ready != nil {
+			rt.Ready(info)
+		}
+	case <-ctx.Done():
+	}
+	return g.Wait()
+}
+
+// openStore opens ClickHouse when an address is configured (waiting for it
+// to come up), the embedded store otherwise.
+func openStore(ctx context.Context, o Options, log *zap.Logger) (appStore, string, error) {
+	if len(o.ClickHouse.Addr) == 0 {
+		s, err := sqlite.Open(ctx, o.DataDir)
+		if err != nil {
+			return nil, "", err
+		}
+		return s, "sqlite " + filepath.Join(o.DataDir, sqlite.FileName), nil
+	}
+	tlsConf, err := o.ClickHouse.TLS.config()
+	if err != nil {
+		return nil, "", fmt.Errorf("clickhouse.tls: %w", err)
+	}
+	opts := clickhouse.Options{Addr: o.ClickHouse.Addr, Database: o.ClickHouse.Database, Username: o.ClickHouse.Username,
+		Password: o.ClickHouse.Password, TLS: tlsConf, DialTimeout: time.Duration(o.ClickHouse.DialTimeout)}
+	for attempt := 1; ; attempt++ {
+		s, err := clickhouse.Open(ctx, opts)
+		if err == nil {
+			return s, fmt.Sprintf("clickhouse %v database %s", o.ClickHouse.Addr, o.ClickHouse.Database), nil
+		}
+		delay := ingest.DefaultBackoff.Delay(attempt)
+		log.Warn("cannot open the ClickHouse store yet; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil, "", err
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (o Options) kafkaClient() (ingest.KafkaOptions, error) {
+	tlsConf, err := o.Kafka.TLS.config()
+	if err != nil {
+		return ingest.KafkaOptions{}, fmt.Errorf("kafka.tls: %w", err)
+	}
+	return ingest.KafkaOptions{Brokers: o.Kafka.Brokers, ClientID: o.Kafka.ClientID, TLS: tlsConf,
+		SASLMechanism: o.Kafka.SASL.Mechanism, SASLUser: o.Kafka.SASL.Username, SASLPassword: o.Kafka.SASL.Password}, nil
+}
+
+func (t TLSOptions) config() (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", t.CAFile)
+		}
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// devToken reads, or creates, the development admin token in dataDir.
+func devToken(dataDir string) (web.Token, string, error) {
+	path := filepath.Join(dataDir, "dev-token")
+	secret, err := readSecretFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return web.Token{}, "", err
+		}
+		secret = "bw_dev_" + base64.RawURLEncoding.EncodeToString(b[:])
+		if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+			return web.Token{}, "", fmt.Errorf("dev token: %w", err)
+		}
+	} else if err != nil {
+		return web.Token{}, "", fmt.Errorf("dev token: %w", err)
+	}
+	return web.Token{Name: "dev", Role: web.RoleAdmin, Hash: web.HashToken(secret)}, path, nil
+}
+
+// NewLogger builds the logger: JSON for machines, or a readable console
+// format on a terminal.
+func NewLogger(o LogOptions) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(o.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	format := o.Format
+	if format == "auto" {
+		format = "json"
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			format = "console"
+		}
+	}
+	var cfg zap.Config
+	if format == "console" {
+		cfg = zap.NewDevelopmentConfig()
+		cfg.Development = false
+		cfg.DisableStacktrace = true
+		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		cfg.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+	} else {
+		cfg = zap.NewProductionConfig()
+		cfg.EncoderConfig.TimeKey = "time"
+		cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	}
+	cfg.Level = zap.NewAtomicLevelAt(level)
+	return cfg.Build()
+}
+
+// group runs parts concurrently; the first that fails stops the others.
+type group struct {
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+	cancel context.CancelFunc
+}
+
+func newGroup(cancel context.CancelFunc) *group { return &group{cancel: cancel} }
+
+func (g *group) Go(name string, fn func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := fn(); err != nil {
+			g.once.Do(func() {
+				g.err = fmt.Errorf("%s: %w", name, err)
+				g.cancel()
+			})
+		}
+	}()
+}
+
+func (g *group) Wait() error {
+	g.wg.Wait()
+	return g.err
+}
+
+func printBanner(w io.Writer, o Options, i Info) {
+	fmt.Fprintf(w, "\nbreachwatch is running.\n\n")
+	fmt.Fprintf(w, "  HTTP API      http://%s   (health: /healthz  readiness: /readyz  metrics: /metrics)\n", i.HTTPAddr)
+	broker := "Kafka brokers"
+	if i.Embedded {
+		broker = "embedded Kafka"
+	}
+	fmt.Fprintf(w, "  %-13s %v   topics %s, %s (bad records go to <topic>%s)\n", broker, i.KafkaBrokers,
+		o.Kafka.Topics.Access, o.Kafka.Topics.Config, o.Kafka.DLQSuffix)
+	fmt.Fprintf(w, "  store         %s\n", i.Store)
+	if o.Demo.Enabled {
+		fmt.Fprintf(w, "  demo traffic  %.0f events/s from %d tenants\n", o.Demo.Rate, o.Demo.Tenants)
+	}
+	if i.DevTokenFile != "" {
+		fmt.Fprintf(w, "  admin token   in %s (development only)\n", i.DevTokenFile)
+		fmt.Fprintf(w, "\nTry:\n  curl -s http://%s/metrics | grep breachwatch_ingest\n", i.HTTPAddr)
+		fmt.Fprintf(w, "  echo '{\"id\":\"try-1\",\"time\":\"%s\",\"tenant\":\"cust-0001\",\"actor\":{\"id\":\"u-1\",\"type\":\"customer_user\",\"tenant\":\"cust-0001\"},\"action\":\"read\",\"resource\":{\"type\":\"booking\",\"store\":\"postgres-eu-1\"},\"outcome\":\"success\"}' \\\n",
+			time.Now().UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "    | curl -s -H \"Authorization: Bearer $(cat %s)\" --data-binary @- http://%s/api/v1/events/access\n", i.DevTokenFile, i.HTTPAddr)
+		if i.Embedded {
+			fmt.Fprintf(w, "  kcat -C -b %s -t %s -e -o -5     # the newest access events\n", i.KafkaBrokers[0], o.Kafka.Topics.Access)
+		}
+	}
+	fmt.Fprintf(w, "\nStop with Ctrl-C.\n\n")
+}

@@ -1,0 +1,650 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/breachwatch/breachwatch/web"
+)
+
+// EnvPrefix starts every environment variable breachwatch reads.
+const EnvPrefix = "BREACHWATCH_"
+
+// Options is breachwatch's whole configuration. It comes from defaults, then
+// a YAML file, then BREACHWATCH_* environment variables, then flags, each
+// overriding the one before. Secrets are read only from the environment or
+// from files named in the configuration, never from the YAML itself.
+type Options struct {
+	// DataDir holds the embedded store, the embedded broker's log and the
+	// development token.
+	DataDir    string            `yaml:"data_dir"`
+	Log        LogOptions        `yaml:"log"`
+	HTTP       HTTPOptions       `yaml:"http"`
+	Kafka      KafkaOptions      `yaml:"kafka"`
+	Store      StoreOptions      `yaml:"store"`
+	Ingest     IngestOptions     `yaml:"ingest"`
+	Auth       AuthOptions       `yaml:"auth"`
+	Demo       DemoOptions       `yaml:"demo"`
+	ClickHouse ClickHouseOptions `yaml:"clickhouse"`
+}
+
+// LogOptions configure logging.
+type LogOptions struct {
+	Format string `yaml:"format"` // auto (console on a terminal, else json), json, console
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// HTTPOptions configure the HTTP server.
+type HTTPOptions struct {
+	Addr string `yaml:"addr"`
+}
+
+// KafkaOptions configure Kafka.
+type KafkaOptions struct {
+	// Brokers of the Kafka cluster; empty runs the embedded broker.
+	Brokers      []string    `yaml:"brokers"`
+	ClientID     string      `yaml:"client_id"`
+	Group        string      `yaml:"group"`
+	Topics       TopicNames  `yaml:"topics"`
+	DLQSuffix    string      `yaml:"dlq_suffix"`
+	CreateTopics bool        `yaml:"create_topics"` // create missing topics (and their DLQs) at start
+	TLS          TLSOptions  `yaml:"tls"`
+	SASL         SASLOptions `yaml:"sasl"`
+	// Consumer batching and memory bounds.
+	BatchMaxRecords      int      `yaml:"batch_max_records"`
+	BatchMaxWait         Duration `yaml:"batch_max_wait"`
+	FetchMaxBytes        ByteSize `yaml:"fetch_max_bytes"`
+	MaxConcurrentFetches int      `yaml:"max_concurrent_fetches"`
+	Embedded             Embedded `yaml:"embedded"`
+}
+
+// TopicNames are the topics breachwatch consumes.
+type TopicNames struct {
+	Access string `yaml:"access"`
+	Config string `yaml:"config"`
+}
+
+// SASLOptions configure SASL authentication to Kafka.
+type SASLOptions struct {
+	Mechanism    string `yaml:"mechanism"` // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	Password     string `yaml:"-" env:"KAFKA_SASL_PASSWORD" secret:"password"`
+}
+
+// Embedded configures the embedded broker.
+type Embedded struct {
+	Addr       string `yaml:"addr"`
+	Partitions int    `yaml:"partitions"`
+	SyncWrites bool   `yaml:"sync_writes"` // fsync each produced batch before acknowledging it
+}
+
+// TLSOptions configure a TLS client.
+type TLSOptions struct {
+	Enabled    bool   `yaml:"enabled"`
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// ClickHouseOptions configure the ClickHouse store.
+type ClickHouseOptions struct {
+	// Addr of the native protocol (host:9000); empty uses the embedded store.
+	Addr         []string   `yaml:"addr"`
+	Database     string     `yaml:"database"`
+	Username     string     `yaml:"username"`
+	PasswordFile string     `yaml:"password_file"`
+	Password     string     `yaml:"-" env:"CLICKHOUSE_PASSWORD" secret:"password"`
+	TLS          TLSOptions `yaml:"tls"`
+	DialTimeout  Duration   `yaml:"dial_timeout"`
+}
+
+// StoreOptions apply to whichever store is used.
+type StoreOptions struct {
+	// RetentionDays drops events on days more than this many days ago
+	// (0 keeps everything).
+	RetentionDays int `yaml:"retention_days"`
+}
+
+// IngestOptions configure validation and HTTP ingest.
+type IngestOptions struct {
+	MaxEventBytes    ByteSize `yaml:"max_event_bytes"`
+	HTTPMaxBodyBytes ByteSize `yaml:"http_max_body_bytes"`
+	HTTPWriteTimeout Duration `yaml:"http_write_timeout"`
+}
+
+// AuthOptions configure API authentication.
+type AuthOptions struct {
+	Tokens []TokenOptions `yaml:"tokens"`
+	// DevToken creates (once) an admin token in <data_dir>/dev-token, for
+	// local use. make run turns it on; never turn it on in production.
+	DevToken bool `yaml:"dev_token"`
+}
+
+// TokenOptions configure one API token. The secret comes from exactly one
+// of TokenFile, TokenEnv (the name of an environment variable) or
+// TokenSHA256 (the hex SHA-256 of the secret, which is not itself secret).
+type TokenOptions struct {
+	Name        string   `yaml:"name"`
+	Role        string   `yaml:"role"`
+	Tenants     []string `yaml:"tenants"`
+	TokenFile   string   `yaml:"token_file"`
+	TokenEnv    string   `yaml:"token_env"`
+	TokenSHA256 string   `yaml:"token_sha256"`
+}
+
+// DemoOptions configure the demo traffic producer.
+type DemoOptions struct {
+	Enabled bool    `yaml:"enabled"`
+	Rate    float64 `yaml:"rate"` // events per second
+	Tenants int     `yaml:"tenants"`
+	Seed    uint64  `yaml:"seed"`  // 0: a new seed each start
+	Count   int64   `yaml:"count"` // stop after this many events (0: never); for the demo command
+}
+
+// Defaults returns the configuration a newcomer gets: HTTP on
+// 127.0.0.1:8080, the embedded broker on 127.0.0.1:9092, the embedded store
+// under ./data.
+func Defaults() Options {
+	return Options{
+		DataDir: "./data",
+		Log:     LogOptions{Format: "auto", Level: "info"},
+		HTTP:    HTTPOptions{Addr: "127.0.0.1:8080"},
+		Kafka: KafkaOptions{
+			ClientID: "breachwatch", Group: "breachwatch",
+			Topics:    TopicNames{Access: "breachwatch.access", Config: "breachwatch.config"},
+			DLQSuffix: ".dlq", CreateTopics: true,
+			BatchMaxRecords: 20_000, BatchMaxWait: Duration(250 * time.Millisecond),
+			FetchMaxBytes: 16 << 20, MaxConcurrentFetches: 2,
+			Embedded: Embedded{Addr: "127.0.0.1:9092", Partitions: 4, SyncWrites: true},
+		},
+		ClickHouse: ClickHouseOptions{Database: "breachwatch", Username: "default", DialTimeout: Duration(5 * time.Second)},
+		Store:      StoreOptions{RetentionDays: 400},
+		Ingest:     IngestOptions{MaxEventBytes: 64 << 10, HTTPMaxBodyBytes: 16 << 20, HTTPWriteTimeout: Duration(15 * time.Second)},
+		Demo:       DemoOptions{Rate: 200, Tenants: 50},
+	}
+}
+
+// Duration is a time.Duration written as "250ms", "15s", "1h".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error { return d.Set(n.Value) }
+
+// Set parses a duration such as "250ms".
+func (d *Duration) Set(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || v < 0 {
+		return fmt.Errorf("want a duration such as 250ms, 15s or 1h, got %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// ByteSize is a size in bytes, written as a number or with a unit: 64KiB,
+// 16MiB, 1GiB (also KB, MB, GB as powers of 1000).
+type ByteSize int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error { return b.Set(n.Value) }
+
+// Set parses a size such as "16MiB".
+func (b *ByteSize) Set(s string) error {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsDigit(r) })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}[strings.ToUpper(unit)]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || mult == 0 || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("want a size such as 65536, 64KiB or 16MiB, got %q", s)
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// Load builds the Options from defaults, the YAML file at path (if not
+// empty), the environment (environ, as os.Environ returns it) and the
+// overrides set on the command line ("key.path=value"), in that order, and
+// resolves and checks them.
+func Load(path string, environ []string, overrides []string) (Options, error) {
+	o := Defaults()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return o, fmt.Errorf("config: %w", err)
+		}
+		if err := decodeYAML(path, data, &o); err != nil {
+			return o, err
+		}
+	}
+	setters := settersOf(&o)
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) {
+			continue
+		}
+		s, ok := setters.byEnv[name]
+		if !ok {
+			return o, fmt.Errorf("config: unknown environment variable %s (known: %s)", name, setters.envList())
+		}
+		if err := s.set(value); err != nil {
+			return o, fmt.Errorf("config: %s: %w", name, err)
+		}
+	}
+	for _, kv := range overrides {
+		key, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			return o, fmt.Errorf("config: override %q: want key=value", kv)
+		}
+		s, ok := setters.byKey[key]
+		if !ok {
+			return o, fmt.Errorf("config: unknown key %q", key)
+		}
+		if err := s.set(value); err != nil {
+			return o, fmt.Errorf("config: %s: %w", key, err)
+		}
+	}
+	if err := o.resolveSecrets(); err != nil {
+		return o, err
+	}
+	return o, o.Validate()
+}
+
+// decodeYAML decodes data onto o (keeping defaults for what it leaves out),
+// rejecting unknown keys by name and line.
+func decodeYAML(path string, data []byte, o *Options) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file
+	}
+	if err := checkKeys(doc.Content[0], reflect.TypeOf(*o), ""); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := doc.Content[0].Decode(o); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// checkKeys walks a YAML mapping alongside struct type t and names the
+// first key t does not have.
+func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("line %d: %q: want a mapping", n.Line, strings.TrimSuffix(prefix, "."))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			f, ok := fieldByKey(t, k.Value)
+			if !ok {
+				if sf, ok := secretField(t, k.Value); ok {
+					return fmt.Errorf("line %d: %q: secrets are not read from the config file; set %s%s or %s_file",
+						k.Line, prefix+k.Value, EnvPrefix, sf.Tag.Get("env"), prefix+k.Value)
+				}
+				return fmt.Errorf("line %d: unknown key %q", k.Line, prefix+k.Value)
+			}
+			if err := checkKeys(v, f.Type, prefix+k.Value+"."); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode && t.Elem().Kind() == reflect.Struct {
+			for i, item := range n.Content {
+				if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(prefix, "."), i)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
+}
+
+func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if name := yamlName(f); name != "" && name != "-" && name == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func secretField(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		if f := t.Field(i); f.Tag.Get("secret") == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// setter sets one scalar (or list) option from text.
+type setter struct {
+	key string // dotted path, e.g. kafka.brokers
+	env string
+	set func(string) error
+}
+
+type setterTable struct {
+	byKey map[string]setter
+	byEnv map[string]setter
+}
+
+func (t setterTable) envList() string {
+	names := make([]string, 0, len(t.byEnv))
+	for n := range t.byEnv {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// settersOf lists every option that can be set from the environment or a
+// flag: scalars and lists of scalars, plus the secrets.
+func settersOf(o *Options) setterTable {
+	t := setterTable{byKey: map[string]setter{}, byEnv: map[string]setter{}}
+	var walk func(v reflect.Value, prefix string)
+	walk = func(v reflect.Value, prefix string) {
+		for i := 0; i < v.NumField(); i++ {
+			f, fv := v.Type().Field(i), v.Field(i)
+			if env := f.Tag.Get("env"); env != "" {
+				s := setter{key: prefix + f.Tag.Get("secret"), env: EnvPrefix + env, set: textSetter(fv)}
+				t.byEnv[s.env] = s
+				continue
+			}
+			name := yamlName(f)
+			if name == "" || name == "-" {
+				continue
+			}
+			key := prefix + name
+			if fv.Kind() == reflect.Struct {
+				walk(fv, key+".")
+				continue
+			}
+			set := textSetter(fv)
+			if set == nil {
+				continue // e.g. the token list: configuration file only
+			}
+			s := setter{key: key, env: EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_")), set: set}
+			t.byKey[s.key] = s
+			t.byEnv[s.env] = s
+		}
+	}
+	walk(reflect.ValueOf(o).Elem(), "")
+	return t
+}
+
+func textSetter(v reflect.Value) func(string) error {
+	switch p := v.Addr().Interface().(type) {
+	case *Duration:
+		return p.Set
+	case *ByteSize:
+		return p.Set
+	case *string:
+		return func(s string) error { *p = s; return nil }
+	case *[]string:
+		return func(s string) error {
+			*p = nil
+			for _, item := range strings.Split(s, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					*p = append(*p, item)
+				}
+			}
+			return nil
+		}
+	case *bool:
+		return func(s string) error {
+			b, err := strconv.ParseBool(strings.TrimSpace(s))
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", s)
+			}
+			*p = b
+			return nil
+		}
+	case *int:
+		return func(s string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil {
+				return fmt.Errorf("want a whole number, got %q", s)
+			}
+			*p = n
+			return nil
+		}
+	case *uint64:
+		return func(s string) error {
+			n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+			if err != nil {
+				return fmt.Errorf("want a non-negative whole number, got %q", s)
+			}
+			*p = n
+			return nil
+		}
+	case *float64:
+		return func(s string) error {
+			n, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil {
+				return fmt.Errorf("want a number, got %q", s)
+			}
+			*p = n
+			return nil
+		}
+	}
+	return nil
+}
+
+// readSecretFile reads a secret from a file, without its trailing newline.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+func (o *Options) resolveSecrets() error {
+	if o.ClickHouse.PasswordFile != "" {
+		p, err := readSecretFile(o.ClickHouse.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("config: clickhouse.password_file: %w", err)
+		}
+		o.ClickHouse.Password = p
+	}
+	if o.Kafka.SASL.PasswordFile != "" {
+		p, err := readSecretFile(o.Kafka.SASL.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("config: kafka.sasl.password_file: %w", err)
+		}
+		o.Kafka.SASL.Password = p
+	}
+	return nil
+}
+
+// MinTokenLength is the shortest token secret accepted.
+const MinTokenLength = 24
+
+// tokens resolves the configured API tokens, reading their secrets.
+func (o *Options) tokens(getenv func(string) string) ([]web.Token, error) {
+	var out []web.Token
+	names := map[string]bool{}
+	for i, t := range o.Auth.Tokens {
+		where := fmt.Sprintf("auth.tokens[%d]", i)
+		if t.Name == "" {
+			return nil, fmt.Errorf("config: %s: name is required", where)
+		}
+		if names[t.Name] {
+			return nil, fmt.Errorf("config: %s: the name %q is used twice", where, t.Name)
+		}
+		names[t.Name] = true
+		role := web.Role(t.Role)
+		if !slices.Contains(web.Roles, role) {
+			return nil, fmt.Errorf("config: %s (%s): role %q: want one of ingest, engineer, dpo, admin, app", where, t.Name, t.Role)
+		}
+		if role == web.RoleApp && len(t.Tenants) == 0 {
+			return nil, fmt.Errorf("config: %s (%s): an app token needs the tenants it serves", where, t.Name)
+		}
+		if role != web.RoleApp && len(t.Tenants) > 0 {
+			return nil, fmt.Errorf("config: %s (%s): tenants apply to app tokens only", where, t.Name)
+		}
+		sources := 0
+		for _, s := range []string{t.TokenFile, t.TokenEnv, t.TokenSHA256} {
+			if s != "" {
+				sources++
+			}
+		}
+		if sources != 1 {
+			return nil, fmt.Errorf("config: %s (%s): give exactly one of token_file, token_env, token_sha256", where, t.Name)
+		}
+		tok := web.Token{Name: t.Name, Role: role, Tenants: t.Tenants}
+		var secret string
+		switch {
+		case t.TokenSHA256 != "":
+			h, err := parseHash(t.TokenSHA256)
+			if err != nil {
+				return nil, fmt.Errorf("config: %s (%s): token_sha256: %w", where, t.Name, err)
+			}
+			tok.Hash = h
+			out = append(out, tok)
+			continue
+		case t.TokenFile != "":
+			s, err := readSecretFile(t.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("config: %s (%s): token_file: %w", where, t.Name, err)
+			}
+			secret = s
+		default:
+			secret = getenv(t.TokenEnv)
+			if secret == "" {
+				return nil, fmt.Errorf("config: %s (%s): environment variable %s is empty or unset", where, t.Name, t.TokenEnv)
+			}
+		}
+		if len(secret) < MinTokenLength {
+			return nil, fmt.Errorf("config: %s (%s): the token is shorter than %d characters", where, t.Name, MinTokenLength)
+		}
+		tok.Hash = web.HashToken(secret)
+		out = append(out, tok)
+	}
+	return out, nil
+}
+
+func parseHash(s string) ([32]byte, error) {
+	var h [32]byte
+	s = strings.TrimSpace(s)
+	if len(s) != 64 {
+		return h, errors.New("want 64 hex digits")
+	}
+	for i := range h {
+		v, err := strconv.ParseUint(s[2*i:2*i+2], 16, 8)
+		if err != nil {
+			return h, errors.New("want 64 hex digits")
+		}
+		h[i] = byte(v)
+	}
+	return h, nil
+}
+
+// Validate checks the options for values that cannot work.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: "+format, append([]any{key}, args...)...))
+	}
+	if o.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch o.Log.Format {
+	case "auto", "json", "console":
+	default:
+		bad("log.format", "want auto, json or console, got %q", o.Log.Format)
+	}
+	switch o.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "want debug, info, warn or error, got %q", o.Log.Level)
+	}
+	checkAddr := func(key, addr string) {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "want host:port, got %q", addr)
+		}
+	}
+	checkAddr("http.addr", o.HTTP.Addr)
+	for _, b := range o.Kafka.Brokers {
+		checkAddr("kafka.brokers", b)
+	}
+	if len(o.Kafka.Brokers) == 0 {
+		checkAddr("kafka.embedded.addr", o.Kafka.Embedded.Addr)
+		if o.Kafka.Embedded.Partitions < 1 || o.Kafka.Embedded.Partitions > 1000 {
+			bad("kafka.embedded.partitions", "want 1 to 1000, got %d", o.Kafka.Embedded.Partitions)
+		}
+	}
+	for _, a := range o.ClickHouse.Addr {
+		checkAddr("clickhouse.addr", a)
+	}
+	if o.Kafka.Topics.Access == "" || o.Kafka.Topics.Config == "" || o.Kafka.Topics.Access == o.Kafka.Topics.Config {
+		bad("kafka.topics", "access and config must be two different, non-empty topic names")
+	}
+	if o.Kafka.DLQSuffix == "" {
+		bad("kafka.dlq_suffix", "must not be empty (the dead-letter topic would be the source topic)")
+	}
+	if o.Kafka.Group == "" {
+		bad("kafka.group", "must not be empty")
+	}
+	if o.Kafka.BatchMaxRecords < 1 {
+		bad("kafka.batch_max_records", "want at least 1, got %d", o.Kafka.BatchMaxRecords)
+	}
+	if o.Kafka.FetchMaxBytes < 1<<20 || o.Kafka.FetchMaxBytes > 1<<30 {
+		bad("kafka.fetch_max_bytes", "want 1MiB to 1GiB, got %d", o.Kafka.FetchMaxBytes)
+	}
+	if o.Kafka.MaxConcurrentFetches < 1 {
+		bad("kafka.max_concurrent_fetches", "want at least 1, got %d", o.Kafka.MaxConcurrentFetches)
+	}
+	if o.Ingest.MaxEventBytes < 1024 || o.Ingest.MaxEventBytes > 16<<20 {
+		bad("ingest.max_event_bytes", "want 1KiB to 16MiB, got %d", o.Ingest.MaxEventBytes)
+	}
+	if o.Ingest.HTTPMaxBodyBytes < o.Ingest.MaxEventBytes {
+		bad("ingest.http_max_body_bytes", "must be at least ingest.max_event_bytes")
+	}
+	if o.Store.RetentionDays < 0 {
+		bad("store.retention_days", "want 0 (keep everything) or more, got %d", o.Store.RetentionDays)
+	}
+	if o.Demo.Rate <= 0 || o.Demo.Rate > 1e6 {
+		bad("demo.rate", "want more than 0 and at most 1000000 events per second, got %v", o.Demo.Rate)
+	}
+	if o.Demo.Count < 0 {
+		bad("demo.count", "want 0 (no end) or more, got %d", o.Demo.Count)
+	}
+	if o.Demo.Tenants < 1 || o.Demo.Tenants > 100_000 {
+		bad("demo.tenants", "want 1 to 100000, got %d", o.Demo.Tenants)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,302 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/event"
+)
+
+// ConsumerOptions configure the Kafka consumer.
+type ConsumerOptions struct {
+	Group       string // consumer group id
+	AccessTopic string
+	ConfigTopic string
+	DLQSuffix   string // dead-letter topic = source topic + suffix
+
+	MaxBatch      int           // most records per store write
+	MaxWait       time.Duration // how long to wait to fill a batch once the first record is in
+	MaxEventBytes int           // larger records are dead-lettered
+
+	// FetchMaxBytes and MaxConcurrentFetches bound how much fetched data
+	// waits in memory: about MaxConcurrentFetches × FetchMaxBytes, however
+	// far behind the consumer is.
+	FetchMaxBytes        int32
+	MaxConcurrentFetches int
+
+	Backoff Backoff // for dead-letter produce retries
+}
+
+func (o *ConsumerOptions) defaults() {
+	if o.Group == "" {
+		o.Group = "breachwatch"
+	}
+	if o.DLQSuffix == "" {
+		o.DLQSuffix = ".dlq"
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 20_000
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 250 * time.Millisecond
+	}
+	if o.FetchMaxBytes <= 0 {
+		o.FetchMaxBytes = 16 << 20
+	}
+	if o.MaxConcurrentFetches <= 0 {
+		o.MaxConcurrentFetches = 2
+	}
+	if o.Backoff == (Backoff{}) {
+		o.Backoff = DefaultBackoff
+	}
+}
+
+// Consumer reads the access and config topics as a member of a consumer
+// group and writes what it reads to the store, at least once:
+//
+//   - a batch is polled (bounded in records and in time) and decoded;
+//   - the valid events are written through the Writer, which retries until
+//     the store acknowledges them (no further fetches meanwhile, so memory
+//     stays bounded however large the backlog);
+//   - the invalid records are produced to the dead-letter topic, and the
+//     consumer waits for the broker's acknowledgement;
+//   - only then are the batch's offsets marked, to be committed in the
+//     background, on revocation and at shutdown.
+//
+// Rebalances wait while a batch is in flight (BlockRebalanceOnPoll), so an
+// offset is never committed for a record that was not handled. A crash loses
+// only uncommitted offsets: those records are delivered again and the store,
+// idempotent on event id, keeps one copy.
+type Consumer struct {
+	cl   *kgo.Client
+	opts ConsumerOptions
+	w    *Writer
+	dlq  *deadLetter
+	dec  event.Decoder
+	m    *Metrics
+	log  *zap.Logger
+
+	mu  sync.Mutex                 // guards lag (updated by Run and by rebalance callbacks)
+	lag map[string]map[int32]int64 // topic → partition → records behind
+}
+
+// NewConsumer builds the consumer's client. It does not contact the brokers:
+// Run does, and keeps trying while they are unreachable.
+func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, m *Metrics, log *zap.Logger) (*Consumer, error) {
+	o.defaults()
+	if o.AccessTopic == "" || o.ConfigTopic == "" || o.AccessTopic == o.ConfigTopic {
+		return nil, fmt.Errorf("kafka consumer: need two distinct topics, got %q and %q", o.AccessTopic, o.ConfigTopic)
+	}
+	c := &Consumer{opts: o, w: w, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log,
+		lag: map[string]map[int32]int64{}}
+	opts, err := k.clientOpts(log)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.ConsumerGroup(o.Group),
+		kgo.ConsumeTopics(o.AccessTopic, o.ConfigTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(2*time.Second),
+		kgo.OnPartitionsRevoked(c.revoked),
+		kgo.OnPartitionsLost(c.lost),
+		kgo.FetchMaxBytes(o.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(max(o.FetchMaxBytes/4, 1<<20)),
+		kgo.MaxConcurrentFetches(o.MaxConcurrentFetches),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	if c.cl, err = kgo.NewClient(opts...); err != nil {
+		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+	c.dlq = &deadLetter{cl: c.cl, suffix: o.DLQSuffix, backoff: o.Backoff, m: m, log: log, now: time.Now}
+	return c, nil
+}
+
+// Ping checks that a broker answers.
+func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
+
+// Run consumes until ctx ends, then commits what was handled, leaves the
+// group and closes the client. It returns nil after a clean stop.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.shutdown()
+	var batch event.Batch
+	var bad []rejected
+	for {
+		fetches := c.poll(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			c.cl.AllowRebalance() // nothing of this poll is marked; it will be redelivered
+			return nil
+		}
+		c.fetchErrors(fetches)
+		recs := fetches.Records()
+		if len(recs) == 0 {
+			c.cl.AllowRebalance()
+			continue
+		}
+		c.observeLag(fetches)
+
+		batch.Reset()
+		clear(bad)
+		bad = bad[:0]
+		var nAccess, nConfig int
+		for _, r := range recs {
+			var err error
+			switch r.Topic {
+			case c.opts.AccessTopic:
+				nAccess++
+				batch.Access = append(batch.Access, event.AccessEvent{})
+				if err = c.dec.Access(r.Value, &batch.Access[len(batch.Access)-1]); err != nil {
+					batch.Access = batch.Access[:len(batch.Access)-1]
+				}
+			case c.opts.ConfigTopic:
+				nConfig++
+				batch.Config = append(batch.Config, event.ConfigChange{})
+				if err = c.dec.Config(r.Value, &batch.Config[len(batch.Config)-1]); err != nil {
+					batch.Config = batch.Config[:len(batch.Config)-1]
+				}
+			}
+			if err != nil {
+				var e *event.Error
+				if !errors.As(err, &e) {
+					e = &event.Error{Kind: event.KindSyntax, Msg: err.Error()}
+				}
+				bad = append(bad, rejected{rec: r, err: e})
+			}
+		}
+		c.m.consumed.WithLabelValues(c.opts.AccessTopic).Add(float64(nAccess))
+		c.m.consumed.WithLabelValues(c.opts.ConfigTopic).Add(float64(nConfig))
+
+		if err := c.w.Write(ctx, &batch); err != nil {
+			c.cl.AllowRebalance()
+			return nil // stopping; the batch is not marked and will be redelivered
+		}
+		if err := c.dlq.send(ctx, bad); err != nil {
+			c.cl.AllowRebalance()
+			return nil
+		}
+		c.cl.MarkCommitRecords(recs...)
+		c.cl.AllowRebalance()
+	}
+}
+
+// poll returns up to MaxBatch records: what is buffered now, topped up for
+// at most MaxWait once the first record is in.
+func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
+	fs := c.cl.PollRecords(ctx, c.opts.MaxBatch)
+	n := fs.NumRecords()
+	if n == 0 || n >= c.opts.MaxBatch {
+		return fs
+	}
+	lctx, cancel := context.WithTimeout(ctx, c.opts.MaxWait)
+	defer cancel()
+	for n < c.opts.MaxBatch && lctx.Err() == nil {
+		more := c.cl.PollRecords(lctx, c.opts.MaxBatch-n)
+		if more.IsClientClosed() {
+			return append(fs, more...)
+		}
+		for _, f := range more {
+			if !isContextFetch(f) {
+				fs = append(fs, f)
+			}
+		}
+		n += more.NumRecords()
+	}
+	return fs
+}
+
+// isContextFetch reports whether f is the fake fetch PollRecords injects
+// when its context ends.
+func isContextFetch(f kgo.Fetch) bool {
+	if len(f.Topics) != 1 || f.Topics[0].Topic != "" || len(f.Topics[0].Partitions) != 1 {
+		return false
+	}
+	err := f.Topics[0].Partitions[0].Err
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func (c *Consumer) fetchErrors(fs kgo.Fetches) {
+	fs.EachError(func(topic string, partition int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
+			return
+		}
+		c.m.fetchErrors.WithLabelValues(topic).Inc()
+		c.log.Warn("kafka fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
+	})
+}
+
+// observeLag records, per partition fetched, how far the last record is
+// from the high watermark, and publishes the sum per topic.
+func (c *Consumer) observeLag(fs kgo.Fetches) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	touched := map[string]bool{}
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		last := p.Records[len(p.Records)-1].Offset
+		parts := c.lag[p.Topic]
+		if parts == nil {
+			parts = map[int32]int64{}
+			c.lag[p.Topic] = parts
+		}
+		parts[p.Partition] = max(p.HighWatermark-last-1, 0)
+		touched[p.Topic] = true
+	})
+	for topic := range touched {
+		c.publishLag(topic)
+	}
+}
+
+func (c *Consumer) publishLag(topic string) {
+	var sum int64
+	for _, l := range c.lag[topic] {
+		sum += l
+	}
+	c.m.lag.WithLabelValues(topic).Set(float64(sum))
+}
+
+func (c *Consumer) forget(parts map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			delete(c.lag[topic], p)
+		}
+		c.publishLag(topic)
+	}
+}
+
+// revoked commits what was handled before the partitions go to another
+// member. It runs only between batches (BlockRebalanceOnPoll), so every
+// marked offset belongs to a handled record.
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		c.log.Warn("commit on revoke failed; those records will be delivered again", zap.Error(err))
+	}
+	c.forget(parts)
+}
+
+// lost: the partitions are gone without a chance to commit (a session
+// expired); their uncommitted records will be delivered again.
+func (c *Consumer) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	c.log.Warn("kafka partitions lost; uncommitted records will be delivered again")
+	c.forget(parts)
+}
+
+func (c *Consumer) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.cl.CommitMarkedOffsets(ctx); err != nil {
+		c.log.Warn("final commit failed; the last records will be delivered again", zap.Error(err))
+	}
+	c.cl.CloseAllowingRebalance()
+}

@@ -1,0 +1,435 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/store/sqlite"
+	"github.com/breachwatch/breachwatch/store/storetest"
+)
+
+const (
+	accessTopic = "breachwatch.access"
+	configTopic = "breachwatch.config"
+)
+
+// faultyStore wraps a real store and fails writes while failing is set:
+// a store outage, as the consumer sees it.
+type faultyStore struct {
+	Store
+	failing atomic.Bool
+	calls   atomic.Int64
+}
+
+func (f *faultyStore) Write(ctx context.Context, b *event.Batch) error {
+	f.calls.Add(1)
+	if f.failing.Load() {
+		return errors.New("store unavailable (injected)")
+	}
+	return f.Store.Write(ctx, b)
+}
+
+type counter interface {
+	Count(ctx context.Context) (int64, int64, error)
+}
+
+func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.SeedTopics(3, accessTopic, configTopic, accessTopic+".dlq", configTopic+".dlq")}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func newSQLite(t *testing.T) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+type running struct {
+	c      *Consumer
+	m      *Metrics
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run returned
+	err    error         // what Run returned
+}
+
+// stop stops the consumer (a clean shutdown) and checks how it ended. It may
+// be called more than once.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	<-r.done
+	if r.err != nil {
+		t.Errorf("consumer.Run: %v", r.err)
+	}
+}
+
+func startConsumer(t *testing.T, brokers []string, st Store, o ConsumerOptions) *running {
+	t.Helper()
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	w := NewWriter(st, nil, Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}, m, log)
+	o.AccessTopic, o.ConfigTopic = accessTopic, configTopic
+	if o.MaxWait == 0 {
+		o.MaxWait = 50 * time.Millisecond
+	}
+	o.Backoff = Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+	c, err := NewConsumer(KafkaOptions{Brokers: brokers}, o, w, m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{c: c, m: m, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = c.Run(ctx)
+		close(r.done)
+	}()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func producer(t *testing.T, brokers []string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func produce(t *testing.T, cl *kgo.Client, recs ...*kgo.Record) {
+	t.Helper()
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func accessRecords(prefix string, n int) []*kgo.Record {
+	evs := storetest.Access(prefix, storetest.Day0, n)
+	recs := make([]*kgo.Record, n)
+	for i := range evs {
+		recs[i] = &kgo.Record{Topic: accessTopic, Key: []byte(evs[i].Tenant), Value: evs[i].AppendJSON(nil)}
+	}
+	return recs
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func countIs(t *testing.T, s counter, access, config int64) func() bool {
+	return func() bool {
+		a, c, err := s.Count(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a == access && c == config
+	}
+}
+
+// committedAll reports whether the group has committed the end offset of
+// every partition of topic.
+func committedAll(t *testing.T, adm *kadm.Client, group string, topics ...string) bool {
+	t.Helper()
+	ctx := context.Background()
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false
+	}
+	ok := true
+	ends.Each(func(o kadm.ListedOffset) {
+		c, found := committed.Lookup(o.Topic, o.Partition)
+		if o.Offset > 0 && (!found || c.At != o.Offset) {
+			ok = false
+		}
+	})
+	return ok
+}
+
+func TestConsumerStoresValidAndDeadLettersInvalid(t *testing.T) {
+	c := newCluster(t)
+	brokers := c.ListenAddrs()
+	st := newSQLite(t)
+	r := startConsumer(t, brokers, st, ConsumerOptions{Group: "g1", MaxEventBytes: 4096})
+
+	cl := producer(t, brokers)
+	good := accessRecords("ok", 500)
+	invalid := []struct {
+		value, kind, field, reason string
+	}{
+		{`{"id":"x1","time":`, "syntax", "", "invalid JSON"},
+		{`not json at all`, "syntax", "", "invalid JSON"},
+		{strings.Replace(string(good[0].Value), `"tenant":"cust-0000",`, "", 1), "missing", "tenant", "required"},
+		{strings.Replace(string(good[0].Value), `"records":1`, `"records":"1"`, 1), "type", "records", "want a non-negative integer"},
+		{strings.Replace(string(good[0].Value), `"action":"read"`, `"action":"exfiltrate"`, 1), "value", "action", "must be one of"},
+		{`{"id":"huge","pad":"` + strings.Repeat("x", 5000) + `"}`, "too_large", "", "larger than the limit of 4096"},
+		{``, "syntax", "", "empty input"},
+	}
+	// Interleave: valid, bad, valid, ... so valid records sit around each bad one.
+	var recs []*kgo.Record
+	for i, g := range good {
+		recs = append(recs, g)
+		if i%50 == 0 && i/50 < len(invalid) {
+			recs = append(recs, &kgo.Record{Topic: accessTopic, Key: []byte("k"), Value: []byte(invalid[i/50].value),
+				Headers: []kgo.RecordHeader{{Key: "origin", Value: []byte("test")}}})
+		}
+	}
+	recs = append(recs, &kgo.Record{Topic: configTopic, Value: []byte(`{"id":"c1","time":"2026-11-20T08:00:00Z","resource":{"id":"b","type":"bucket"},"setting":"public_access","after":true}`)},
+		&kgo.Record{Topic: configTopic, Value: []byte(`{"id":"c2","time":"2026-11-20T08:00:00Z","resource":{"id":"b","type":"bucket"},"setting":"public_access"}`)})
+	produce(t, cl, recs...)
+
+	waitFor(t, "500 access events and 1 change stored", 20*time.Second, countIs(t, st, 500, 1))
+	adm := kadm.NewClient(cl)
+	waitFor(t, "all offsets committed", 20*time.Second, func() bool { return committedAll(t, adm, "g1", accessTopic, configTopic) })
+
+	// Read the dead-letter topics back.
+	dl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(accessTopic+".dlq", configTopic+".dlq"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	var dead []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(dead) < len(invalid)+1 && ctx.Err() == nil {
+		dead = append(dead, dl.PollFetches(ctx).Records()...)
+	}
+	if len(dead) != len(invalid)+1 {
+		t.Fatalf("dead-letter topics hold %d records, want %d", len(dead), len(invalid)+1)
+	}
+	byValue := map[string]*kgo.Record{}
+	for _, d := range dead {
+		byValue[string(d.Value)] = d
+	}
+	for _, want := range invalid {
+		d := byValue[want.value]
+		if d == nil {
+			t.Errorf("invalid record %.40q was not dead-lettered verbatim", want.value)
+			continue
+		}
+		h := headers(d)
+		if h[HeaderErrorKind] != want.kind || h[HeaderErrorField] != want.field || !strings.Contains(h[HeaderError], want.reason) {
+			t.Errorf("record %.40q: headers %v; want kind %s field %q reason containing %q", want.value, h, want.kind, want.field, want.reason)
+		}
+		if h["origin"] != "test" || h[HeaderSourceTopic] != accessTopic || h[HeaderSourceOffset] == "" || d.Topic != accessTopic+".dlq" {
+			t.Errorf("record %.40q: lost its own headers or its source: topic %s headers %v", want.value, d.Topic, h)
+		}
+	}
+	if h := headers(byValue[`{"id":"c2","time":"2026-11-20T08:00:00Z","resource":{"id":"b","type":"bucket"},"setting":"public_access"}`]); h[HeaderErrorField] != "after" {
+		t.Errorf("config record without after: headers %v", h)
+	}
+	r.stop(t)
+}
+
+func headers(r *kgo.Record) map[string]string {
+	m := map[string]string{}
+	if r == nil {
+		return m
+	}
+	for _, h := range r.Headers {
+		m[h.Key] = string(h.Value)
+	}
+	return m
+}
+
+// TestConsumerHoldsOffsetsWhileStoreIsDown: while the store fails, nothing
+// is committed and the records wait; when it is back, everything is stored
+// and committed.
+func TestConsumerHoldsOffsetsWhileStoreIsDown(t *testing.T) {
+	c := newCluster(t)
+	brokers := c.ListenAddrs()
+	st := &faultyStore{Store: newSQLite(t)}
+	st.failing.Store(true)
+	startConsumer(t, brokers, st, ConsumerOptions{Group: "g2", MaxBatch: 100})
+	cl := producer(t, brokers)
+	produce(t, cl, accessRecords("down", 1000)...)
+
+	waitFor(t, "several failed write attempts", 10*time.Second, func() bool { return st.calls.Load() >= 5 })
+	adm := kadm.NewClient(cl)
+	committed, err := adm.FetchOffsets(context.Background(), "g2")
+	if err == nil {
+		committed.Each(func(o kadm.OffsetResponse) {
+			if o.Topic == accessTopic && o.At > 0 {
+				t.Errorf("offset %d committed on partition %d while the store was down", o.At, o.Partition)
+			}
+		})
+	}
+	sq := st.Store.(*sqlite.Store)
+	if a, _, _ := sq.Count(context.Background()); a != 0 {
+		t.Fatalf("%d events stored while the store was failing", a)
+	}
+	st.failing.Store(false)
+	waitFor(t, "all 1000 stored after the outage", 20*time.Second, countIs(t, sq, 1000, 0))
+	waitFor(t, "all offsets committed", 20*time.Second, func() bool { return committedAll(t, adm, "g2", accessTopic) })
+}
+
+// TestConsumerDeadLetterAckBeforeCommit: a bad record's offset is committed
+// only after the dead-letter topic acknowledged it.
+func TestConsumerDeadLetterAckBeforeCommit(t *testing.T) {
+	c := newCluster(t)
+	brokers := c.ListenAddrs()
+	cl := producer(t, brokers)
+	recs := accessRecords("dlq", 2)
+	for _, r := range recs {
+		r.Key = []byte("same") // one partition
+	}
+	bad := &kgo.Record{Topic: accessTopic, Key: []byte("same"), Value: []byte(`{broken`)}
+	produce(t, cl, recs[0], bad, recs[1])
+
+	// From now on the broker refuses every produce (retriably): only the
+	// consumer's dead-letter writes are affected.
+	var refuse atomic.Bool
+	refuse.Store(true)
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		return refuseProduce(req.(*kmsg.ProduceRequest)), nil, true
+	})
+	st := newSQLite(t)
+	startConsumer(t, brokers, st, ConsumerOptions{Group: "g3"})
+
+	waitFor(t, "the good records stored", 10*time.Second, countIs(t, st, 2, 0))
+	time.Sleep(300 * time.Millisecond) // time for a wrong commit to happen
+	adm := kadm.NewClient(cl)
+	if committedAll(t, adm, "g3", accessTopic) {
+		t.Fatal("offsets committed although the dead-letter write was not acknowledged")
+	}
+	refuse.Store(false)
+	waitFor(t, "offsets committed once the dead-letter write went through", 20*time.Second,
+		func() bool { return committedAll(t, adm, "g3", accessTopic) })
+	ends, err := adm.ListEndOffsets(context.Background(), accessTopic+".dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	if n != 1 {
+		t.Errorf("dead-letter topic holds %d records, want 1", n)
+	}
+}
+
+// refuseProduce answers a produce request with a retriable error for every
+// partition in it.
+func refuseProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic, rt.TopicID = t.Topic, t.TopicID
+		for _, p := range t.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = kerr.NotLeaderForPartition.Code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+// TestConsumerRebalanceLosesNothing: members join and leave the group
+// mid-stream; every event is stored.
+func TestConsumerRebalanceLosesNothing(t *testing.T) {
+	c := newCluster(t)
+	brokers := c.ListenAddrs()
+	st := newSQLite(t)
+	const n = 6000
+	cl := producer(t, brokers)
+	first := startConsumer(t, brokers, st, ConsumerOptions{Group: "g4", MaxBatch: 200})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		recs := accessRecords("rb", n)
+		for i := 0; i < n; i += 500 {
+			produce(t, cl, recs[i:i+500]...)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	waitFor(t, "some events stored", 10*time.Second, func() bool {
+		a, _, _ := st.Count(context.Background())
+		return a > 500
+	})
+	second := startConsumer(t, brokers, st, ConsumerOptions{Group: "g4", MaxBatch: 200})
+	waitFor(t, "more events stored", 10*time.Second, func() bool {
+		a, _, _ := st.Count(context.Background())
+		return a > 2500
+	})
+	first.stop(t) // clean leave: its partitions move to the second member
+	wg.Wait()
+	waitFor(t, fmt.Sprintf("all %d events stored", n), 30*time.Second, countIs(t, st, n, 0))
+	adm := kadm.NewClient(cl)
+	waitFor(t, "all offsets committed", 20*time.Second, func() bool { return committedAll(t, adm, "g4", accessTopic) })
+	second.stop(t)
+}
+
+// TestEmbeddedBrokerKeepsRecordsAcrossRestart: with a data directory, what
+// the embedded broker acknowledged is still there after it restarts.
+func TestEmbeddedBrokerKeepsRecordsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	opts := EmbeddedOptions{Addr: "127.0.0.1:0", DataDir: dir, SyncWrites: true, Partitions: 2, Topics: []string{accessTopic, configTopic}}
+	e, err := StartEmbedded(opts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, cl, accessRecords("emb", 300)...)
+	cl.Close()
+	e.Close()
+
+	opts.Addr = e.Addr() // same port again
+	e, err = StartEmbedded(opts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	st := newSQLite(t)
+	startConsumer(t, []string{e.Addr()}, st, ConsumerOptions{Group: "g5"})
+	waitFor(t, "the 300 records from before the restart", 20*time.Second, countIs(t, st, 300, 0))
+}

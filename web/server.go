@@ -1,0 +1,233 @@
+// Package web serves breachwatch's HTTP interface: the API (authenticated
+// with bearer tokens and roles on every /api/ route), health, readiness and
+// metrics. Handlers of the other parts are passed in by app; web never
+// imports the pipeline stages.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Check is one dependency /readyz looks at.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Route is an authenticated API route.
+type Route struct {
+	Method  string
+	Path    string // a net/http pattern path, e.g. /api/v1/incidents/{id}
+	Roles   []Role // who may call it (admin always may)
+	Handler http.Handler
+}
+
+// Options configure the server.
+type Options struct {
+	Addr    string
+	Tokens  []Token
+	Routes  []Route
+	Checks  []Check
+	Metrics http.Handler // serves /metrics
+	Log     *zap.Logger
+}
+
+// Server is the HTTP server.
+type Server struct {
+	opts    Options
+	tokens  tokens
+	handler http.Handler
+}
+
+// New builds the server and its routes.
+func New(o Options) (*Server, error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	s := &Server{opts: o, tokens: newTokens(o.Tokens)}
+	api := http.NewServeMux()
+	methods := map[string][]string{} // path → methods
+	for _, r := range o.Routes {
+		if !strings.HasPrefix(r.Path, "/api/") {
+			return nil, errors.New("web: API route outside /api/: " + r.Path)
+		}
+		methods[r.Path] = append(methods[r.Path], r.Method)
+		api.Handle(r.Method+" "+r.Path, s.authorize(r.Roles, r.Handler))
+	}
+	for path, ms := range methods {
+		allow := strings.Join(ms, ", ")
+		api.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", allow)
+			errorJSON(w, http.StatusMethodNotAllowed, "method not allowed; use "+allow)
+		}))
+	}
+	api.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		errorJSON(w, http.StatusNotFound, "no such API route")
+	}))
+
+	root := http.NewServeMux()
+	root.Handle("/api/", s.authenticate(api))
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	root.HandleFunc("GET /readyz", s.ready)
+	if o.Metrics != nil {
+		root.Handle("GET /metrics", o.Metrics)
+	}
+	root.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		errorJSON(w, http.StatusNotFound, "not found")
+	}))
+	s.handler = s.headers(root)
+	return s, nil
+}
+
+// Handler is the server's whole handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+type principalKey struct{}
+
+// authenticate admits only requests with a known bearer token; every /api/
+// route sits behind it, so an unauthenticated caller learns nothing about
+// which routes exist.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.tokens.authenticate(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="breachwatch"`)
+			errorJSON(w, http.StatusUnauthorized, "missing or unknown bearer token")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+// PrincipalOf returns who made an authenticated request.
+func PrincipalOf(r *http.Request) (Principal, bool) {
+	p, ok := r.Context().Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+func (s *Server) authorize(roles []Role, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := PrincipalOf(r)
+		if !ok || (p.Role != RoleAdmin && !slices.Contains(roles, p.Role)) {
+			errorJSON(w, http.StatusForbidden, "this token's role may not do this")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headers sets the security headers every answer carries and logs the
+// request (never its headers or body).
+func (s *Server) headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("Cache-Control", "no-store")
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r)
+		s.opts.Log.Debug("http request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+			zap.Int("status", rec.code), zap.Duration("took", time.Since(start)))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// ready answers 200 when every check passes and 503 otherwise, naming the
+// failing checks but never their error texts (those go to the log).
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	results := make(map[string]string, len(s.opts.Checks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ok := true
+	for _, c := range s.opts.Checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.Fn(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				ok = false
+				results[c.Name] = "failing"
+				s.opts.Log.Warn("readiness check failed", zap.String("check", c.Name), zap.Error(err))
+				return
+			}
+			results[c.Name] = "ok"
+		}()
+	}
+	wg.Wait()
+	code, status := http.StatusOK, "ready"
+	if !ok {
+		code, status = http.StatusServiceUnavailable, "not ready"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": results})
+}
+
+// Run serves on the configured address until ctx ends, then shuts down
+// gracefully, giving requests in flight up to 15 seconds. ready, if not
+// nil, receives the bound address once listening.
+func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(s.opts.Log.Named("http")),
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
