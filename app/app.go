@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -127,7 +129,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		Group: o.Kafka.Group, AccessTopic: o.Kafka.Topics.Access, ConfigTopic: o.Kafka.Topics.Config,
 		DLQSuffix: o.Kafka.DLQSuffix, MaxBatch: o.Kafka.BatchMaxRecords, MaxWait: time.Duration(o.Kafka.BatchMaxWait),
 		MaxEventBytes: int(o.Ingest.MaxEventBytes), FetchMaxBytes: int32(o.Kafka.FetchMaxBytes),
-		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches,
+		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches, LagInterval: time.Duration(o.Kafka.LagInterval),
 	}, writer, metrics, log.Named("consumer"))
 	if err != nil {
 		return err
@@ -184,6 +186,9 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		store.RunRetention(ctx, st, o.Store.RetentionDays, time.Hour, rt.Now, log.Named("retention"))
 		return nil
 	})
+	if o.Debug.PprofAddr != "" {
+		g.Go("pprof", func() error { return servePprof(ctx, o.Debug.PprofAddr, log) })
+	}
 	if o.Demo.Enabled {
 		g.Go("demo traffic", func() error { return runDemo(ctx, kopts, o.Demo, o.demoTopics(), log.Named("demo")) })
 	}
@@ -314,6 +319,26 @@ func NewLogger(o LogOptions) (*zap.Logger, error) {
 	}
 	cfg.Level = zap.NewAtomicLevelAt(level)
 	return cfg.Build()
+}
+
+// servePprof serves the runtime profiles on addr until ctx ends.
+func servePprof(ctx context.Context, addr string, log *zap.Logger) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Warn("pprof is on, without authentication", zap.String("addr", addr))
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // group runs parts concurrently; the first that fails stops the others.

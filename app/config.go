@@ -37,6 +37,14 @@ type Options struct {
 	Auth       AuthOptions       `yaml:"auth"`
 	Demo       DemoOptions       `yaml:"demo"`
 	ClickHouse ClickHouseOptions `yaml:"clickhouse"`
+	Debug      DebugOptions      `yaml:"debug"`
+}
+
+// DebugOptions configure diagnostics.
+type DebugOptions struct {
+	// PprofAddr serves Go's net/http/pprof on its own listener (not the
+	// API's, and without authentication: keep it on loopback). Empty: off.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // LogOptions configure logging.
@@ -66,6 +74,7 @@ type KafkaOptions struct {
 	BatchMaxWait         Duration `yaml:"batch_max_wait"`
 	FetchMaxBytes        ByteSize `yaml:"fetch_max_bytes"`
 	MaxConcurrentFetches int      `yaml:"max_concurrent_fetches"`
+	LagInterval          Duration `yaml:"lag_interval"` // how often the consumer-lag metric is computed
 	Embedded             Embedded `yaml:"embedded"`
 }
 
@@ -167,7 +176,7 @@ func Defaults() Options {
 			Topics:    TopicNames{Access: "breachwatch.access", Config: "breachwatch.config"},
 			DLQSuffix: ".dlq", CreateTopics: true,
 			BatchMaxRecords: 20_000, BatchMaxWait: Duration(250 * time.Millisecond),
-			FetchMaxBytes: 16 << 20, MaxConcurrentFetches: 2,
+			FetchMaxBytes: 4 << 20, MaxConcurrentFetches: 2, LagInterval: Duration(10 * time.Second),
 			Embedded: Embedded{Addr: "127.0.0.1:9092", Partitions: 4, SyncWrites: true},
 		},
 		ClickHouse: ClickHouseOptions{Database: "breachwatch", Username: "default", DialTimeout: Duration(5 * time.Second)},
@@ -598,6 +607,9 @@ func (o *Options) Validate() error {
 		}
 	}
 	checkAddr("http.addr", o.HTTP.Addr)
+	if o.Debug.PprofAddr != "" {
+		checkAddr("debug.pprof_addr", o.Debug.PprofAddr)
+	}
 	for _, b := range o.Kafka.Brokers {
 		checkAddr("kafka.brokers", b)
 	}

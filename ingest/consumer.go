@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -25,12 +25,14 @@ type ConsumerOptions struct {
 	MaxEventBytes int           // larger records are dead-lettered
 
 	// FetchMaxBytes and MaxConcurrentFetches bound how much fetched data
-	// waits in memory: about MaxConcurrentFetches × FetchMaxBytes, however
-	// far behind the consumer is.
+	// waits in memory, however far behind the consumer is: about
+	// MaxConcurrentFetches × FetchMaxBytes as stored by the broker, that is
+	// compressed if the producers compress (JSON often shrinks 4-6 times).
 	FetchMaxBytes        int32
 	MaxConcurrentFetches int
 
-	Backoff Backoff // for dead-letter produce retries
+	Backoff     Backoff       // for dead-letter produce retries
+	LagInterval time.Duration // how often the lag metric is computed (default 10s)
 }
 
 func (o *ConsumerOptions) defaults() {
@@ -47,13 +49,16 @@ func (o *ConsumerOptions) defaults() {
 		o.MaxWait = 250 * time.Millisecond
 	}
 	if o.FetchMaxBytes <= 0 {
-		o.FetchMaxBytes = 16 << 20
+		o.FetchMaxBytes = 4 << 20
 	}
 	if o.MaxConcurrentFetches <= 0 {
 		o.MaxConcurrentFetches = 2
 	}
 	if o.Backoff == (Backoff{}) {
 		o.Backoff = DefaultBackoff
+	}
+	if o.LagInterval <= 0 {
+		o.LagInterval = 10 * time.Second
 	}
 }
 
@@ -81,9 +86,6 @@ type Consumer struct {
 	dec  event.Decoder
 	m    *Metrics
 	log  *zap.Logger
-
-	mu  sync.Mutex                 // guards lag (updated by Run and by rebalance callbacks)
-	lag map[string]map[int32]int64 // topic → partition → records behind
 }
 
 // NewConsumer builds the consumer's client. It does not contact the brokers:
@@ -93,8 +95,7 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, m *Metrics, log *
 	if o.AccessTopic == "" || o.ConfigTopic == "" || o.AccessTopic == o.ConfigTopic {
 		return nil, fmt.Errorf("kafka consumer: need two distinct topics, got %q and %q", o.AccessTopic, o.ConfigTopic)
 	}
-	c := &Consumer{opts: o, w: w, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log,
-		lag: map[string]map[int32]int64{}}
+	c := &Consumer{opts: o, w: w, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log}
 	opts, err := k.clientOpts(log)
 	if err != nil {
 		return nil, err
@@ -127,6 +128,10 @@ func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
 // group and closes the client. It returns nil after a clean stop.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.shutdown()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); c.reportLag(lagCtx, c.opts.LagInterval) }()
+	defer func() { stopLag(); <-lagDone }()
 	var batch event.Batch
 	var bad []rejected
 	for {
@@ -141,7 +146,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.cl.AllowRebalance()
 			continue
 		}
-		c.observeLag(fetches)
 
 		batch.Reset()
 		clear(bad)
@@ -232,64 +236,74 @@ func (c *Consumer) fetchErrors(fs kgo.Fetches) {
 	})
 }
 
-// observeLag records, per partition fetched, how far the last record is
-// from the high watermark, and publishes the sum per topic.
-func (c *Consumer) observeLag(fs kgo.Fetches) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	touched := map[string]bool{}
-	fs.EachPartition(func(p kgo.FetchTopicPartition) {
-		if len(p.Records) == 0 {
+// reportLag publishes, every interval until ctx ends, how many records the
+// group has not committed yet on each topic: the end offset of every
+// partition minus the group's committed offset (or the log start, for a
+// partition with no commit). It keeps telling the truth while the consumer
+// is stalled, e.g. during a store outage.
+func (c *Consumer) reportLag(ctx context.Context, interval time.Duration) {
+	adm := kadm.NewClient(c.cl)
+	topics := []string{c.opts.AccessTopic, c.opts.ConfigTopic}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if lag, err := groupLag(ctx, adm, c.opts.Group, topics); err == nil {
+			for _, topic := range topics {
+				c.m.lag.WithLabelValues(topic).Set(float64(lag[topic]))
+			}
+		} else if ctx.Err() == nil {
+			c.log.Debug("could not compute consumer lag", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
 			return
+		case <-t.C:
 		}
-		last := p.Records[len(p.Records)-1].Offset
-		parts := c.lag[p.Topic]
-		if parts == nil {
-			parts = map[int32]int64{}
-			c.lag[p.Topic] = parts
+	}
+}
+
+func groupLag(ctx context.Context, adm *kadm.Client, group string, topics []string) (map[string]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, err
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return nil, err
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	lag := map[string]int64{}
+	ends.Each(func(e kadm.ListedOffset) {
+		from := int64(0)
+		if s, ok := starts.Lookup(e.Topic, e.Partition); ok {
+			from = s.Offset
 		}
-		parts[p.Partition] = max(p.HighWatermark-last-1, 0)
-		touched[p.Topic] = true
+		if o, ok := committed.Lookup(e.Topic, e.Partition); ok && o.At >= 0 {
+			from = max(from, o.At)
+		}
+		lag[e.Topic] += max(e.Offset-from, 0)
 	})
-	for topic := range touched {
-		c.publishLag(topic)
-	}
-}
-
-func (c *Consumer) publishLag(topic string) {
-	var sum int64
-	for _, l := range c.lag[topic] {
-		sum += l
-	}
-	c.m.lag.WithLabelValues(topic).Set(float64(sum))
-}
-
-func (c *Consumer) forget(parts map[string][]int32) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for topic, ps := range parts {
-		for _, p := range ps {
-			delete(c.lag[topic], p)
-		}
-		c.publishLag(topic)
-	}
+	return lag, nil
 }
 
 // revoked commits what was handled before the partitions go to another
 // member. It runs only between batches (BlockRebalanceOnPoll), so every
 // marked offset belongs to a handled record.
-func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("commit on revoke failed; those records will be delivered again", zap.Error(err))
 	}
-	c.forget(parts)
 }
 
 // lost: the partitions are gone without a chance to commit (a session
 // expired); their uncommitted records will be delivered again.
-func (c *Consumer) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+func (c *Consumer) lost(context.Context, *kgo.Client, map[string][]int32) {
 	c.log.Warn("kafka partitions lost; uncommitted records will be delivered again")
-	c.forget(parts)
 }
 
 func (c *Consumer) shutdown() {

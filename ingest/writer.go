@@ -144,7 +144,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "breachwatch_ingest_dead_lettered_total", Help: "Invalid records written to the dead-letter topic, by source topic and reason.",
 		}, []string{"topic", "reason"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "breachwatch_ingest_consumer_lag", Help: "Records behind the high watermark on the partitions this instance consumes, per topic.",
+			Name: "breachwatch_ingest_consumer_lag", Help: "Records in the topic not yet committed by the consumer group (end offsets minus committed offsets, all partitions).",
 		}, []string{"topic"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "breachwatch_ingest_batch_size", Help: "Events per store write.",

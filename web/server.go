@@ -47,6 +47,24 @@ type Server struct {
 	opts    Options
 	tokens  tokens
 	handler http.Handler
+
+	mu      sync.Mutex
+	failing map[string]bool // readiness checks failing at the last probe
+}
+
+// noteCheck logs a readiness check when its state changes, not at every
+// probe.
+func (s *Server) noteCheck(name string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.failing[name]
+	switch {
+	case err != nil && !was:
+		s.opts.Log.Warn("readiness check failing", zap.String("check", name), zap.Error(err))
+	case err == nil && was:
+		s.opts.Log.Info("readiness check passing again", zap.String("check", name))
+	}
+	s.failing[name] = err != nil
 }
 
 // New builds the server and its routes.
@@ -54,7 +72,7 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	s := &Server{opts: o, tokens: newTokens(o.Tokens)}
+	s := &Server{opts: o, tokens: newTokens(o.Tokens), failing: map[string]bool{}}
 	api := http.NewServeMux()
 	methods := map[string][]string{} // path → methods
 	for _, r := range o.Routes {
@@ -178,10 +196,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				ok = false
 				results[c.Name] = "failing"
-				s.opts.Log.Warn("readiness check failed", zap.String("check", c.Name), zap.Error(err))
-				return
+			} else {
+				results[c.Name] = "ok"
 			}
-			results[c.Name] = "ok"
+			s.noteCheck(c.Name, err)
 		}()
 	}
 	wg.Wait()

@@ -16,7 +16,7 @@ import (
 
 // EnvClickHouse names the variable that points tests at a running ClickHouse
 // server (host:port of the native protocol). make test sets it.
-const EnvClickHouse = "BREACHWATCH_TEST_CLICKHOUSE"
+const EnvClickHouse = "BWTEST_CLICKHOUSE"
 
 // unavailable skips the test, or fails it in CI, where the test command
 // provides every part and nothing may skip.
@@ -29,7 +29,7 @@ func unavailable(t testing.TB, why string) {
 }
 
 // ClickHouse returns the native address of a ClickHouse server: the one
-// named by BREACHWATCH_TEST_CLICKHOUSE, or else a throwaway server started
+// named by BWTEST_CLICKHOUSE, or else a throwaway server started
 // for this test. Without either it skips the test (fails it in CI).
 func ClickHouse(t testing.TB) string {
 	t.Helper()
