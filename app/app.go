@@ -130,6 +130,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		DLQSuffix: o.Kafka.DLQSuffix, MaxBatch: o.Kafka.BatchMaxRecords, MaxWait: time.Duration(o.Kafka.BatchMaxWait),
 		MaxEventBytes: int(o.Ingest.MaxEventBytes), FetchMaxBytes: int32(o.Kafka.FetchMaxBytes),
 		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches, LagInterval: time.Duration(o.Kafka.LagInterval),
+		Writers: o.Kafka.StoreWriters,
 	}, writer, metrics, log.Named("consumer"))
 	if err != nil {
 		return err
@@ -222,7 +223,8 @@ func openStore(ctx context.Context, o Options, log *zap.Logger) (appStore, strin
 		return nil, "", fmt.Errorf("clickhouse.tls: %w", err)
 	}
 	opts := clickhouse.Options{Addr: o.ClickHouse.Addr, Database: o.ClickHouse.Database, Username: o.ClickHouse.Username,
-		Password: o.ClickHouse.Password, TLS: tlsConf, DialTimeout: time.Duration(o.ClickHouse.DialTimeout)}
+		Password: o.ClickHouse.Password, TLS: tlsConf, DialTimeout: time.Duration(o.ClickHouse.DialTimeout),
+		Compression: o.ClickHouse.Compression}
 	for attempt := 1; ; attempt++ {
 		s, err := clickhouse.Open(ctx, opts)
 		if err == nil {

@@ -74,7 +74,8 @@ type KafkaOptions struct {
 	BatchMaxWait         Duration `yaml:"batch_max_wait"`
 	FetchMaxBytes        ByteSize `yaml:"fetch_max_bytes"`
 	MaxConcurrentFetches int      `yaml:"max_concurrent_fetches"`
-	LagInterval          Duration `yaml:"lag_interval"` // how often the consumer-lag metric is computed
+	LagInterval          Duration `yaml:"lag_interval"`  // how often the consumer-lag metric is computed
+	StoreWriters         int      `yaml:"store_writers"` // batches written to the store at once (raise for a remote ClickHouse)
 	Embedded             Embedded `yaml:"embedded"`
 }
 
@@ -118,6 +119,9 @@ type ClickHouseOptions struct {
 	Password     string     `yaml:"-" env:"CLICKHOUSE_PASSWORD" secret:"password"`
 	TLS          TLSOptions `yaml:"tls"`
 	DialTimeout  Duration   `yaml:"dial_timeout"`
+	// Compression of the native protocol: lz4, zstd or none (cheaper
+	// when ClickHouse runs on the same host).
+	Compression string `yaml:"compression"`
 }
 
 // StoreOptions apply to whichever store is used.
@@ -175,11 +179,11 @@ func Defaults() Options {
 			ClientID: "breachwatch", Group: "breachwatch",
 			Topics:    TopicNames{Access: "breachwatch.access", Config: "breachwatch.config"},
 			DLQSuffix: ".dlq", CreateTopics: true,
-			BatchMaxRecords: 20_000, BatchMaxWait: Duration(250 * time.Millisecond),
-			FetchMaxBytes: 4 << 20, MaxConcurrentFetches: 2, LagInterval: Duration(10 * time.Second),
+			BatchMaxRecords: 15_000, BatchMaxWait: Duration(250 * time.Millisecond),
+			FetchMaxBytes: 4 << 20, MaxConcurrentFetches: 2, LagInterval: Duration(10 * time.Second), StoreWriters: 1,
 			Embedded: Embedded{Addr: "127.0.0.1:9092", Partitions: 4, SyncWrites: true},
 		},
-		ClickHouse: ClickHouseOptions{Database: "breachwatch", Username: "default", DialTimeout: Duration(5 * time.Second)},
+		ClickHouse: ClickHouseOptions{Database: "breachwatch", Username: "default", DialTimeout: Duration(5 * time.Second), Compression: "lz4"},
 		Store:      StoreOptions{RetentionDays: 400},
 		Ingest:     IngestOptions{MaxEventBytes: 64 << 10, HTTPMaxBodyBytes: 16 << 20, HTTPWriteTimeout: Duration(15 * time.Second)},
 		Demo:       DemoOptions{Rate: 200, Tenants: 50},
@@ -622,6 +626,11 @@ func (o *Options) Validate() error {
 	for _, a := range o.ClickHouse.Addr {
 		checkAddr("clickhouse.addr", a)
 	}
+	switch o.ClickHouse.Compression {
+	case "lz4", "zstd", "none":
+	default:
+		bad("clickhouse.compression", "want lz4, zstd or none, got %q", o.ClickHouse.Compression)
+	}
 	if o.Kafka.Topics.Access == "" || o.Kafka.Topics.Config == "" || o.Kafka.Topics.Access == o.Kafka.Topics.Config {
 		bad("kafka.topics", "access and config must be two different, non-empty topic names")
 	}
@@ -636,6 +645,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Kafka.FetchMaxBytes < 1<<20 || o.Kafka.FetchMaxBytes > 1<<30 {
 		bad("kafka.fetch_max_bytes", "want 1MiB to 1GiB, got %d", o.Kafka.FetchMaxBytes)
+	}
+	if o.Kafka.StoreWriters < 1 || o.Kafka.StoreWriters > 16 {
+		bad("kafka.store_writers", "want 1 to 16, got %d", o.Kafka.StoreWriters)
 	}
 	if o.Kafka.MaxConcurrentFetches < 1 {
 		bad("kafka.max_concurrent_fetches", "want at least 1, got %d", o.Kafka.MaxConcurrentFetches)

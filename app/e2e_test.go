@@ -222,16 +222,14 @@ func TestKcatIntoClickHouse(t *testing.T) {
 
 	conn := chConn(t, chAddr)
 	waitFor(t, fmt.Sprintf("%d events in ClickHouse", n), 2*time.Minute, func() bool {
-		d, _, _ := chCounts(t, conn, o.ClickHouse.Database, "access_events")
-		return d >= n
+		return chDistinct(t, conn, o.ClickHouse.Database, "access_events") >= n
 	})
 	distinct, final, _ := chCounts(t, conn, o.ClickHouse.Database, "access_events")
 	if distinct != n || final != n {
 		t.Errorf("ClickHouse holds %d distinct access events (%d after de-duplication), want exactly %d", distinct, final, n)
 	}
 	waitFor(t, "config changes in ClickHouse", time.Minute, func() bool {
-		d, _, _ := chCounts(t, conn, o.ClickHouse.Database, "config_changes")
-		return d == uint64(len(changes))
+		return chDistinct(t, conn, o.ClickHouse.Database, "config_changes") == uint64(len(changes))
 	})
 
 	// The dead-letter topic, read with kcat: each bad record, verbatim,
@@ -274,7 +272,7 @@ func TestKcatIntoClickHouse(t *testing.T) {
 
 // produceStream produces n demo access events to topic at about rate
 // events per second, and reports how many the broker acknowledged.
-func produceStream(t *testing.T, brokers []string, topic string, lines [][]byte, rate int) (acked *atomic.Int64, done chan struct{}) {
+func produceStream(t testing.TB, brokers []string, topic string, lines [][]byte, rate int) (acked *atomic.Int64, done chan struct{}) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
@@ -306,7 +304,7 @@ func produceStream(t *testing.T, brokers []string, topic string, lines [][]byte,
 	return acked, done
 }
 
-func newBroker(t *testing.T, topics ...string) []string {
+func newBroker(t testing.TB, topics ...string) []string {
 	t.Helper()
 	var all []string
 	for _, tp := range topics {
@@ -331,7 +329,7 @@ func TestCrashMidStream(t *testing.T) {
 		"BREACHWATCH_CLICKHOUSE_DATABASE=" + db, "BREACHWATCH_DATA_DIR=" + t.TempDir(),
 		"BREACHWATCH_KAFKA_BATCH_MAX_RECORDS=5000"}
 	conn := chConn(t, chAddr)
-	stored := func() uint64 { d, _, _ := chCounts(t, conn, db, "access_events"); return d }
+	stored := func() uint64 { return chDistinct(t, conn, db, "access_events") }
 
 	const n = 300_000
 	lines, _ := demoLines(3, n)
@@ -376,7 +374,7 @@ func TestStoreOutage(t *testing.T) {
 	p := startProc(t, "BREACHWATCH_KAFKA_BROKERS="+strings.Join(brokers, ","), "BREACHWATCH_CLICKHOUSE_ADDR="+chs.Addr(),
 		"BREACHWATCH_CLICKHOUSE_DATABASE="+db, "BREACHWATCH_DATA_DIR="+t.TempDir(), "BREACHWATCH_KAFKA_LAG_INTERVAL=500ms", os.Getenv("BWEXP"))
 	conn := chConn(t, chs.Addr())
-	stored := func() uint64 { d, _, _ := chCounts(t, conn, db, "access_events"); return d }
+	stored := func() uint64 { return chDistinct(t, conn, db, "access_events") }
 
 	const before, during = 50_000, 1_200_000
 	lines, _ := demoLines(4, before+during)

@@ -40,7 +40,7 @@ func sha(s string) string {
 
 // testOptions is a configuration for an in-process run: embedded broker
 // and HTTP on free ports, the embedded store in a temporary directory.
-func testOptions(t *testing.T) Options {
+func testOptions(t testing.TB) Options {
 	t.Helper()
 	o := Defaults()
 	o.DataDir = t.TempDir()
@@ -55,7 +55,7 @@ func testOptions(t *testing.T) Options {
 }
 
 // start runs breachwatch in-process until the test ends.
-func start(t *testing.T, o Options) Info {
+func start(t testing.TB, o Options) Info {
 	t.Helper()
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
@@ -86,20 +86,20 @@ func start(t *testing.T, o Options) Info {
 }
 
 // waitFor polls cond until it holds or the time is up.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
 // chConn opens a connection of the test's own to ClickHouse, to look at
 // what breachwatch stored.
-func chConn(t *testing.T, addr string) driver.Conn {
+func chConn(t testing.TB, addr string) driver.Conn {
 	t.Helper()
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 2 * time.Second})
 	if err != nil {
@@ -111,7 +111,7 @@ func chConn(t *testing.T, addr string) driver.Conn {
 
 // chCounts returns, for a table: distinct ids, rows after de-duplication
 // (FINAL) and raw rows. The table may not exist yet: then all are 0.
-func chCounts(t *testing.T, conn driver.Conn, db, table string) (distinct, final, raw uint64) {
+func chCounts(t testing.TB, conn driver.Conn, db, table string) (distinct, final, raw uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -122,8 +122,33 @@ func chCounts(t *testing.T, conn driver.Conn, db, table string) (distinct, final
 	return distinct, final, raw
 }
 
+// chDistinct returns how many distinct event ids a table holds.
+func chDistinct(t testing.TB, conn driver.Conn, db, table string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var n uint64
+	if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT uniqExact(id) FROM `%s`.`%s`", db, table)).Scan(&n); err != nil {
+		return 0
+	}
+	return n
+}
+
+// chRows returns the raw row count of a table: cheap enough to poll (it
+// may count a redelivered event twice until merges; verify with chCounts).
+func chRows(t testing.TB, conn driver.Conn, db, table string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var n uint64
+	if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM `%s`.`%s`", db, table)).Scan(&n); err != nil {
+		return 0
+	}
+	return n
+}
+
 // metric returns the value of one sample on /metrics (0 when absent).
-func metric(t *testing.T, httpAddr, sample string) float64 {
+func metric(t testing.TB, httpAddr, sample string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
@@ -158,7 +183,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func bwBinary(t *testing.T) string {
+func bwBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "breachwatch-bin-")
@@ -204,7 +229,7 @@ func (s *syncBuffer) String() string {
 
 // startProc starts `breachwatch serve` with env (BREACHWATCH_* settings) and
 // waits until it is ready.
-func startProc(t *testing.T, env ...string) *proc {
+func startProc(t testing.TB, env ...string) *proc {
 	t.Helper()
 	port, err := testenv.FreePort()
 	if err != nil {
@@ -212,7 +237,7 @@ func startProc(t *testing.T, env ...string) *proc {
 	}
 	p := &proc{httpAddr: "127.0.0.1:" + strconv.Itoa(port), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bwBinary(t), "serve")
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GOGC=" + os.Getenv("GOGC"),
 		"BREACHWATCH_HTTP_ADDR=" + p.httpAddr, "BREACHWATCH_LOG_FORMAT=json", "BREACHWATCH_LOG_LEVEL=warn"}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

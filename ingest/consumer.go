@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -31,6 +33,7 @@ type ConsumerOptions struct {
 	FetchMaxBytes        int32
 	MaxConcurrentFetches int
 
+	Writers     int           // concurrent store writers (default 1)
 	Backoff     Backoff       // for dead-letter produce retries
 	LagInterval time.Duration // how often the lag metric is computed (default 10s)
 }
@@ -43,7 +46,7 @@ func (o *ConsumerOptions) defaults() {
 		o.DLQSuffix = ".dlq"
 	}
 	if o.MaxBatch <= 0 {
-		o.MaxBatch = 20_000
+		o.MaxBatch = 15_000
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 250 * time.Millisecond
@@ -57,35 +60,98 @@ func (o *ConsumerOptions) defaults() {
 	if o.Backoff == (Backoff{}) {
 		o.Backoff = DefaultBackoff
 	}
+	if o.Writers <= 0 {
+		o.Writers = 1
+	}
 	if o.LagInterval <= 0 {
 		o.LagInterval = 10 * time.Second
 	}
 }
 
 // Consumer reads the access and config topics as a member of a consumer
-// group and writes what it reads to the store, at least once:
+// group and writes what it reads to the store, at least once. It is a
+// pipeline of three stages:
 //
-//   - a batch is polled (bounded in records and in time) and decoded;
-//   - the valid events are written through the Writer, which retries until
-//     the store acknowledges them (no further fetches meanwhile, so memory
-//     stays bounded however large the backlog);
-//   - the invalid records are produced to the dead-letter topic, and the
-//     consumer waits for the broker's acknowledgement;
-//   - only then are the batch's offsets marked, to be committed in the
+//   - the poller polls a batch (bounded in records and in time), decodes
+//     it, and hands it to the writers and, in the same order, to the marker;
+//   - the writers (Writers goroutines, so that the store can work on one
+//     insert while the next is being encoded) each write a batch's valid
+//     events through the Writer, which retries until the store acknowledges
+//     them, then produce its invalid records to the dead-letter topic and
+//     wait for the broker's acknowledgement;
+//   - the marker takes the batches in poll order, waits for each to be
+//     written, and only then marks its offsets, to be committed in the
 //     background, on revocation and at shutdown.
 //
-// Rebalances wait while a batch is in flight (BlockRebalanceOnPoll), so an
-// offset is never committed for a record that was not handled. A crash loses
-// only uncommitted offsets: those records are delivered again and the store,
-// idempotent on event id, keeps one copy.
+// At most Writers+1 batches exist at once, and the poller takes a free
+// batch before it polls, so while the store is slow or down fetching stops
+// and memory stays bounded however large the backlog. A marked offset
+// always means "stored": batches are marked in poll order, each after its
+// own write. When partitions are revoked, the callback waits until every
+// polled batch is handled before it commits, so a rebalance never commits
+// past a record that was not handled. A crash loses only uncommitted
+// offsets: those records are delivered again and the store, idempotent on
+// event id, keeps one copy.
 type Consumer struct {
-	cl   *kgo.Client
-	opts ConsumerOptions
-	w    *Writer
-	dlq  *deadLetter
-	dec  event.Decoder
-	m    *Metrics
-	log  *zap.Logger
+	cl      *kgo.Client
+	opts    ConsumerOptions
+	w       *Writer
+	dlq     *deadLetter
+	dec     event.Decoder
+	m       *Metrics
+	log     *zap.Logger
+	pending pending // batches polled and not yet handled
+}
+
+// job is one polled batch on its way through the pipeline. Jobs are reused.
+type job struct {
+	recs  []*kgo.Record // as polled; emptied once decoded
+	batch event.Batch
+	bad   []rejected
+	// marks holds, per partition, a copy of the batch's last record with
+	// only what marking needs, so that the polled records (and the fetch
+	// buffers their values live in) are not kept while the batch is written.
+	marks []*kgo.Record
+	done  chan bool // a writer sends whether the job was stored and dead-lettered
+}
+
+func (j *job) reset() {
+	clear(j.recs)
+	j.recs = j.recs[:0]
+	j.batch.Reset()
+	clear(j.bad)
+	j.bad = j.bad[:0]
+	clear(j.marks)
+	j.marks = j.marks[:0]
+}
+
+// pending counts batches in the writer's hands; wait blocks until none are.
+type pending struct {
+	mu   sync.Mutex
+	n    int
+	zero sync.Cond
+}
+
+func (p *pending) add() {
+	p.mu.Lock()
+	p.n++
+	p.mu.Unlock()
+}
+
+func (p *pending) done() {
+	p.mu.Lock()
+	if p.n--; p.n == 0 {
+		p.zero.Broadcast()
+	}
+	p.mu.Unlock()
+}
+
+func (p *pending) wait() {
+	p.mu.Lock()
+	for p.n > 0 {
+		p.zero.Wait()
+	}
+	p.mu.Unlock()
 }
 
 // NewConsumer builds the consumer's client. It does not contact the brokers:
@@ -96,6 +162,7 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, m *Metrics, log *
 		return nil, fmt.Errorf("kafka consumer: need two distinct topics, got %q and %q", o.AccessTopic, o.ConfigTopic)
 	}
 	c := &Consumer{opts: o, w: w, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log}
+	c.pending.zero.L = &c.pending.mu
 	opts, err := k.clientOpts(log)
 	if err != nil {
 		return nil, err
@@ -132,62 +199,113 @@ func (c *Consumer) Run(ctx context.Context) error {
 	lagDone := make(chan struct{})
 	go func() { defer close(lagDone); c.reportLag(lagCtx, c.opts.LagInterval) }()
 	defer func() { stopLag(); <-lagDone }()
-	var batch event.Batch
-	var bad []rejected
+	depth := c.opts.Writers + 1 // jobs: one being polled and decoded, one per writer
+	free := make(chan *job, depth)
+	work := make(chan *job, depth)  // to the writers
+	order := make(chan *job, depth) // to the marker, in poll order
+	for range depth {
+		free <- &job{done: make(chan bool, 1)}
+	}
+	var stages sync.WaitGroup
+	for range c.opts.Writers {
+		stages.Add(1)
+		go func() { defer stages.Done(); c.write(ctx, work) }()
+	}
+	stages.Add(1)
+	go func() { defer stages.Done(); c.mark(order, free) }()
+	defer func() { close(work); close(order); stages.Wait() }()
 	for {
+		var j *job
+		select {
+		case j = <-free: // before polling: never hold a poll while waiting for the writers
+		case <-ctx.Done():
+			return nil
+		}
 		fetches := c.poll(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
+			free <- j
 			c.cl.AllowRebalance() // nothing of this poll is marked; it will be redelivered
 			return nil
 		}
 		c.fetchErrors(fetches)
-		recs := fetches.Records()
-		if len(recs) == 0 {
+		fetches.EachRecord(func(r *kgo.Record) { j.recs = append(j.recs, r) })
+		if len(j.recs) == 0 {
+			free <- j
 			c.cl.AllowRebalance()
 			continue
 		}
-
-		batch.Reset()
-		clear(bad)
-		bad = bad[:0]
-		var nAccess, nConfig int
-		for _, r := range recs {
-			var err error
-			switch r.Topic {
-			case c.opts.AccessTopic:
-				nAccess++
-				batch.Access = append(batch.Access, event.AccessEvent{})
-				if err = c.dec.Access(r.Value, &batch.Access[len(batch.Access)-1]); err != nil {
-					batch.Access = batch.Access[:len(batch.Access)-1]
-				}
-			case c.opts.ConfigTopic:
-				nConfig++
-				batch.Config = append(batch.Config, event.ConfigChange{})
-				if err = c.dec.Config(r.Value, &batch.Config[len(batch.Config)-1]); err != nil {
-					batch.Config = batch.Config[:len(batch.Config)-1]
-				}
-			}
-			if err != nil {
-				var e *event.Error
-				if !errors.As(err, &e) {
-					e = &event.Error{Kind: event.KindSyntax, Msg: err.Error()}
-				}
-				bad = append(bad, rejected{rec: r, err: e})
-			}
-		}
-		c.m.consumed.WithLabelValues(c.opts.AccessTopic).Add(float64(nAccess))
-		c.m.consumed.WithLabelValues(c.opts.ConfigTopic).Add(float64(nConfig))
-
-		if err := c.w.Write(ctx, &batch); err != nil {
-			c.cl.AllowRebalance()
-			return nil // stopping; the batch is not marked and will be redelivered
-		}
-		if err := c.dlq.send(ctx, bad); err != nil {
-			c.cl.AllowRebalance()
-			return nil
-		}
-		c.cl.MarkCommitRecords(recs...)
+		c.decode(j)
+		c.pending.add()
+		order <- j // never blocks: the channels can hold every job there is
+		work <- j
 		c.cl.AllowRebalance()
+	}
+}
+
+// decode splits a job's records into valid events and rejected records.
+func (c *Consumer) decode(j *job) {
+	b := &j.batch
+	var nAccess, nConfig int
+	for _, r := range j.recs {
+		var err error
+		switch r.Topic {
+		case c.opts.AccessTopic:
+			nAccess++
+			b.Access = append(b.Access, event.AccessEvent{})
+			if err = c.dec.Access(r.Value, &b.Access[len(b.Access)-1]); err != nil {
+				b.Access = b.Access[:len(b.Access)-1]
+			}
+		case c.opts.ConfigTopic:
+			nConfig++
+			b.Config = append(b.Config, event.ConfigChange{})
+			if err = c.dec.Config(r.Value, &b.Config[len(b.Config)-1]); err != nil {
+				b.Config = b.Config[:len(b.Config)-1]
+			}
+		}
+		if err != nil {
+			var e *event.Error
+			if !errors.As(err, &e) {
+				e = &event.Error{Kind: event.KindSyntax, Msg: err.Error()}
+			}
+			j.bad = append(j.bad, rejected{rec: r, err: e})
+		}
+	}
+	c.m.consumed.WithLabelValues(c.opts.AccessTopic).Add(float64(nAccess))
+	c.m.consumed.WithLabelValues(c.opts.ConfigTopic).Add(float64(nConfig))
+	// Marks are cumulative per partition: the last record of each is enough.
+	for i := len(j.recs) - 1; i >= 0; i-- {
+		r := j.recs[i]
+		if !slices.ContainsFunc(j.marks, func(m *kgo.Record) bool { return m.Topic == r.Topic && m.Partition == r.Partition }) {
+			j.marks = append(j.marks, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, LeaderEpoch: r.LeaderEpoch})
+		}
+	}
+	clear(j.recs)
+	j.recs = j.recs[:0]
+}
+
+// write is a writer: it stores each job's events and dead-letters its
+// rejected records, then tells the marker whether the job is done. Writers
+// run concurrently; the store is idempotent and the marker restores order.
+func (c *Consumer) write(ctx context.Context, work <-chan *job) {
+	for j := range work {
+		j.done <- c.w.Write(ctx, &j.batch) == nil && c.dlq.send(ctx, j.bad) == nil
+	}
+}
+
+// mark takes the jobs in the order they were polled, waits for each to be
+// written, and marks its offsets, so that a marked offset always means
+// that every record before it in its partition is handled. Once a job could
+// not be finished (ctx ended), no later job is marked either.
+func (c *Consumer) mark(order <-chan *job, free chan<- *job) {
+	stopped := false
+	for j := range order {
+		ok := <-j.done
+		if stopped = stopped || !ok; !stopped {
+			c.cl.MarkCommitRecords(j.marks...)
+		}
+		j.reset()
+		c.pending.done()
+		free <- j
 	}
 }
 
@@ -292,9 +410,10 @@ func groupLag(ctx context.Context, adm *kadm.Client, group string, topics []stri
 }
 
 // revoked commits what was handled before the partitions go to another
-// member. It runs only between batches (BlockRebalanceOnPoll), so every
-// marked offset belongs to a handled record.
+// member: it waits until every polled batch is handled (no poll runs
+// meanwhile: BlockRebalanceOnPoll), then commits the marks.
 func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+	c.pending.wait()
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("commit on revoke failed; those records will be delivered again", zap.Error(err))
 	}
