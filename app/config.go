@@ -208,6 +208,9 @@ func (d *Duration) Set(s string) error {
 
 func (d Duration) String() string { return time.Duration(d).String() }
 
+// MarshalYAML implements yaml.Marshaler, as "250ms".
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
 // ByteSize is a size in bytes, written as a number or with a unit: 64KiB,
 // 16MiB, 1GiB (also KB, MB, GB as powers of 1000).
 type ByteSize int64
@@ -231,6 +234,22 @@ func (b *ByteSize) Set(s string) error {
 	*b = ByteSize(n * mult)
 	return nil
 }
+
+// String renders the size with the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.size == 0 {
+			return strconv.FormatInt(int64(b)/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// MarshalYAML implements yaml.Marshaler, as "16MiB".
+func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
 
 // Load builds the Options from defaults, the YAML file at path (if not
 // empty), the environment (environ, as os.Environ returns it) and the

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/breachwatch/breachwatch/web"
 )
 
@@ -197,6 +199,41 @@ func TestExampleConfigIsValid(t *testing.T) {
 		}
 		if _, err := o.tokens(func(string) string { return "" }); err != nil {
 			t.Fatalf("%s: %v", path, err)
+		}
+	}
+}
+
+// TestPrintedConfigLoadsBack: what `breachwatch config` prints is a valid
+// configuration that gives the same options.
+func TestPrintedConfigLoadsBack(t *testing.T) {
+	o := Defaults()
+	o.Kafka.Brokers = []string{"k:9092"}
+	o.Kafka.BatchMaxWait = Duration(1500 * time.Millisecond)
+	o.Ingest.MaxEventBytes = 100_000
+	out, err := yaml.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(writeFile(t, "printed.yaml", string(out)), nil, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	again, _ := yaml.Marshal(back)
+	if string(again) != string(out) {
+		t.Errorf("round trip changed the options:\n%s\n%s", out, again)
+	}
+}
+
+// TestConfigurationDocCoversEveryKey keeps docs/configuration.md honest.
+func TestConfigurationDocCoversEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Defaults()
+	for _, s := range settersOf(&o).byEnv {
+		if !strings.Contains(string(doc), "`"+s.key+"`") && !strings.Contains(string(doc), s.env) {
+			t.Errorf("docs/configuration.md does not mention %s (%s)", s.key, s.env)
 		}
 	}
 }

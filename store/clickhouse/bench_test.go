@@ -8,36 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/breachwatch/breachwatch/demo"
-	"github.com/breachwatch/breachwatch/event"
 	"github.com/breachwatch/breachwatch/internal/testenv"
 	"github.com/breachwatch/breachwatch/store/clickhouse"
+	"github.com/breachwatch/breachwatch/store/storetest"
 )
-
-// demoBatches returns batches of realistic access events, all on one day.
-func demoBatches(n, size int) []*event.Batch {
-	g := demo.New(demo.Options{Seed: 11})
-	day := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	var out []*event.Batch
-	var tmp event.Batch
-	cur := &event.Batch{}
-	for i := 0; i < n; {
-		tmp.Reset()
-		g.Next(day.Add(time.Duration(i)*time.Millisecond), &tmp)
-		for _, e := range tmp.Access {
-			cur.Access = append(cur.Access, e)
-			i++
-			if len(cur.Access) == size {
-				out = append(out, cur)
-				cur = &event.Batch{}
-			}
-		}
-	}
-	if len(cur.Access) > 0 {
-		out = append(out, cur)
-	}
-	return out
-}
 
 // BenchmarkWrite measures store writes alone: batches of realistic access
 // events into ClickHouse (same host), for a few batch sizes and
@@ -51,7 +25,7 @@ func BenchmarkWrite(b *testing.B) {
 				if n, err := strconv.Atoi(os.Getenv("BWBENCH_EVENTS")); err == nil && n > 0 {
 					total = n
 				}
-				batches := demoBatches(total, size)
+				batches := storetest.DemoBatches(total, size)
 				var rate float64
 				for b.Loop() {
 					s, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: []string{addr}, Database: testenv.Database(b, addr), Compression: comp})

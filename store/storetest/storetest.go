@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/breachwatch/breachwatch/demo"
 	"github.com/breachwatch/breachwatch/event"
 )
 
@@ -301,4 +302,29 @@ func testLargeBatch(t *testing.T, s Store) {
 	if a, _, err := s.Count(ctx); err != nil || a != n {
 		t.Errorf("Count = %d, %v; want %d", a, err, n)
 	}
+}
+
+// DemoBatches returns n realistic access events from the demo generator,
+// all on one day, in batches of size, for benchmarks.
+func DemoBatches(n, size int) []*event.Batch {
+	g := demo.New(demo.Options{Seed: 11})
+	var out []*event.Batch
+	var tmp event.Batch
+	cur := &event.Batch{}
+	for i := 0; i < n; {
+		tmp.Reset()
+		g.Next(Day0.Add(time.Duration(i)*time.Millisecond), &tmp)
+		for _, e := range tmp.Access {
+			cur.Access = append(cur.Access, e)
+			i++
+			if len(cur.Access) == size {
+				out = append(out, cur)
+				cur = &event.Batch{}
+			}
+		}
+	}
+	if len(cur.Access) > 0 {
+		out = append(out, cur)
+	}
+	return out
 }

@@ -1,0 +1,30 @@
+# The two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/breachwatch/breachwatch/app.Version=$(VERSION)
+
+.PHONY: run test bench build fuzz clean
+
+## run: start breachwatch on embedded defaults (Kafka-protocol broker and store in ./data) with demo traffic
+run:
+	$(GO) run ./cmd/breachwatch serve --demo --dev-token --log-format console
+
+## test: install what the tests need (clickhouse-server, kcat), start a throwaway ClickHouse, run every test with -race
+test:
+	./scripts/test.sh
+
+## bench: run the speed and memory benchmarks against real parts and print the figures
+bench:
+	./scripts/bench.sh
+
+## build: build bin/breachwatch
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/breachwatch ./cmd/breachwatch
+
+## fuzz: fuzz the event decoders for longer (FUZZTIME, default 5m each)
+fuzz:
+	for f in FuzzDecodeAccess FuzzDecodeConfig; do $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $${FUZZTIME:-5m} -fuzzminimizetime 5s ./event || exit 1; done
+
+## clean: remove build output and the local data directory
+clean:
+	rm -rf bin data

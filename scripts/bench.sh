@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make bench: runs the speed and memory benchmarks against real parts
+# (a throwaway ClickHouse, kfake, the breachwatch binary) and prints the
+# figures. BWBENCH_EVENTS sets the size of the end-to-end runs (default 2M).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_packages
+start_clickhouse
+out=$(mktemp)
+trap 'stop_clickhouse; rm -f "$out"' EXIT
+
+run() { echo "== $*"; "$@" 2>&1 | tee -a "$out" | grep -E '^(Benchmark|ok|FAIL|---|\s+bench_test)' || true; }
+run go test -run '^$' -bench 'DecodeAccess|EncodeAccess' -benchmem -cpu 1 -count 1 ./event
+run go test -run '^$' -bench 'Next' -benchmem -count 1 ./demo
+run go test -run '^$' -bench 'Write' -benchtime 1x -count 1 ./store/clickhouse ./store/sqlite
+run go test -run '^$' -bench 'EndToEnd|ClickHouseKafkaEngine' -benchtime 1x -count 1 -timeout 60m ./app
+
+figure() { # benchmark-name unit
+	awk -v name="$1" -v unit="$2" '$1 ~ name { for (i = 2; i <= NF; i++) if ($i == unit) { printf "%\047d", $(i-1); exit } }' "$out"
+}
+cores=$(nproc)
+echo
+echo "breachwatch benchmark figures ($cores cores, $(go env GOARCH), $(date -u +%Y-%m-%d))"
+printf '  %-58s %14s %s\n' \
+	"decode + validate, access events, 1 core" "$(figure '^BenchmarkDecodeAccess-?[0-9]*$' events/s)" "events/s   (goal >= 500,000)" \
+	"encoding/json into a plain struct, 1 core, no validation" "$(figure '^BenchmarkDecodeAccessStdlib' events/s)" "events/s   (for comparison)" \
+	"store alone: ClickHouse, 20k-event inserts, lz4" "$(figure 'BenchmarkWrite/batch=20000/compression=lz4' events/s)" "events/s" \
+	"store alone: embedded SQLite, 15k-event transactions" "$(figure 'BenchmarkWrite/batch=15000' events/s)" "events/s" \
+	"end to end: kfake -> breachwatch -> ClickHouse" "$(figure '^BenchmarkEndToEnd' events/s)" "events/s   (goal >= 200,000)" \
+	"  breachwatch peak resident memory in that run" "$(figure '^BenchmarkEndToEnd' peak-RSS-MiB)" "MiB        (goal <= 256)" \
+	"ClickHouse's own Kafka engine, same topic and machine" "$(figure '^BenchmarkClickHouseKafkaEngine' events/s)" "events/s"
