@@ -54,16 +54,6 @@ func BenchmarkEndToEnd(b *testing.B) {
 			metric(b, p.httpAddr, "breachwatch_ingest_batch_size_sum")/writes,
 			1000*metric(b, p.httpAddr, "breachwatch_store_write_seconds_sum")/metric(b, p.httpAddr, "breachwatch_store_write_seconds_count"))
 		p.kill()
-		rows, err := conn.Query(context.Background(), "SELECT event, value FROM system.events WHERE event IN ('DelayedInserts', 'DelayedInsertsMilliseconds', 'RejectedInserts', 'Merge', 'MergedRows')")
-		if err == nil {
-			for rows.Next() {
-				var ev string
-				var v uint64
-				_ = rows.Scan(&ev, &v)
-				b.Logf("clickhouse %s = %d", ev, v)
-			}
-			rows.Close()
-		}
 		if d, _, _ := chCounts(b, conn, db, "access_events"); d != uint64(n) {
 			b.Fatalf("%d distinct events stored, want %d", d, n)
 		}

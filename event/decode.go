@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -558,113 +559,88 @@ func (p *parser) extraJSON() json.RawMessage {
 	return compact("{" + strings.Join(p.extra, ",") + "}")
 }
 
-// Field bits, to find duplicates.
-const (
-	bID uint32 = 1 << iota
-	bTime
-	bTenant
-	bActor
-	bAction
-	bResource
-	bRecords
-	bCategories
-	bOutcome
-	bSourceIP
-	bCountry
-	bUserAgent
-	bRequestID
-	bSetting
-	bBefore
-	bAfter
-	bSource
-)
+// object reads the members of an object whose '{' has been consumed. For
+// each member, field reads the value of a key it knows and returns that
+// key's bit (one bit per known key, to find a key given twice); for a key it
+// does not know it reads nothing and returns 0, and the member is kept in
+// *unknown. Errors name fields relative to the object; object prefixes
+// path ("" for the top level), so the full name is built only on error.
+func (p *parser) object(path string, unknown *[]string, field func(key string) (uint32, error)) error {
+	var seen uint32
+	for first := true; ; first = false {
+		key, start, ok, err := p.member(first)
+		if err != nil || !ok {
+			return err
+		}
+		bit, err := field(key)
+		switch {
+		case err != nil:
+			var e *Error
+			if path != "" && errors.As(err, &e) && e.Field != "" {
+				e.Field = path + "." + e.Field
+			}
+			return err
+		case bit == 0:
+			if err := p.unknown(start, unknown); err != nil {
+				return err
+			}
+		case seen&bit != 0:
+			return p.duplicate(strings.TrimPrefix(path+"."+key, "."))
+		}
+		seen |= bit
+	}
+}
+
+// value reads a member's value with read (a method such as p.str) into dst.
+func value[T any](dst *T, bit uint32, read func(string) (T, error), name string) (uint32, error) {
+	v, err := read(name)
+	*dst = v
+	return bit, err
+}
 
 func (p *parser) access(ev *AccessEvent) error {
 	if err := p.open(); err != nil {
 		return err
 	}
-	var seen uint32
 	ev.Records = 1
-	for first := true; ; first = false {
-		key, start, ok, err := p.member(first)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		var bit uint32
+	err := p.object("", &p.extra, func(key string) (uint32, error) {
 		switch key {
 		case "id":
-			bit = bID
+			return value(&ev.ID, 1<<0, p.str, key)
 		case "time":
-			bit = bTime
+			return value(&ev.Time, 1<<1, p.timestamp, key)
 		case "tenant":
-			bit = bTenant
+			return value(&ev.Tenant, 1<<2, p.str, key)
 		case "actor":
-			bit = bActor
+			_, err := p.actor(key, &ev.Actor) // absent or null: Validate reports it
+			return 1 << 3, err
 		case "action":
-			bit = bAction
+			return value(&ev.Action, 1<<4, p.str, key)
 		case "resource":
-			bit = bResource
+			return 1 << 5, p.accessResource(&ev.Resource)
 		case "records":
-			bit = bRecords
-		case "categories":
-			bit = bCategories
-		case "outcome":
-			bit = bOutcome
-		case "source_ip":
-			bit = bSourceIP
-		case "country":
-			bit = bCountry
-		case "user_agent":
-			bit = bUserAgent
-		case "request_id":
-			bit = bRequestID
-		}
-		if bit != 0 {
-			if seen&bit != 0 {
-				return p.duplicate(key)
-			}
-			seen |= bit
-		}
-		switch key {
-		case "id":
-			ev.ID, err = p.str(key)
-		case "time":
-			ev.Time, err = p.timestamp(key)
-		case "tenant":
-			ev.Tenant, err = p.str(key)
-		case "actor":
-			_, err = p.actor("actor", &ev.Actor) // absent or null: Validate reports it
-		case "action":
-			ev.Action, err = p.str(key)
-		case "resource":
-			err = p.accessResource(&ev.Resource)
-		case "records":
-			var present bool
-			ev.Records, present, err = p.count(key)
-			if !present {
+			n, present, err := p.count(key)
+			if ev.Records = n; !present {
 				ev.Records = 1
 			}
+			return 1 << 6, err
 		case "categories":
-			ev.Categories, err = p.strs(key)
+			return value(&ev.Categories, 1<<7, p.strs, key)
 		case "outcome":
-			ev.Outcome, err = p.str(key)
+			return value(&ev.Outcome, 1<<8, p.str, key)
 		case "source_ip":
-			err = p.ip(key, &ev.SourceIP)
+			return 1 << 9, p.ip(key, &ev.SourceIP)
 		case "country":
-			ev.Country, err = p.country(key)
+			return value(&ev.Country, 1<<10, p.country, key)
 		case "user_agent":
-			ev.UserAgent, err = p.str(key)
+			return value(&ev.UserAgent, 1<<11, p.str, key)
 		case "request_id":
-			ev.RequestID, err = p.str(key)
-		default:
-			err = p.unknown(start, &p.extra)
+			return value(&ev.RequestID, 1<<12, p.str, key)
 		}
-		if err != nil {
-			return err
-		}
+		return 0, nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := p.end(); err != nil {
 		return err
@@ -673,113 +649,62 @@ func (p *parser) access(ev *AccessEvent) error {
 	return nil
 }
 
-// actor reads an actor object, or null (present=false).
-func (p *parser) actor(path string, a *Actor) (present bool, err error) {
+// openNested consumes the '{' of a nested object; present is false for
+// null. A type error names the object's own member (the caller's key).
+func (p *parser) openNested(name string) (present bool, err error) {
 	switch p.peek() {
 	case 'n':
 		return false, p.literal("null")
 	case '{':
 		p.i++
-	default:
-		return false, p.typeErr(path, "an object")
+		return true, nil
 	}
-	var seen uint32
-	var unknown []string
-	for first := true; ; first = false {
-		key, start, ok, err := p.member(first)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			break
-		}
-		var bit uint32
-		switch key {
-		case "id":
-			bit = 1
-		case "type":
-			bit = 2
-		case "tenant":
-			bit = 4
-		case "groups":
-			bit = 8
-		}
-		if bit != 0 {
-			if seen&bit != 0 {
-				return false, p.duplicate(path + "." + key)
-			}
-			seen |= bit
-		}
-		switch key {
-		case "id":
-			a.ID, err = p.str(path + ".id")
-		case "type":
-			a.Type, err = p.str(path + ".type")
-		case "tenant":
-			a.Tenant, err = p.str(path + ".tenant")
-		case "groups":
-			a.Groups, err = p.strs(path + ".groups")
-		default:
-			err = p.unknown(start, &unknown)
-		}
-		if err != nil {
-			return false, err
-		}
-	}
-	p.nested(path, unknown)
-	return true, nil
+	return false, p.typeErr(name, "an object")
 }
 
-func (p *parser) accessResource(r *Resource) error {
-	switch p.peek() {
-	case 'n':
-		return p.literal("null") // Validate reports the missing fields
-	case '{':
-		p.i++
-	default:
-		return p.typeErr("resource", "an object")
+// actor reads an actor object, or null (present=false).
+func (p *parser) actor(path string, a *Actor) (present bool, err error) {
+	if present, err = p.openNested(path); !present || err != nil {
+		return present, err
 	}
-	var seen uint32
 	var unknown []string
-	for first := true; ; first = false {
-		key, start, ok, err := p.member(first)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		var bit uint32
+	err = p.object(path, &unknown, func(key string) (uint32, error) {
 		switch key {
-		case "type":
-			bit = 1
 		case "id":
-			bit = 2
-		case "store":
-			bit = 4
-		}
-		if bit != 0 {
-			if seen&bit != 0 {
-				return p.duplicate("resource." + key)
-			}
-			seen |= bit
-		}
-		switch key {
+			return value(&a.ID, 1<<0, p.str, key)
 		case "type":
-			r.Type, err = p.str("resource.type")
-		case "id":
-			r.ID, err = p.str("resource.id")
-		case "store":
-			r.Store, err = p.str("resource.store")
-		default:
-			err = p.unknown(start, &unknown)
+			return value(&a.Type, 1<<1, p.str, key)
+		case "tenant":
+			return value(&a.Tenant, 1<<2, p.str, key)
+		case "groups":
+			return value(&a.Groups, 1<<3, p.strs, key)
 		}
-		if err != nil {
-			return err
-		}
+		return 0, nil
+	})
+	p.nested(path, unknown)
+	return true, err
+}
+
+// accessResource reads the resource of an access event; null leaves it
+// empty (Validate reports the missing fields).
+func (p *parser) accessResource(r *Resource) error {
+	if present, err := p.openNested("resource"); !present || err != nil {
+		return err
 	}
+	var unknown []string
+	err := p.object("resource", &unknown, func(key string) (uint32, error) {
+		switch key {
+		case "type":
+			return value(&r.Type, 1<<0, p.str, key)
+		case "id":
+			return value(&r.ID, 1<<1, p.str, key)
+		case "store":
+			return value(&r.Store, 1<<2, p.str, key)
+		}
+		return 0, nil
+	})
 	p.nested("resource", unknown)
-	return nil
+	return err
 }
 
 func (p *parser) ip(field string, dst *netip.Addr) error {
@@ -812,67 +737,35 @@ func (p *parser) config(c *ConfigChange) error {
 	if err := p.open(); err != nil {
 		return err
 	}
-	var seen uint32
-	for first := true; ; first = false {
-		key, start, ok, err := p.member(first)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		var bit uint32
+	raw := func(string) (json.RawMessage, error) { return p.raw() }
+	err := p.object("", &p.extra, func(key string) (uint32, error) {
 		switch key {
 		case "id":
-			bit = bID
+			return value(&c.ID, 1<<0, p.str, key)
 		case "time":
-			bit = bTime
+			return value(&c.Time, 1<<1, p.timestamp, key)
 		case "resource":
-			bit = bResource
+			return 1 << 2, p.configResource(&c.Resource)
 		case "setting":
-			bit = bSetting
+			return value(&c.Setting, 1<<3, p.str, key)
 		case "before":
-			bit = bBefore
+			return value(&c.Before, 1<<4, raw, key)
 		case "after":
-			bit = bAfter
-		case "actor":
-			bit = bActor
-		case "source":
-			bit = bSource
-		}
-		if bit != 0 {
-			if seen&bit != 0 {
-				return p.duplicate(key)
-			}
-			seen |= bit
-		}
-		switch key {
-		case "id":
-			c.ID, err = p.str(key)
-		case "time":
-			c.Time, err = p.timestamp(key)
-		case "resource":
-			err = p.configResource(&c.Resource)
-		case "setting":
-			c.Setting, err = p.str(key)
-		case "before":
-			c.Before, err = p.raw()
-		case "after":
-			c.After, err = p.raw()
+			return value(&c.After, 1<<5, raw, key)
 		case "actor":
 			a := new(Actor)
-			var present bool
-			if present, err = p.actor("actor", a); present {
+			present, err := p.actor(key, a)
+			if present {
 				c.Actor = a
 			}
+			return 1 << 6, err
 		case "source":
-			c.Source, err = p.str(key)
-		default:
-			err = p.unknown(start, &p.extra)
+			return value(&c.Source, 1<<7, p.str, key)
 		}
-		if err != nil {
-			return err
-		}
+		return 0, nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := p.end(); err != nil {
 		return err
@@ -884,62 +777,28 @@ func (p *parser) config(c *ConfigChange) error {
 	return nil
 }
 
+// configResource reads the resource of a configuration change; null leaves
+// it empty (Validate reports the missing fields).
 func (p *parser) configResource(r *ConfigResource) error {
-	switch p.peek() {
-	case 'n':
-		return p.literal("null") // Validate reports the missing fields
-	case '{':
-		p.i++
-	default:
-		return p.typeErr("resource", "an object")
+	if present, err := p.openNested("resource"); !present || err != nil {
+		return err
 	}
-	var seen uint32
 	var unknown []string
-	for first := true; ; first = false {
-		key, start, ok, err := p.member(first)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		var bit uint32
+	err := p.object("resource", &unknown, func(key string) (uint32, error) {
 		switch key {
 		case "id":
-			bit = 1
+			return value(&r.ID, 1<<0, p.str, key)
 		case "type":
-			bit = 2
+			return value(&r.Type, 1<<1, p.str, key)
 		case "store":
-			bit = 4
+			return value(&r.Store, 1<<2, p.str, key)
 		case "provider":
-			bit = 8
+			return value(&r.Provider, 1<<3, p.str, key)
 		case "region":
-			bit = 16
+			return value(&r.Region, 1<<4, p.str, key)
 		}
-		if bit != 0 {
-			if seen&bit != 0 {
-				return p.duplicate("resource." + key)
-			}
-			seen |= bit
-		}
-		switch key {
-		case "id":
-			r.ID, err = p.str("resource.id")
-		case "type":
-			r.Type, err = p.str("resource.type")
-		case "store":
-			r.Store, err = p.str("resource.store")
-		case "provider":
-			r.Provider, err = p.str("resource.provider")
-		case "region":
-			r.Region, err = p.str("resource.region")
-		default:
-			err = p.unknown(start, &unknown)
-		}
-		if err != nil {
-			return err
-		}
-	}
+		return 0, nil
+	})
 	p.nested("resource", unknown)
-	return nil
+	return err
 }

@@ -105,12 +105,8 @@ func (d *deadLetter) send(ctx context.Context, rs []rejected) error {
 		delay := d.backoff.Delay(attempt)
 		d.log.Warn("dead-letter write failed; holding the batch and retrying", zap.String("topic", failed[0].Topic),
 			zap.Int("records", len(failed)), zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(lastErr))
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, delay); err != nil {
+			return err
 		}
 		pending = failed
 	}

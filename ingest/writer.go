@@ -100,13 +100,21 @@ func (w *Writer) Write(ctx context.Context, b *event.Batch) error {
 		delay := w.backoff.Delay(attempt)
 		w.log.Warn("store write failed; holding the batch and retrying",
 			zap.Int("events", b.Len()), zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, delay); err != nil {
+			return err
 		}
+	}
+}
+
+// sleep waits for d, or returns ctx's error if it ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -18,7 +18,9 @@ run go test -run '^$' -bench 'Write' -benchtime 1x -count 1 ./store/clickhouse .
 run go test -run '^$' -bench 'EndToEnd|ClickHouseKafkaEngine' -benchtime 1x -count 1 -timeout 60m ./app
 
 figure() { # benchmark-name unit
-	awk -v name="$1" -v unit="$2" '$1 ~ name { for (i = 2; i <= NF; i++) if ($i == unit) { printf "%\047d", $(i-1); exit } }' "$out"
+	awk -v name="$1" -v unit="$2" '
+		function group(n,   s, out) { s = sprintf("%d", n); while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; return s out }
+		$1 ~ name { for (i = 2; i <= NF; i++) if ($i == unit) { print group($(i-1)); exit } }' "$out"
 }
 cores=$(nproc)
 echo

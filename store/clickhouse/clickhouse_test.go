@@ -2,7 +2,6 @@ package clickhouse_test
 
 import (
 	"context"
-	"github.com/breachwatch/breachwatch/event"
 	"testing"
 
 	"github.com/breachwatch/breachwatch/internal/testenv"
@@ -22,25 +21,30 @@ func TestContract(t *testing.T) {
 	})
 }
 
-func TestMigrateTwiceAndReopen(t *testing.T) {
-	ctx := context.Background()
+// TestReopen also runs the migrations a second time on an existing schema.
+func TestReopen(t *testing.T) {
 	addr := testenv.ClickHouse(t)
 	opts := clickhouse.Options{Addr: []string{addr}, Database: testenv.Database(t, addr)}
-	s, err := clickhouse.Open(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := event.Batch{Access: storetest.Access("k", storetest.Day0, 10)}
-	if err := s.Write(ctx, &b); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err = clickhouse.Open(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if a, _, err := s.Count(ctx); err != nil || a != 10 {
-		t.Fatalf("after reopen Count = %d, %v; want 10", a, err)
+	storetest.RunReopen(t, func(t *testing.T) interface {
+		storetest.Store
+		Close() error
+	} {
+		s, err := clickhouse.Open(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestOptionsErrors(t *testing.T) {
+	for _, o := range []clickhouse.Options{
+		{},
+		{Addr: []string{"127.0.0.1:1"}, Database: "bad-name; DROP"},
+		{Addr: []string{"127.0.0.1:1"}, Compression: "gzip"},
+	} {
+		if _, err := clickhouse.Open(context.Background(), o); err == nil {
+			t.Errorf("Open(%+v) succeeded", o)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"github.com/breachwatch/breachwatch/event"
 	"testing"
 
 	"github.com/breachwatch/breachwatch/store/sqlite"
@@ -20,24 +19,16 @@ func TestContract(t *testing.T) {
 	})
 }
 
-func TestReopenKeepsDataAndSchema(t *testing.T) {
-	ctx := context.Background()
+func TestReopen(t *testing.T) {
 	dir := t.TempDir()
-	s, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := event.Batch{Access: storetest.Access("k", storetest.Day0, 10)}
-	if err := s.Write(ctx, &b); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err = sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if a, _, err := s.Count(ctx); err != nil || a != 10 {
-		t.Fatalf("after reopen Count = %d, %v; want 10", a, err)
-	}
+	storetest.RunReopen(t, func(t *testing.T) interface {
+		storetest.Store
+		Close() error
+	} {
+		s, err := sqlite.Open(context.Background(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
 }

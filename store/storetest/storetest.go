@@ -29,6 +29,28 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// RunReopen checks that a store closed and opened again on the same data
+// keeps what was written and opens its existing schema without complaint.
+// open must open the same underlying store each call.
+func RunReopen(t *testing.T, open func(t *testing.T) interface {
+	Store
+	Close() error
+}) {
+	ctx := context.Background()
+	s := open(t)
+	if err := s.Write(ctx, &event.Batch{Access: Access("k", Day0, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t)
+	defer s.Close()
+	if a, _, err := s.Count(ctx); err != nil || a != 10 {
+		t.Fatalf("after reopening: Count = %d, %v; want 10", a, err)
+	}
+}
+
 // Run runs the suite. open must return a new, empty store each call.
 func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests := []struct {
