@@ -459,3 +459,32 @@ func TestStoreOutage(t *testing.T) {
 		t.Errorf("after the outage: %d distinct, %d de-duplicated; want %d", distinct, final, before+during)
 	}
 }
+
+// TestDemoCommand: `breachwatch demo --count N` produces N valid events
+// into a running breachwatch's embedded broker, and all of them are stored.
+func TestDemoCommand(t *testing.T) {
+	o := testOptions(t)
+	info := start(t, o)
+	d := o
+	d.Kafka.Embedded.Addr = info.KafkaBrokers[0] // where `breachwatch demo` sends by default
+	d.Demo.Enabled, d.Demo.Count, d.Demo.Rate, d.Demo.Seed = true, 3000, 20_000, 9
+	var out bytes.Buffer
+	if err := RunDemo(context.Background(), d, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), info.KafkaBrokers[0]) {
+		t.Errorf("demo output does not say where it sends: %q", out.String())
+	}
+	waitFor(t, "the 3000 demo events stored", time.Minute, func() bool {
+		s, err := sqlite.Open(context.Background(), o.DataDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		a, c, _ := s.Count(context.Background())
+		return a+c == 3000
+	})
+	if v := metric(t, info.HTTPAddr, `breachwatch_ingest_dead_lettered_total{reason="syntax",topic="breachwatch.access"}`); v != 0 {
+		t.Errorf("demo traffic was dead-lettered: %v", v)
+	}
+}
