@@ -230,7 +230,7 @@ func openStore(ctx context.Context, o Options, log *zap.Logger) (appStore, strin
 		if err == nil {
 			return s, fmt.Sprintf("clickhouse %v database %s", o.ClickHouse.Addr, o.ClickHouse.Database), nil
 		}
-		delay := ingest.DefaultBackoff.Delay(attempt)
+		delay := ingest.DefaultBackoff().Delay(attempt)
 		log.Warn("cannot open the ClickHouse store yet; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
 		select {
 		case <-ctx.Done():

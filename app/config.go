@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"reflect"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -539,7 +538,7 @@ func (o *Options) tokens(getenv func(string) string) ([]web.Token, error) {
 		}
 		names[t.Name] = true
 		role := web.Role(t.Role)
-		if !slices.Contains(web.Roles, role) {
+		if !role.Valid() {
 			return nil, fmt.Errorf("config: %s (%s): role %q: want one of ingest, engineer, dpo, admin, app", where, t.Name, t.Role)
 		}
 		if role == web.RoleApp && len(t.Tenants) == 0 {

@@ -17,7 +17,7 @@ func benchLines(n int) [][]byte {
 			ID: fmt.Sprintf("a-%09d", i), Time: base.Add(time.Duration(i) * time.Millisecond),
 			Tenant: fmt.Sprintf("cust-%04d", i%500),
 			Actor:  Actor{ID: fmt.Sprintf("u-%05d", i%20000), Type: ActorCustomerUser, Tenant: fmt.Sprintf("cust-%04d", i%500)},
-			Action: Actions[i%4], Resource: Resource{Type: "booking", ID: fmt.Sprintf("bk-%08d", i), Store: "postgres-eu-1"},
+			Action: actions[i%4], Resource: Resource{Type: "booking", ID: fmt.Sprintf("bk-%08d", i), Store: "postgres-eu-1"},
 			Records: int64(1 + i%7), Categories: []string{"contact", "booking"}, Outcome: OutcomeSuccess,
 			SourceIP: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), Country: "NL",
 			UserAgent: "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",

@@ -9,6 +9,7 @@ package event
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -43,14 +44,23 @@ const (
 	OutcomeError   = "error"
 )
 
-// The closed value sets of the enumerated fields. Order is the order in which
-// error messages list them.
+// The closed value sets of the enumerated fields, in the order error
+// messages list them. Never written after initialization.
 var (
-	ActorTypes = []string{ActorEmployee, ActorCustomerUser, ActorService, ActorAPIKey, ActorAnonymous}
-	Actions    = []string{ActionRead, ActionList, ActionSearch, ActionExport, ActionDownload,
+	actorTypes = []string{ActorEmployee, ActorCustomerUser, ActorService, ActorAPIKey, ActorAnonymous}
+	actions    = []string{ActionRead, ActionList, ActionSearch, ActionExport, ActionDownload,
 		ActionCreate, ActionUpdate, ActionDelete, ActionLogin, ActionLoginFailed, ActionGrant}
-	Outcomes = []string{OutcomeSuccess, OutcomeDenied, OutcomeError}
+	outcomes = []string{OutcomeSuccess, OutcomeDenied, OutcomeError}
 )
+
+// ActorTypes returns the values actor.type may take.
+func ActorTypes() []string { return slices.Clone(actorTypes) }
+
+// Actions returns the values action may take.
+func Actions() []string { return slices.Clone(actions) }
+
+// Outcomes returns the values outcome may take.
+func Outcomes() []string { return slices.Clone(outcomes) }
 
 // Actor is who acted: a user, an employee, a service, an API key or nobody known.
 type Actor struct {

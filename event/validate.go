@@ -20,9 +20,6 @@ const (
 	KindTooLarge ErrorKind = "too_large" // the encoded event is larger than allowed
 )
 
-// ErrorKinds lists every kind, for pre-registering metric labels.
-var ErrorKinds = []ErrorKind{KindSyntax, KindMissing, KindType, KindValue, KindTooLarge}
-
 // Error says why an event was rejected, naming the field (a dotted path such
 // as "actor.type" or "categories[2]") when the problem is in one field.
 // Values quoted in Msg are escaped and truncated, so Error() is safe to log
@@ -51,11 +48,18 @@ const (
 	maxDepth = 64
 )
 
-// MinTime and MaxTime bound event timestamps: the range every store can hold.
-var (
-	MinTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
-	MaxTime = time.Date(2106, 1, 1, 0, 0, 0, 0, time.UTC)
+// Event timestamps must lie in [MinTime(), MaxTime()): the range every
+// store can hold.
+const (
+	minUnix = 0          // 1970-01-01
+	maxUnix = 4291747200 // 2106-01-01
 )
+
+// MinTime is the earliest event time accepted.
+func MinTime() time.Time { return time.Unix(minUnix, 0).UTC() }
+
+// MaxTime is the first event time no longer accepted.
+func MaxTime() time.Time { return time.Unix(maxUnix, 0).UTC() }
 
 func missing(field string) *Error {
 	return &Error{Kind: KindMissing, Field: field, Msg: "required field is missing"}
@@ -106,7 +110,7 @@ func checkTime(field string, t time.Time) *Error {
 	if t.IsZero() {
 		return missing(field)
 	}
-	if t.Before(MinTime) || !t.Before(MaxTime) {
+	if sec := t.Unix(); sec < minUnix || sec >= maxUnix {
 		return badValue(field, "out of range: must be between 1970-01-01 and 2106-01-01")
 	}
 	return nil
@@ -119,8 +123,8 @@ func checkActor(prefix string, a *Actor) *Error {
 	if a.Type == "" {
 		return missing(prefix + ".type")
 	}
-	if !inSet(a.Type, ActorTypes) {
-		return oneOf(prefix+".type", a.Type, ActorTypes)
+	if !inSet(a.Type, actorTypes) {
+		return oneOf(prefix+".type", a.Type, actorTypes)
 	}
 	if err := checkID(prefix+".tenant", a.Tenant, false); err != nil {
 		return err
@@ -151,8 +155,8 @@ func (e *AccessEvent) Validate() error {
 	if e.Action == "" {
 		return missing("action")
 	}
-	if !inSet(e.Action, Actions) {
-		return oneOf("action", e.Action, Actions)
+	if !inSet(e.Action, actions) {
+		return oneOf("action", e.Action, actions)
 	}
 	if e.Resource.Type == "" {
 		return missing("resource.type")
@@ -174,8 +178,8 @@ func (e *AccessEvent) Validate() error {
 	if e.Outcome == "" {
 		return missing("outcome")
 	}
-	if !inSet(e.Outcome, Outcomes) {
-		return oneOf("outcome", e.Outcome, Outcomes)
+	if !inSet(e.Outcome, outcomes) {
+		return oneOf("outcome", e.Outcome, outcomes)
 	}
 	if e.SourceIP.IsValid() && e.SourceIP.Zone() != "" {
 		return badValue("source_ip", "must not carry an IPv6 zone")

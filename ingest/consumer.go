@@ -58,7 +58,7 @@ func (o *ConsumerOptions) defaults() {
 		o.MaxConcurrentFetches = 2
 	}
 	if o.Backoff == (Backoff{}) {
-		o.Backoff = DefaultBackoff
+		o.Backoff = DefaultBackoff()
 	}
 	if o.Writers <= 0 {
 		o.Writers = 1

@@ -42,8 +42,8 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// DefaultBackoff is used when a Backoff is zero.
-var DefaultBackoff = Backoff{Min: 100 * time.Millisecond, Max: 15 * time.Second}
+// DefaultBackoff is used when a Backoff is zero: 100ms doubling up to 15s.
+func DefaultBackoff() Backoff { return Backoff{Min: 100 * time.Millisecond, Max: 15 * time.Second} }
 
 // Writer writes batches to the store, retrying with backoff until the store
 // acknowledges the batch or the context ends, then hands the batch on. It
@@ -60,7 +60,7 @@ type Writer struct {
 // NewWriter returns a Writer. next may be nil.
 func NewWriter(store Store, next Handoff, backoff Backoff, m *Metrics, log *zap.Logger) *Writer {
 	if backoff == (Backoff{}) {
-		backoff = DefaultBackoff
+		backoff = DefaultBackoff()
 	}
 	return &Writer{store: store, next: next, backoff: backoff, m: m, log: log}
 }

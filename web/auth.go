@@ -21,8 +21,14 @@ const (
 	RoleApp      Role = "app"      // the product's app: notices of the tenants it serves
 )
 
-// Roles lists every role.
-var Roles = []Role{RoleIngest, RoleEngineer, RoleDPO, RoleAdmin, RoleApp}
+// Valid reports whether r is one of the roles.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleIngest, RoleEngineer, RoleDPO, RoleAdmin, RoleApp:
+		return true
+	}
+	return false
+}
 
 // Token is an API token. Only the SHA-256 of its secret is kept.
 type Token struct {

@@ -398,10 +398,10 @@ func timeRange(from, to time.Time) (string, []any) {
 
 func secs(t time.Time) int64 {
 	switch {
-	case t.Before(event.MinTime):
+	case t.Before(event.MinTime()):
 		return 0
-	case !t.Before(event.MaxTime):
-		return event.MaxTime.Unix()
+	case !t.Before(event.MaxTime()):
+		return event.MaxTime().Unix()
 	}
 	return t.Unix()
 }

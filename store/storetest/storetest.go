@@ -126,13 +126,13 @@ func scanAll(t *testing.T, s Store) ([]event.AccessEvent, []event.ConfigChange) 
 	ctx := context.Background()
 	var as []event.AccessEvent
 	var cs []event.ConfigChange
-	if err := s.ScanAccess(ctx, event.MinTime, event.MaxTime, func(e *event.AccessEvent) error {
+	if err := s.ScanAccess(ctx, event.MinTime(), event.MaxTime(), func(e *event.AccessEvent) error {
 		as = append(as, *e)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ScanConfig(ctx, event.MinTime, event.MaxTime, func(c *event.ConfigChange) error {
+	if err := s.ScanConfig(ctx, event.MinTime(), event.MaxTime(), func(c *event.ConfigChange) error {
 		cs = append(cs, *c)
 		return nil
 	}); err != nil {
@@ -274,7 +274,7 @@ func testTimeRange(t *testing.T, s Store) {
 	}
 	stop := fmt.Errorf("stop")
 	n := 0
-	err := s.ScanAccess(ctx, event.MinTime, event.MaxTime, func(*event.AccessEvent) error { n++; return stop })
+	err := s.ScanAccess(ctx, event.MinTime(), event.MaxTime(), func(*event.AccessEvent) error { n++; return stop })
 	if err != stop || n != 1 {
 		t.Errorf("scan did not stop at the callback's error: n=%d err=%v", n, err)
 	}
