@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/breachwatch/breachwatch/internal/yamlstrict"
 	"github.com/breachwatch/breachwatch/web"
 )
 
@@ -308,76 +309,20 @@ func decodeYAML(path string, data []byte, o *Options) error {
 	if len(doc.Content) == 0 {
 		return nil // an empty file
 	}
-	if err := checkKeys(doc.Content[0], reflect.TypeOf(*o), ""); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	if err := doc.Content[0].Decode(o); err != nil {
+	if err := yamlstrict.Decode(doc.Content[0], o, explainSecret); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil
 }
 
-var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
-
-// checkKeys walks a YAML mapping alongside struct type t and names the
-// first key t does not have.
-func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		return nil
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return fmt.Errorf("line %d: %q: want a mapping", n.Line, strings.TrimSuffix(prefix, "."))
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			f, ok := fieldByKey(t, k.Value)
-			if !ok {
-				if sf, ok := secretField(t, k.Value); ok {
-					return fmt.Errorf("line %d: %q: secrets are not read from the config file; set %s%s or %s_file",
-						k.Line, prefix+k.Value, EnvPrefix, sf.Tag.Get("env"), prefix+k.Value)
-				}
-				return fmt.Errorf("line %d: unknown key %q", k.Line, prefix+k.Value)
-			}
-			if err := checkKeys(v, f.Type, prefix+k.Value+"."); err != nil {
-				return err
-			}
-		}
-	case reflect.Slice:
-		if n.Kind == yaml.SequenceNode && t.Elem().Kind() == reflect.Struct {
-			for i, item := range n.Content {
-				if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(prefix, "."), i)); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func yamlName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-	return name
-}
-
-func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if name := yamlName(f); name != "" && name != "-" && name == key {
-			return f, true
-		}
-	}
-	return reflect.StructField{}, false
-}
-
-func secretField(t reflect.Type, key string) (reflect.StructField, bool) {
+// explainSecret tells someone who wrote a secret into the file where it goes.
+func explainSecret(t reflect.Type, key string) string {
 	for i := 0; i < t.NumField(); i++ {
 		if f := t.Field(i); f.Tag.Get("secret") == key {
-			return f, true
+			return fmt.Sprintf("secrets are not read from the config file; set %s%s or use %s_file", EnvPrefix, f.Tag.Get("env"), key)
 		}
 	}
-	return reflect.StructField{}, false
+	return ""
 }
 
 // setter sets one scalar (or list) option from text.
@@ -414,8 +359,8 @@ func settersOf(o *Options) setterTable {
 				t.byEnv[s.env] = s
 				continue
 			}
-			name := yamlName(f)
-			if name == "" || name == "-" {
+			name := yamlstrict.Name(f)
+			if name == "" {
 				continue
 			}
 			key := prefix + name

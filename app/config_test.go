@@ -86,13 +86,13 @@ func TestLoadErrors(t *testing.T) {
 		override []string
 		want     string
 	}{
-		{"unknown top key", "kafak:\n  brokers: [a:1]\n", nil, nil, `line 1: unknown key "kafak"`},
-		{"unknown nested key", "kafka:\n  topics:\n    acess: x\n", nil, nil, `line 3: unknown key "kafka.topics.acess"`},
-		{"unknown key in list", "auth:\n  tokens:\n    - name: a\n      rol: admin\n", nil, nil, `line 4: unknown key "auth.tokens[0].rol"`},
-		{"secret inline", "clickhouse:\n  password: hunter2\n", nil, nil, `secrets are not read from the config file; set BREACHWATCH_CLICKHOUSE_PASSWORD or clickhouse.password_file`},
+		{"unknown top key", "kafak:\n  brokers: [a:1]\n", nil, nil, `line 1: "kafak": unknown key`},
+		{"unknown nested key", "kafka:\n  topics:\n    acess: x\n", nil, nil, `line 3: "kafka.topics.acess": unknown key`},
+		{"unknown key in list", "auth:\n  tokens:\n    - name: a\n      rol: admin\n", nil, nil, `line 4: "auth.tokens[0].rol": unknown key`},
+		{"secret inline", "clickhouse:\n  password: hunter2\n", nil, nil, `"clickhouse.password": secrets are not read from the config file; set BREACHWATCH_CLICKHOUSE_PASSWORD or use password_file`},
 		{"bad duration", "kafka:\n  batch_max_wait: soon\n", nil, nil, "want a duration"},
 		{"bad size", "ingest:\n  max_event_bytes: 12 parsecs\n", nil, nil, "want a size"},
-		{"wrong type", "demo:\n  rate: fast\n", nil, nil, "cannot unmarshal"},
+		{"wrong type", "demo:\n  rate: fast\n", nil, nil, `line 2: "demo.rate": cannot unmarshal`},
 		{"unknown env", "", []string{"BREACHWATCH_KAFKA_BROKER=x:1"}, nil, "unknown environment variable BREACHWATCH_KAFKA_BROKER"},
 		{"bad env value", "", []string{"BREACHWATCH_DEMO_ENABLED=maybe"}, nil, "BREACHWATCH_DEMO_ENABLED: want true or false"},
 		{"unknown override", "", nil, []string{"kafka.brokerz=x"}, `unknown key "kafka.brokerz"`},

@@ -7,7 +7,8 @@
 //
 // Nothing the generator produces should ever be reported as a personal-data
 // exposure; it is the baseline against which detection is demonstrated and
-// tested.
+// tested. Only with Options.Breach does it also inject breach scenarios
+// (see Scenarios), each recorded by Generator.Injections.
 package demo
 
 import (
@@ -35,6 +36,9 @@ const countries = "NLSEFRDEBEAESAGBUSES"
 type Options struct {
 	Tenants int    // customer accounts (default 50)
 	Seed    uint64 // same seed + same sequence of Next calls → same events
+	// Breach also injects breach scenarios among the benign traffic (see
+	// Scenarios and Generator.Injections). Off, the output is unchanged.
+	Breach bool
 }
 
 // DefaultTenants is the number of tenants when Options.Tenants is not positive.
@@ -60,6 +64,7 @@ type Generator struct {
 	cfg     []cfgResource
 	pending []pending
 	buf     []byte
+	br      *breach // nil unless Options.Breach
 }
 
 type tenant struct {
@@ -247,6 +252,9 @@ func New(o Options) *Generator {
 		c.versioning = r.IntN(2) == 0
 		c.tagsRev = r.IntN(8)
 	}
+	if o.Breach {
+		g.br = newBreach(o.Seed, seedHex)
+	}
 	return g
 }
 
@@ -258,10 +266,14 @@ func (g *Generator) Tenants() []string {
 // Next appends one event happening at now to b: usually an access event;
 // rarely (about 1 in 2000) a configuration change. now should be a valid
 // event time (between 1970 and 2106) and, for realistic traffic, should not
-// go backwards between calls.
+// go backwards between calls. With Options.Breach, a call may instead emit
+// a due event of a breach scenario, whose time is at or before now.
 func (g *Generator) Next(now time.Time, b *event.Batch) {
-	g.calls++
 	t := now.UTC()
+	if g.br != nil && g.inject(t, b) {
+		return
+	}
+	g.calls++
 	if g.rng.IntN(2000) == 0 {
 		g.configChange(t, b)
 		return

@@ -62,50 +62,53 @@ func Actions() []string { return slices.Clone(actions) }
 // Outcomes returns the values outcome may take.
 func Outcomes() []string { return slices.Clone(outcomes) }
 
+// The `expr` tags name the fields as rule conditions see them: the wire
+// names (see detect/rule).
+
 // Actor is who acted: a user, an employee, a service, an API key or nobody known.
 type Actor struct {
-	ID     string
-	Type   string
-	Tenant string   // the actor's home tenant; empty for staff and anonymous
-	Groups []string // staff groups such as "db-admins" or "support"; nil when none
+	ID     string   `expr:"id"`
+	Type   string   `expr:"type"`
+	Tenant string   `expr:"tenant"` // the actor's home tenant; empty for staff and anonymous
+	Groups []string `expr:"groups"` // staff groups such as "db-admins" or "support"; nil when none
 }
 
 // Resource is what an access event touched.
 type Resource struct {
-	Type  string // e.g. "booking", "contact", "file"
-	ID    string // optional
-	Store string // the data store that holds it, e.g. "postgres-eu-1"
+	Type  string `expr:"type"`  // e.g. "booking", "contact", "file"
+	ID    string `expr:"id"`    // optional
+	Store string `expr:"store"` // the data store that holds it, e.g. "postgres-eu-1"
 }
 
 // AccessEvent is one access to personal data (or an attempt, or a login).
 type AccessEvent struct {
-	ID         string
-	Time       time.Time // UTC
-	Tenant     string    // whose personal data was touched
-	Actor      Actor
-	Action     string
-	Resource   Resource
-	Records    int64    // personal-data records touched; 1 when the producer left it out
-	Categories []string // personal-data categories touched; empty means "ask the data inventory"
-	Outcome    string
-	SourceIP   netip.Addr // the zero Addr when absent
-	Country    string     // ISO 3166-1 alpha-2, upper case; empty when absent
-	UserAgent  string     // attacker-controlled: never render unescaped
-	RequestID  string
+	ID         string     `expr:"id"`
+	Time       time.Time  `expr:"time"`   // UTC
+	Tenant     string     `expr:"tenant"` // whose personal data was touched
+	Actor      Actor      `expr:"actor"`
+	Action     string     `expr:"action"`
+	Resource   Resource   `expr:"resource"`
+	Records    int64      `expr:"records"`    // personal-data records touched; 1 when the producer left it out
+	Categories []string   `expr:"categories"` // personal-data categories touched; empty means "ask the data inventory"
+	Outcome    string     `expr:"outcome"`
+	SourceIP   netip.Addr `expr:"source_ip"`  // the zero Addr when absent
+	Country    string     `expr:"country"`    // ISO 3166-1 alpha-2, upper case; empty when absent
+	UserAgent  string     `expr:"user_agent"` // attacker-controlled: never render unescaped
+	RequestID  string     `expr:"request_id"`
 
 	// Extra holds the members the producer sent that this version does not
 	// know, as a compact JSON object (nil when there were none). Unknown
 	// members of "actor" and "resource" sit under those keys.
-	Extra json.RawMessage
+	Extra json.RawMessage `expr:"-"`
 }
 
 // ConfigResource is the thing whose configuration changed.
 type ConfigResource struct {
-	ID       string // e.g. "arn:aws:s3:::exports-eu"
-	Type     string // bucket, database, snapshot, endpoint, firewall, key, log_sink, backup or another word
-	Store    string // the data-store id used by access events; ID when the producer left it out
-	Provider string
-	Region   string
+	ID       string `expr:"id"`    // e.g. "arn:aws:s3:::exports-eu"
+	Type     string `expr:"type"`  // bucket, database, snapshot, endpoint, firewall, key, log_sink, backup or another word
+	Store    string `expr:"store"` // the data-store id used by access events; ID when the producer left it out
+	Provider string `expr:"provider"`
+	Region   string `expr:"region"`
 }
 
 // ConfigChange is a change to the configuration of something that holds or

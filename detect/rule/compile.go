@@ -1,0 +1,632 @@
+package rule
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// Sources of events.
+const (
+	SourceAccess = "access"
+	SourceConfig = "config"
+)
+
+// Aggregates of threshold rules.
+const (
+	AggCount    = "count"
+	AggSum      = "sum(records)"
+	AggDistinct = "distinct"
+)
+
+// Rule is a compiled rule. It is immutable and safe for concurrent use
+// (evaluation state lives in an Evaluator).
+type Rule struct {
+	id, title, description, severity, source, kind, affected, version string
+	tags                                                              []string
+	file                                                              string
+	line                                                              int
+
+	cond       *vm.Program
+	exceptions []exception
+	groupBy    []string
+	accessKey  []accessor[event.AccessEvent]
+	configKey  []accessor[event.ConfigChange]
+
+	agg        string                      // threshold aggregate
+	distinct   accessor[event.AccessEvent] // for distinct(FIELD)
+	window     time.Duration               // threshold and sequence
+	atLeast    int64                       // threshold
+	steps      []step                      // sequence
+	safe       *vm.Program                 // exposure baseline
+	actions    []string                    // the actions the rule can match (nil: any)
+	settings   []string                    // the settings the rule can match (nil: any)
+	alwaysTrue bool                        // a sequence without a condition
+}
+
+type exception struct {
+	name      string
+	access    []accessor[event.AccessEvent]
+	config    []accessor[event.ConfigChange]
+	values    map[string]bool // tuples joined with \x00
+	condition *vm.Program
+}
+
+type step struct {
+	name    string
+	cond    *vm.Program
+	atLeast int64
+	actions []string
+}
+
+// ID and the rest describe the rule.
+func (r *Rule) ID() string          { return r.id }
+func (r *Rule) Title() string       { return r.title }
+func (r *Rule) Description() string { return r.description }
+func (r *Rule) Severity() string    { return r.severity }
+func (r *Rule) Source() string      { return r.source }
+func (r *Rule) Kind() string        { return r.kind }
+func (r *Rule) Tags() []string      { return slices.Clone(r.tags) }
+func (r *Rule) GroupBy() []string   { return slices.Clone(r.groupBy) }
+
+// Affected is incident.ScopeTenants or incident.ScopeStore.
+func (r *Rule) Affected() string { return r.affected }
+
+// Version is a hash of the rule's definition: it changes when the rule does.
+func (r *Rule) Version() string { return r.version }
+
+// Where is the file and line that defines the rule.
+func (r *Rule) Where() string { return r.file + ":" + strconv.Itoa(r.line) }
+
+// Window is the rule's window (threshold, sequence); 0 for the others.
+func (r *Rule) Window() time.Duration { return r.window }
+
+// Threshold describes a threshold rule: the aggregate and the bound.
+func (r *Rule) Threshold() (aggregate string, atLeast int64) { return r.agg, r.atLeast }
+
+// Steps is the number of steps of a sequence rule.
+func (r *Rule) Steps() int { return len(r.steps) }
+
+// StepName names step i.
+func (r *Rule) StepName(i int) string { return r.steps[i].name }
+
+// StepAtLeast is how many events step i needs.
+func (r *Rule) StepAtLeast(i int) int64 { return r.steps[i].atLeast }
+
+// Evaluator evaluates rules. It holds reusable evaluation state, so it is
+// not safe for concurrent use: use one per goroutine.
+type Evaluator struct {
+	vm vm.VM
+}
+
+func (ev *Evaluator) run(p *vm.Program, env any) (bool, error) {
+	out, err := ev.vm.Run(p, env)
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
+// MatchAccess reports whether an access event meets the rule's condition
+// and none of its exceptions. For a sequence rule it reports the condition
+// only (see StepAccess).
+func (r *Rule) MatchAccess(ev *Evaluator, env *AccessEnv) (bool, error) {
+	if r.source != SourceAccess {
+		return false, nil
+	}
+	if !r.alwaysTrue {
+		ok, err := ev.run(r.cond, env)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	for i := range r.exceptions {
+		x := &r.exceptions[i]
+		if x.values != nil && x.values[joinAccess(x.access, env.AccessEvent)] {
+			return false, nil
+		}
+		if x.condition != nil {
+			if ok, err := ev.run(x.condition, env); err != nil || ok {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// MatchConfig is MatchAccess for configuration changes.
+func (r *Rule) MatchConfig(ev *Evaluator, env *ConfigEnv, c *event.ConfigChange) (bool, error) {
+	if r.source != SourceConfig {
+		return false, nil
+	}
+	if !r.alwaysTrue {
+		ok, err := ev.run(r.cond, env)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	for i := range r.exceptions {
+		x := &r.exceptions[i]
+		if x.values != nil && x.values[joinConfig(x.config, c)] {
+			return false, nil
+		}
+		if x.condition != nil {
+			if ok, err := ev.run(x.condition, env); err != nil || ok {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// StepAccess reports whether an access event meets step i of a sequence.
+func (r *Rule) StepAccess(ev *Evaluator, env *AccessEnv, i int) (bool, error) {
+	if a := r.steps[i].actions; a != nil && !slices.Contains(a, env.Action) {
+		return false, nil
+	}
+	return ev.run(r.steps[i].cond, env)
+}
+
+// Safe reports whether value is a safe value of the setting an exposure
+// rule watches.
+func (r *Rule) Safe(ev *Evaluator, value any, c *event.ConfigChange) (bool, error) {
+	return ev.run(r.safe, &SafeEnv{Value: value, Setting: c.Setting, Resource: c.Resource})
+}
+
+// GroupKeyAccess is the group an access event falls in: the group_by
+// fields and their values, e.g. "actor.id=u-1".
+func (r *Rule) GroupKeyAccess(e *event.AccessEvent) string {
+	if len(r.accessKey) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i, f := range r.accessKey {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(r.groupBy[i])
+		b.WriteByte('=')
+		b.WriteString(f(e))
+	}
+	return b.String()
+}
+
+// GroupKeyConfig is GroupKeyAccess for configuration changes.
+func (r *Rule) GroupKeyConfig(c *event.ConfigChange) string {
+	var b strings.Builder
+	for i, f := range r.configKey {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(r.groupBy[i])
+		b.WriteByte('=')
+		b.WriteString(f(c))
+	}
+	return b.String()
+}
+
+// DistinctValue is the value a distinct(FIELD) threshold counts.
+func (r *Rule) DistinctValue(e *event.AccessEvent) string {
+	if r.distinct == nil {
+		return ""
+	}
+	return r.distinct(e)
+}
+
+func joinAccess(fs []accessor[event.AccessEvent], e *event.AccessEvent) string {
+	if len(fs) == 1 {
+		return fs[0](e)
+	}
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f(e)
+	}
+	return strings.Join(parts, "\x00")
+}
+
+func joinConfig(fs []accessor[event.ConfigChange], c *event.ConfigChange) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f(c)
+	}
+	return strings.Join(parts, "\x00")
+}
+
+// fieldError is a compile error about one field of a spec; the loader adds
+// the file and line.
+type fieldError struct {
+	path string // relative to the rule, e.g. "threshold.window"
+	msg  string
+}
+
+func (e *fieldError) Error() string { return e.path + ": " + e.msg }
+
+func bad(path, format string, args ...any) *fieldError {
+	return &fieldError{path: path, msg: fmt.Sprintf(format, args...)}
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
+
+func oneOf(path, got string, set ...string) *fieldError {
+	return bad(path, "want one of %s; got %q", strings.Join(set, ", "), got)
+}
+
+// compile turns a spec into a rule. Errors are *fieldError.
+func compile(s *Spec) (*Rule, error) {
+	r := &Rule{id: s.ID, title: s.Title, description: s.Description, severity: s.Severity, source: s.Source,
+		kind: s.Kind, tags: slices.Clone(s.Tags)}
+	switch {
+	case s.ID == "":
+		return nil, bad("id", "required")
+	case !idPattern.MatchString(s.ID):
+		return nil, bad("id", "use 2 to 63 lower-case letters, digits and dashes; got %q", s.ID)
+	case s.Title == "":
+		return nil, bad("title", "required")
+	}
+	switch s.Severity {
+	case incident.SeverityCritical, incident.SeverityHigh, incident.SeverityMedium, incident.SeverityLow:
+	case "":
+		return nil, bad("severity", "required")
+	default:
+		return nil, oneOf("severity", s.Severity, "critical", "high", "medium", "low")
+	}
+	switch s.Source {
+	case SourceAccess, SourceConfig:
+	case "":
+		return nil, bad("source", "required")
+	default:
+		return nil, oneOf("source", s.Source, SourceAccess, SourceConfig)
+	}
+	kinds := []string{incident.KindMatch, incident.KindThreshold, incident.KindSequence}
+	if s.Source == SourceConfig {
+		kinds = []string{incident.KindMatch, incident.KindExposure}
+	}
+	if s.Kind == "" {
+		return nil, bad("kind", "required")
+	}
+	if !slices.Contains(kinds, s.Kind) {
+		return nil, bad("kind", "for source %s want one of %s; got %q", s.Source, strings.Join(kinds, ", "), s.Kind)
+	}
+	for i, t := range s.Tags {
+		if strings.TrimSpace(t) == "" {
+			return nil, bad(fmt.Sprintf("tags[%d]", i), "must not be empty")
+		}
+	}
+	r.affected = s.Affected
+	if r.affected == "" {
+		r.affected = incident.ScopeTenants
+		if s.Source == SourceConfig {
+			r.affected = incident.ScopeStore
+		}
+	}
+	if r.affected != incident.ScopeTenants && r.affected != incident.ScopeStore {
+		return nil, oneOf("affected", r.affected, incident.ScopeTenants, incident.ScopeStore)
+	}
+	if s.Source == SourceConfig && r.affected == incident.ScopeTenants {
+		return nil, bad("affected", "a configuration change touches no tenant's data itself; use store")
+	}
+
+	// Only the block of the rule's own kind may be there.
+	blocks := map[string]bool{incident.KindThreshold: s.Threshold != nil, incident.KindSequence: s.Sequence != nil,
+		incident.KindExposure: s.Exposure != nil}
+	for k, present := range blocks {
+		if present && k != s.Kind {
+			return nil, bad(k, "only a %s rule has a %s block", k, k)
+		}
+		if !present && k == s.Kind {
+			return nil, bad(k, "a %s rule needs a %s block", k, k)
+		}
+	}
+
+	env := any(AccessEnv{})
+	if s.Source == SourceConfig {
+		env = ConfigEnv{}
+	}
+	if s.Kind == incident.KindSequence && s.Condition == "" {
+		r.alwaysTrue = true
+	} else {
+		p, err := compileExpr("condition", s.Condition, env)
+		if err != nil {
+			return nil, err
+		}
+		r.cond = p
+		r.actions, r.settings = indexHints(p.Node(), s.Source)
+	}
+
+	for i, x := range s.Exceptions {
+		e, err := compileException(fmt.Sprintf("exceptions[%d]", i), &x, s.Source, env)
+		if err != nil {
+			return nil, err
+		}
+		r.exceptions = append(r.exceptions, e)
+	}
+
+	r.groupBy = slices.Clone(s.GroupBy)
+	if s.Kind == incident.KindExposure && len(r.groupBy) == 0 {
+		r.groupBy = []string{"resource.id", "setting"}
+	}
+	for i, f := range r.groupBy {
+		path := fmt.Sprintf("group_by[%d]", i)
+		if s.Source == SourceAccess {
+			a, ok := accessFields()[f]
+			if !ok {
+				return nil, bad(path, "unknown field %q; access events have %s", f, fieldNames(accessFields()))
+			}
+			r.accessKey = append(r.accessKey, a)
+		} else {
+			a, ok := configFields()[f]
+			if !ok {
+				return nil, bad(path, "unknown field %q; configuration changes have %s", f, fieldNames(configFields()))
+			}
+			r.configKey = append(r.configKey, a)
+		}
+	}
+
+	var err error
+	switch s.Kind {
+	case incident.KindThreshold:
+		err = r.compileThreshold(s.Threshold)
+	case incident.KindSequence:
+		err = r.compileSequence(s.Sequence)
+	case incident.KindExposure:
+		r.safe, err = compileExpr("exposure.safe", s.Exposure.Safe, SafeEnv{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	def, _ := json.Marshal(s)
+	sum := sha256.Sum256(def)
+	r.version = hex.EncodeToString(sum[:8])
+	return r, nil
+}
+
+func compileExpr(path, src string, env any) (*vm.Program, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, bad(path, "required")
+	}
+	opts := append([]expr.Option{expr.Env(env), expr.AsBool()}, functions()...)
+	p, err := expr.Compile(src, opts...)
+	if err != nil {
+		return nil, bad(path, "%s", strings.ReplaceAll(err.Error(), "\n", "\n    "))
+	}
+	return p, nil
+}
+
+func compileException(path string, x *ExceptionSpec, source string, env any) (exception, error) {
+	e := exception{name: x.Name}
+	if x.Name == "" {
+		return e, bad(path+".name", "required")
+	}
+	if x.Condition != "" {
+		p, err := compileExpr(path+".condition", x.Condition, env)
+		if err != nil {
+			return e, err
+		}
+		e.condition = p
+	}
+	if len(x.Fields) == 0 && len(x.Values) > 0 {
+		return e, bad(path+".fields", "values need the fields they are values of")
+	}
+	if len(x.Fields) > 0 {
+		for i, f := range x.Fields {
+			fp := fmt.Sprintf("%s.fields[%d]", path, i)
+			if source == SourceAccess {
+				a, ok := accessFields()[f]
+				if !ok {
+					return e, bad(fp, "unknown field %q; access events have %s", f, fieldNames(accessFields()))
+				}
+				e.access = append(e.access, a)
+			} else {
+				a, ok := configFields()[f]
+				if !ok {
+					return e, bad(fp, "unknown field %q; configuration changes have %s", f, fieldNames(configFields()))
+				}
+				e.config = append(e.config, a)
+			}
+		}
+		if len(x.Values) == 0 {
+			return e, bad(path+".values", "fields need values")
+		}
+		e.values = map[string]bool{}
+		for i, v := range x.Values {
+			if len(v) != len(x.Fields) {
+				return e, bad(fmt.Sprintf("%s.values[%d]", path, i), "has %d values for %d fields", len(v), len(x.Fields))
+			}
+			e.values[strings.Join(v, "\x00")] = true
+		}
+	}
+	if e.values == nil && e.condition == nil {
+		return e, bad(path, "an exception needs fields and values, or a condition")
+	}
+	return e, nil
+}
+
+func window(path, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, bad(path, "required")
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, bad(path, "want a duration such as 10m or 1h; got %q", s)
+	}
+	if d > 31*24*time.Hour {
+		return 0, bad(path, "at most 31 days (744h); got %s", s)
+	}
+	return d, nil
+}
+
+func (r *Rule) compileThreshold(t *ThresholdSpec) error {
+	var err error
+	if r.window, err = window("threshold.window", t.Window); err != nil {
+		return err
+	}
+	if t.AtLeast < 1 {
+		return bad("threshold.at_least", "want a whole number ≥ 1; got %d", t.AtLeast)
+	}
+	r.atLeast = t.AtLeast
+	switch agg := strings.ReplaceAll(t.Aggregate, " ", ""); {
+	case agg == AggCount || agg == AggSum:
+		r.agg = agg
+	case strings.HasPrefix(agg, "distinct(") && strings.HasSuffix(agg, ")"):
+		f := agg[len("distinct(") : len(agg)-1]
+		a, ok := accessFields()[f]
+		if !ok {
+			return bad("threshold.aggregate", "unknown field %q in distinct(); access events have %s", f, fieldNames(accessFields()))
+		}
+		r.agg, r.distinct = AggDistinct, a
+	case agg == "":
+		return bad("threshold.aggregate", "required")
+	default:
+		return bad("threshold.aggregate", "want count, sum(records) or distinct(FIELD); got %q", t.Aggregate)
+	}
+	return nil
+}
+
+func (r *Rule) compileSequence(q *SequenceSpec) error {
+	var err error
+	if r.window, err = window("sequence.window", q.Window); err != nil {
+		return err
+	}
+	if len(q.Steps) < 2 {
+		return bad("sequence.steps", "a sequence needs at least 2 steps; got %d", len(q.Steps))
+	}
+	if len(q.Steps) > 8 {
+		return bad("sequence.steps", "at most 8 steps; got %d", len(q.Steps))
+	}
+	for i, st := range q.Steps {
+		path := fmt.Sprintf("sequence.steps[%d]", i)
+		if st.Name == "" {
+			return bad(path+".name", "required")
+		}
+		p, err := compileExpr(path+".condition", st.Condition, AccessEnv{})
+		if err != nil {
+			return err
+		}
+		n := st.AtLeast
+		if n == 0 {
+			n = 1
+		}
+		if n < 1 {
+			return bad(path+".at_least", "want a whole number ≥ 1; got %d", st.AtLeast)
+		}
+		acts, _ := indexHints(p.Node(), SourceAccess)
+		r.steps = append(r.steps, step{name: st.Name, cond: p, atLeast: n, actions: acts})
+	}
+	// The rule can match only the actions its steps can.
+	if r.actions == nil {
+		var all []string
+		for _, st := range r.steps {
+			if st.actions == nil {
+				all = nil
+				break
+			}
+			all = append(all, st.actions...)
+		}
+		if all != nil {
+			slices.Sort(all)
+			r.actions = slices.Compact(all)
+		}
+	}
+	return nil
+}
+
+// indexHints finds what a condition requires of the action (access) or the
+// setting (config): the values allowed by an `action == "x"` or
+// `action in [...]` that must hold for the whole condition to hold (a term
+// of the top-level conjunction). nil means any value.
+func indexHints(n ast.Node, source string) (actions, settings []string) {
+	field := "action"
+	if source == SourceConfig {
+		field = "setting"
+	}
+	var vals []string
+	var walk func(n ast.Node) bool
+	walk = func(n ast.Node) bool {
+		b, ok := n.(*ast.BinaryNode)
+		if !ok {
+			return false
+		}
+		switch b.Operator {
+		case "&&", "and":
+			l, r := walk(b.Left), walk(b.Right)
+			return l || r
+		case "==":
+			if id, ok := b.Left.(*ast.IdentifierNode); ok && id.Value == field {
+				if s, ok := b.Right.(*ast.StringNode); ok && vals == nil {
+					vals = []string{s.Value}
+					return true
+				}
+			}
+			if id, ok := b.Right.(*ast.IdentifierNode); ok && id.Value == field {
+				if s, ok := b.Left.(*ast.StringNode); ok && vals == nil {
+					vals = []string{s.Value}
+					return true
+				}
+			}
+		case "in":
+			if id, ok := b.Left.(*ast.IdentifierNode); ok && id.Value == field && vals == nil {
+				vals = stringList(b.Right)
+				return vals != nil
+			}
+		}
+		return false
+	}
+	walk(n)
+	if source == SourceConfig {
+		return nil, vals
+	}
+	return vals, nil
+}
+
+// stringList reads a literal list of strings (an array node, or the
+// constant the optimizer made of it); nil if it is anything else.
+func stringList(n ast.Node) []string {
+	var out []string
+	switch x := n.(type) {
+	case *ast.ArrayNode:
+		for _, e := range x.Nodes {
+			s, ok := e.(*ast.StringNode)
+			if !ok {
+				return nil
+			}
+			out = append(out, s.Value)
+		}
+	case *ast.ConstantNode:
+		switch v := x.Value.(type) {
+		case map[string]struct{}:
+			for k := range v {
+				out = append(out, k)
+			}
+		case []any:
+			for _, e := range v {
+				s, ok := e.(string)
+				if !ok {
+					return nil
+				}
+				out = append(out, s)
+			}
+		case []string:
+			out = append(out, v...)
+		default:
+			return nil
+		}
+	default:
+		return nil
+	}
+	slices.Sort(out)
+	return out
+}
