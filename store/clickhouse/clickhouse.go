@@ -29,6 +29,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/incident"
 )
 
 // Options says how to reach ClickHouse.
@@ -174,6 +175,19 @@ var migrations = [][]string{
 		) ENGINE = ReplacingMergeTree()
 		PARTITION BY toYYYYMMDD(time)
 		ORDER BY (resource_store, time, id)`,
+	},
+	{ // v2: findings; each report is a row, the newest (version) wins at merges
+		`CREATE TABLE IF NOT EXISTS {db}.findings (
+			fingerprint String,
+			rule_id String,
+			severity String,
+			window_start DateTime('UTC'),
+			detected_at DateTime('UTC'),
+			detected_ns UInt32,
+			version UInt64,
+			body String
+		) ENGINE = ReplacingMergeTree(version)
+		ORDER BY fingerprint`,
 	},
 }
 
@@ -388,6 +402,67 @@ func (s *Store) send(ctx context.Context, table, cols string, data []any) error 
 		return fmt.Errorf("clickhouse store: insert into %s: %w", table, err)
 	}
 	return nil
+}
+
+// SaveFindings stores findings: per fingerprint the latest report, keeping
+// the time it was first detected (reads take the earliest detected_at of
+// all reports).
+func (s *Store) SaveFindings(ctx context.Context, fs []incident.Finding) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	n := len(fs)
+	fp, rid, sev, body := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ws, det := make([]time.Time, n), make([]time.Time, n)
+	detNs := make([]uint32, n)
+	ver := make([]uint64, n)
+	now := uint64(time.Now().UnixNano())
+	for i := range fs {
+		f := fs[i]
+		b, err := json.Marshal(&f)
+		if err != nil {
+			return fmt.Errorf("clickhouse store: finding %s: %w", f.Fingerprint, err)
+		}
+		fp[i], rid[i], sev[i], body[i] = f.Fingerprint, f.RuleID, f.Severity, string(b)
+		ws[i], det[i], detNs[i] = f.WindowStart, f.DetectedAt, uint32(f.DetectedAt.Nanosecond())
+		ver[i] = now + uint64(i) // later reports in one call win
+	}
+	return s.send(ctx, "findings", "fingerprint, rule_id, severity, window_start, detected_at, detected_ns, version, body",
+		[]any{fp, rid, sev, ws, det, detNs, ver, body})
+}
+
+// Findings lists the stored findings first detected at or after since,
+// newest first, at most limit (0: no limit).
+func (s *Store) Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error) {
+	q := "SELECT argMax(body, version), min(toUInt64(detected_at) * 1000000000 + detected_ns) AS det FROM " +
+		s.table("findings") + " GROUP BY fingerprint HAVING det >= ? ORDER BY det DESC, fingerprint"
+	args := []any{uint64(max(since.UnixNano(), 0))}
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: findings: %w", err)
+	}
+	defer rows.Close()
+	var out []incident.Finding
+	for rows.Next() {
+		var body string
+		var det uint64
+		if err := rows.Scan(&body, &det); err != nil {
+			return nil, fmt.Errorf("clickhouse store: findings: %w", err)
+		}
+		var f incident.Finding
+		if err := json.Unmarshal([]byte(body), &f); err != nil {
+			return nil, fmt.Errorf("clickhouse store: finding: %w", err)
+		}
+		f.DetectedAt = time.Unix(0, int64(det)).UTC()
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("clickhouse store: findings: %w", err)
+	}
+	return out, nil
 }
 
 // timeRange is the WHERE clause for from ≤ time < to at second precision,

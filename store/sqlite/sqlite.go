@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/incident"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 )
@@ -116,6 +117,17 @@ var migrations = []string{
 	CREATE INDEX config_changes_time ON config_changes (time_ns);
 	CREATE INDEX config_changes_store_time ON config_changes (resource_store, time_ns);
 	CREATE INDEX config_changes_day ON config_changes (day);`,
+	// v2: findings, one row per fingerprint: the latest report, the first detection.
+	`CREATE TABLE findings (
+		fingerprint TEXT NOT NULL PRIMARY KEY,
+		rule_id TEXT NOT NULL,
+		severity TEXT NOT NULL,
+		window_start_ns INTEGER NOT NULL,
+		detected_ns INTEGER NOT NULL,
+		updated_ns INTEGER NOT NULL,
+		body TEXT NOT NULL
+	);
+	CREATE INDEX findings_detected ON findings (detected_ns);`,
 }
 
 // SchemaVersion is the schema version this code writes.
@@ -219,6 +231,72 @@ func (s *Store) Write(ctx context.Context, b *event.Batch) error {
 		return fmt.Errorf("sqlite store: commit: %w", err)
 	}
 	return nil
+}
+
+// SaveFindings stores findings: per fingerprint the latest report, keeping
+// the time it was first detected.
+func (s *Store) SaveFindings(ctx context.Context, fs []incident.Finding) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite store: begin: %w", err)
+	}
+	defer tx.Rollback()
+	now := time.Now().UnixNano()
+	for i := range fs {
+		f := fs[i]
+		body, err := json.Marshal(&f)
+		if err != nil {
+			return fmt.Errorf("sqlite store: finding %s: %w", f.Fingerprint, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO findings (fingerprint, rule_id, severity, window_start_ns, detected_ns, updated_ns, body)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (fingerprint) DO UPDATE SET rule_id = excluded.rule_id, severity = excluded.severity,
+				detected_ns = min(findings.detected_ns, excluded.detected_ns), updated_ns = excluded.updated_ns, body = excluded.body`,
+			f.Fingerprint, f.RuleID, f.Severity, f.WindowStart.UnixNano(), f.DetectedAt.UnixNano(), now, string(body)); err != nil {
+			return fmt.Errorf("sqlite store: save finding %s: %w", f.Fingerprint, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite store: commit: %w", err)
+	}
+	return nil
+}
+
+// Findings lists the stored findings first detected at or after since,
+// newest first, at most limit (0: no limit).
+func (s *Store) Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error) {
+	q := `SELECT detected_ns, body FROM findings WHERE detected_ns >= ? ORDER BY detected_ns DESC, fingerprint`
+	args := []any{since.UnixNano()}
+	if limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: findings: %w", err)
+	}
+	defer rows.Close()
+	var out []incident.Finding
+	for rows.Next() {
+		var detected int64
+		var body string
+		if err := rows.Scan(&detected, &body); err != nil {
+			return nil, fmt.Errorf("sqlite store: findings: %w", err)
+		}
+		var f incident.Finding
+		if err := json.Unmarshal([]byte(body), &f); err != nil {
+			return nil, fmt.Errorf("sqlite store: finding: %w", err)
+		}
+		f.DetectedAt = time.Unix(0, detected).UTC()
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: findings: %w", err)
+	}
+	return out, nil
 }
 
 // day is the UTC day of t as YYYYMMDD, the unit of retention.

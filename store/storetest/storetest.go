@@ -17,6 +17,7 @@ import (
 
 	"github.com/breachwatch/breachwatch/demo"
 	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/incident"
 )
 
 // Store is what the suite exercises.
@@ -27,6 +28,8 @@ type Store interface {
 	Count(ctx context.Context) (access, config int64, err error)
 	DropBefore(ctx context.Context, day time.Time) (int, error)
 	Ping(ctx context.Context) error
+	SaveFindings(ctx context.Context, fs []incident.Finding) error
+	Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error)
 }
 
 // RunReopen checks that a store closed and opened again on the same data
@@ -63,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"TimeRange", testTimeRange},
 		{"Retention", testRetention},
 		{"LargeBatch", testLargeBatch},
+		{"Findings", testFindings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -349,4 +353,46 @@ func DemoBatches(n, size int) []*event.Batch {
 		out = append(out, cur)
 	}
 	return out
+}
+
+func testFindings(t *testing.T, s Store) {
+	ctx := context.Background()
+	first := time.Date(2026, 11, 20, 9, 0, 1, 123_000_000, time.UTC)
+	f := incident.Finding{RuleID: "bulk-export", RuleVersion: "v1", Title: "Bulk export", Severity: incident.SeverityHigh,
+		Kind: incident.KindThreshold, GroupKey: "actor.id=u-1", WindowStart: Day0.Add(9 * time.Hour), FirstSeen: Day0.Add(9 * time.Hour),
+		LastSeen: Day0.Add(9*time.Hour + time.Minute), Count: 3, Records: 9000, Value: 9000, EventIDs: []string{"a", "b", "c"},
+		Affected: incident.Affected{Scope: incident.ScopeTenants, Tenants: []string{"cust-1"}, Stores: []string{"s3://x"}}, DetectedAt: first}
+	f.Fingerprint = incident.Fingerprint(f.RuleID, f.GroupKey, f.WindowStart)
+	other := f
+	other.RuleID, other.GroupKey, other.DetectedAt = "cross-tenant-read", "actor.id=u-2", first.Add(time.Hour)
+	other.Fingerprint = incident.Fingerprint(other.RuleID, other.GroupKey, other.WindowStart)
+	if err := s.SaveFindings(ctx, []incident.Finding{f, other}); err != nil {
+		t.Fatal(err)
+	}
+	// The same finding reported again with more evidence, and (as after a
+	// restart) a later detection time: the evidence updates, the first
+	// detection stays.
+	more := f
+	more.Count, more.Records, more.EventIDs, more.DetectedAt = 4, 12000, []string{"a", "b", "c", "d"}, first.Add(2*time.Hour)
+	if err := s.SaveFindings(ctx, []incident.Finding{more}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Findings(ctx, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Fingerprint != other.Fingerprint {
+		t.Fatalf("findings: %+v; want 2, newest first", got)
+	}
+	want := more
+	want.DetectedAt = first
+	if !reflect.DeepEqual(got[1], want) {
+		t.Errorf("finding read back:\n got %+v\nwant %+v", got[1], want)
+	}
+	if got, err := s.Findings(ctx, first.Add(30*time.Minute), 0); err != nil || len(got) != 1 || got[0].RuleID != "cross-tenant-read" {
+		t.Errorf("findings since: %+v, %v", got, err)
+	}
+	if got, err := s.Findings(ctx, time.Time{}, 1); err != nil || len(got) != 1 {
+		t.Errorf("findings limit 1: %d, %v", len(got), err)
+	}
 }
