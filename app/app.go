@@ -25,6 +25,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/breachwatch/breachwatch/detect"
+	"github.com/breachwatch/breachwatch/incident"
 	"github.com/breachwatch/breachwatch/ingest"
 	"github.com/breachwatch/breachwatch/store"
 	"github.com/breachwatch/breachwatch/store/clickhouse"
@@ -40,6 +42,8 @@ type Runtime struct {
 	Now    func() time.Time    // nil: time.Now
 	// Ready, if set, is called once everything is listening.
 	Ready func(Info)
+	// Reload delivers a signal (SIGHUP) to reload the rules; nil for none.
+	Reload <-chan os.Signal
 }
 
 // Info says where a running breachwatch can be reached.
@@ -49,11 +53,16 @@ type Info struct {
 	Embedded     bool   // the broker is the embedded one
 	Store        string // a description, e.g. "sqlite data/breachwatch.db"
 	DevTokenFile string // set when the development token is on
+	Rules        int    // rules running (0: detection off)
+	RulesVersion string
 }
 
 // appStore is what app needs of a store.
 type appStore interface {
 	ingest.Store
+	detect.Store
+	SaveFindings(ctx context.Context, fs []incident.Finding) error
+	Latest(ctx context.Context) (time.Time, error)
 	store.Dropper
 	Ping(ctx context.Context) error
 	Close() error
@@ -124,7 +133,17 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	writer := ingest.NewWriter(st, nil, ingest.Backoff{}, metrics, log.Named("ingest"))
+	var engine *detect.Engine
+	var handoff ingest.Handoff
+	if o.Detect.RulesDir != "" {
+		if engine, err = newEngine(ctx, o, st, reg, log.Named("detect"), rt.Now); err != nil {
+			return err
+		}
+		handoff = engine
+	} else {
+		log.Warn("detection is off (detect.rules_dir is empty): events are stored, nothing is evaluated")
+	}
+	writer := ingest.NewWriter(st, handoff, ingest.Backoff{}, metrics, log.Named("ingest"))
 	consumer, err := ingest.NewConsumer(kopts, ingest.ConsumerOptions{
 		Group: o.Kafka.Group, AccessTopic: o.Kafka.Topics.Access, ConfigTopic: o.Kafka.Topics.Config,
 		DLQSuffix: o.Kafka.DLQSuffix, MaxBatch: o.Kafka.BatchMaxRecords, MaxWait: time.Duration(o.Kafka.BatchMaxWait),
@@ -180,6 +199,13 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	}
 
 	g := newGroup(cancel)
+	if engine != nil {
+		reloader, err := detect.NewReloader(engine, o.Detect.RulesDir, o.Detect.Inventory, time.Duration(o.Detect.ReloadInterval), reg, log.Named("rules"))
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		g.Go("rule reloader", func() error { reloader.Run(ctx, rt.Reload); return nil })
+	}
 	g.Go("kafka consumer", func() error { return consumer.Run(ctx) })
 	listening := make(chan string, 1)
 	g.Go("http server", func() error { return srv.Run(ctx, func(addr string) { listening <- addr }) })
@@ -196,6 +222,9 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	select {
 	case addr := <-listening:
 		info := Info{HTTPAddr: addr, KafkaBrokers: kopts.Brokers, Embedded: embedded, Store: storeDesc, DevTokenFile: devTokenFile}
+		if engine != nil {
+			info.Rules, info.RulesVersion = engine.Set().Len(), engine.Set().Version()
+		}
 		log.Info("breachwatch is running", zap.String("http", addr), zap.Strings("kafka", kopts.Brokers), zap.String("store", storeDesc))
 		if rt.Stdout != nil {
 			printBanner(rt.Stdout, o, info)
@@ -206,6 +235,67 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	case <-ctx.Done():
 	}
 	return g.Wait()
+}
+
+// newEngine loads the rules, builds the engine reporting to the store and
+// the log, and warms its windows from the stored tail of the stream.
+func newEngine(ctx context.Context, o Options, st appStore, reg prometheus.Registerer, log *zap.Logger, now func() time.Time) (*detect.Engine, error) {
+	if _, err := os.Stat(o.Detect.RulesDir); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("the rules folder %s does not exist: set detect.rules_dir (or set it to \"\" to run without detection)", o.Detect.RulesDir)
+	}
+	set, err := detect.LoadSet(o.Detect.RulesDir, o.Detect.Inventory)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	sink := &findingSink{store: st, log: log}
+	engine, err := detect.New(set, sink, detect.Options{Lateness: time.Duration(o.Detect.Lateness), MaxGroups: o.Detect.MaxGroups,
+		MatchGap: time.Duration(o.Detect.MatchGap), Now: now}, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := st.Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !latest.IsZero() {
+		start := time.Now()
+		n, err := engine.Warm(ctx, st, latest, time.Duration(o.Detect.ExposureHorizon))
+		if err != nil {
+			return nil, fmt.Errorf("warming the rule windows from the store: %w", err)
+		}
+		log.Info("rule windows warmed from the store", zap.Int("events", n), zap.Time("up_to", latest), zap.Duration("took", time.Since(start)))
+	}
+	log.Info("rules loaded", zap.Int("rules", set.Len()), zap.String("version", set.Version()))
+	return engine, nil
+}
+
+// findingSink stores findings (retrying while the store refuses) and logs
+// them. It stands in for the incident tracker.
+type findingSink struct {
+	store interface {
+		SaveFindings(ctx context.Context, fs []incident.Finding) error
+	}
+	log *zap.Logger
+}
+
+func (s *findingSink) Findings(ctx context.Context, fs []incident.Finding) error {
+	for attempt := 1; ; attempt++ {
+		err := s.store.SaveFindings(ctx, fs)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		delay := ingest.DefaultBackoff().Delay(attempt)
+		s.log.Warn("could not store findings; retrying", zap.Int("findings", len(fs)), zap.Duration("retry_in", delay), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
+	return detect.LogSink{Log: s.log}.Findings(ctx, fs)
 }
 
 // openStore opens ClickHouse when an address is configured (waiting for it
@@ -381,8 +471,15 @@ func printBanner(w io.Writer, o Options, i Info) {
 	fmt.Fprintf(w, "  %-13s %v   topics %s, %s (bad records go to <topic>%s)\n", broker, i.KafkaBrokers,
 		o.Kafka.Topics.Access, o.Kafka.Topics.Config, o.Kafka.DLQSuffix)
 	fmt.Fprintf(w, "  store         %s\n", i.Store)
+	if i.Rules > 0 {
+		fmt.Fprintf(w, "  rules         %d from %s (version %s); findings are logged and stored\n", i.Rules, o.Detect.RulesDir, i.RulesVersion)
+	}
 	if o.Demo.Enabled {
-		fmt.Fprintf(w, "  demo traffic  %.0f events/s from %d tenants\n", o.Demo.Rate, o.Demo.Tenants)
+		breach := ""
+		if o.Demo.Breach {
+			breach = ", with injected breaches (the first findings appear within a minute)"
+		}
+		fmt.Fprintf(w, "  demo traffic  %.0f events/s from %d tenants%s\n", o.Demo.Rate, o.Demo.Tenants, breach)
 	}
 	if i.DevTokenFile != "" {
 		fmt.Fprintf(w, "  admin token   in %s (development only)\n", i.DevTokenFile)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -19,10 +20,13 @@ const usage = `breachwatch detects exposure of customers' personal data and trac
 72-hour notification clock.
 
 Usage:
-  breachwatch serve   [flags]   run the service (HTTP API, Kafka ingest, store)
-  breachwatch demo    [flags]   produce demo traffic into Kafka
-  breachwatch config  [flags]   check a configuration and print it as it takes effect
-  breachwatch version           print the version
+  breachwatch serve   [flags]          run the service (HTTP API, Kafka ingest, rules, store)
+  breachwatch demo    [flags]          produce demo traffic into Kafka (--breach adds exposures)
+  breachwatch rules check [DIR]        check a rule folder (default ./rules)
+  breachwatch rules test  [DIR]        run the rules' fixtures (DIR/testdata)
+  breachwatch replay --from T [--to T] run the rules over stored events and print the findings
+  breachwatch config  [flags]          check a configuration and print it as it takes effect
+  breachwatch version                  print the version
 
 Run "breachwatch <command> -h" for a command's flags. Every setting can also be
 given in a YAML file (--config), as a BREACHWATCH_* environment variable, or
@@ -31,7 +35,8 @@ with --set key=value; see docs/configuration.md.
 
 // Main runs the command line and returns the process exit code: 0 on
 // success, 1 when the command failed, 2 for a usage or configuration error.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// reload delivers SIGHUP (reload the rules); it may be nil.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-chan os.Signal) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -44,12 +49,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "serve", "demo", "config":
+	case "rules":
+		return rulesCommand(args, stdout, stderr)
+	case "serve", "demo", "config", "replay":
 	default:
 		fmt.Fprintf(stderr, "breachwatch: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
-	o, err := parseFlags(cmd, args, stderr)
+	o, extra, err := parseFlags(cmd, args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -64,8 +71,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "demo":
 		err = RunDemo(ctx, o, stdout)
+	case "replay":
+		var r ReplayOptions
+		if r, err = extra.replay(time.Now()); err != nil {
+			fmt.Fprintln(stderr, "breachwatch replay:", err)
+			return 2
+		}
+		err = Replay(ctx, o, r, stdout, stderr)
 	default:
-		err = Run(ctx, o, Runtime{Stdout: stdout})
+		err = Run(ctx, o, Runtime{Stdout: stdout, Reload: reload})
 	}
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintln(stderr, "breachwatch:", err)
@@ -80,9 +94,36 @@ type multi []string
 func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 
+// extraFlags are the flags that are not configuration keys.
+type extraFlags struct {
+	from, to string
+	json     bool
+}
+
+func (x extraFlags) replay(now time.Time) (ReplayOptions, error) {
+	if x.from == "" {
+		return ReplayOptions{}, errors.New("--from is required")
+	}
+	from, err := parseWhen(x.from, now)
+	if err != nil {
+		return ReplayOptions{}, fmt.Errorf("--from %w", err)
+	}
+	to := now.UTC()
+	if x.to != "" {
+		if to, err = parseWhen(x.to, now); err != nil {
+			return ReplayOptions{}, fmt.Errorf("--to %w", err)
+		}
+	}
+	if !from.Before(to) {
+		return ReplayOptions{}, errors.New("--from must be before --to")
+	}
+	return ReplayOptions{From: from, To: to, JSON: x.json}, nil
+}
+
 // parseFlags turns a command's flags into Options: each flag is a shortcut
 // for one configuration key, applied after the file and the environment.
-func parseFlags(cmd string, args []string, stderr io.Writer) (Options, error) {
+func parseFlags(cmd string, args []string, stderr io.Writer) (Options, extraFlags, error) {
+	var x extraFlags
 	fs := flag.NewFlagSet("breachwatch "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "YAML configuration `file`")
@@ -107,19 +148,31 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (Options, error) {
 		str("data-dir", "data_dir", "data `directory`")
 		str("clickhouse-addr", "clickhouse.addr", "ClickHouse native `addresses`, comma-separated (none: the embedded store)")
 		boolean("demo", "demo.enabled", "also produce demo traffic")
+		boolean("breach", "demo.breach", "with --demo: inject realistic exposures among the demo traffic")
+		str("rules", "detect.rules_dir", "rules `folder` (empty: no detection)")
+		str("inventory", "detect.inventory", "data inventory `file`")
 		str("demo-rate", "demo.rate", "demo events per second")
 		boolean("dev-token", "auth.dev_token", "create a development admin token under the data directory")
+	case "replay":
+		str("rules", "detect.rules_dir", "rules `folder`")
+		str("inventory", "detect.inventory", "data inventory `file`")
+		str("clickhouse-addr", "clickhouse.addr", "ClickHouse native `addresses` (none: the embedded store)")
+		str("data-dir", "data_dir", "data `directory` (the embedded store)")
+		fs.StringVar(&x.from, "from", "", "replay from this `time` (RFC 3339, a date, or a duration before now such as 24h)")
+		fs.StringVar(&x.to, "to", "", "replay until this `time` (default now)")
+		fs.BoolVar(&x.json, "json", false, "print the findings as JSON lines")
 	case "demo":
+		boolean("breach", "demo.breach", "inject realistic exposures among the traffic")
 		str("rate", "demo.rate", "events per second")
 		str("count", "demo.count", "stop after this many events (0: never)")
 		str("tenants", "demo.tenants", "number of tenants")
 		str("seed", "demo.seed", "random seed (0: a new one)")
 	}
 	if err := fs.Parse(args); err != nil {
-		return Options{}, err
+		return Options{}, x, err
 	}
 	if fs.NArg() > 0 {
-		return Options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return Options{}, x, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	overrides := []string(sets)
 	fs.Visit(func(f *flag.Flag) {
@@ -130,5 +183,6 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (Options, error) {
 	if cmd == "demo" {
 		overrides = append([]string{"demo.enabled=true"}, overrides...)
 	}
-	return Load(*config, os.Environ(), overrides)
+	o, err := Load(*config, os.Environ(), overrides)
+	return o, x, err
 }

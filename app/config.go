@@ -37,7 +37,32 @@ type Options struct {
 	Auth       AuthOptions       `yaml:"auth"`
 	Demo       DemoOptions       `yaml:"demo"`
 	ClickHouse ClickHouseOptions `yaml:"clickhouse"`
+	Detect     DetectOptions     `yaml:"detect"`
 	Debug      DebugOptions      `yaml:"debug"`
+}
+
+// DetectOptions configure the rules engine.
+type DetectOptions struct {
+	// RulesDir holds the rule files (*.yaml); empty turns detection off.
+	RulesDir string `yaml:"rules_dir"`
+	// Inventory is the data-inventory file; empty takes every store to
+	// hold personal data of the tenants seen on it.
+	Inventory string `yaml:"inventory"`
+	// Lateness is how far behind the newest event an event may arrive and
+	// still count in the windows.
+	Lateness Duration `yaml:"lateness"`
+	// MaxGroups bounds the live window groups (memory); beyond it the least
+	// recently updated is evicted.
+	MaxGroups int `yaml:"max_groups"`
+	// MatchGap: matches of a rule in one group belong to one finding until
+	// the group has been quiet this long.
+	MatchGap Duration `yaml:"match_gap"`
+	// ExposureHorizon: how far back configuration changes are replayed at
+	// start, to find exposure windows still open.
+	ExposureHorizon Duration `yaml:"exposure_horizon"`
+	// ReloadInterval: how often the rule files are checked for changes
+	// (0: only on SIGHUP).
+	ReloadInterval Duration `yaml:"reload_interval"`
 }
 
 // DebugOptions configure diagnostics.
@@ -163,8 +188,9 @@ type DemoOptions struct {
 	Enabled bool    `yaml:"enabled"`
 	Rate    float64 `yaml:"rate"` // events per second
 	Tenants int     `yaml:"tenants"`
-	Seed    uint64  `yaml:"seed"`  // 0: a new seed each start
-	Count   int64   `yaml:"count"` // stop after this many events (0: never); for the demo command
+	Seed    uint64  `yaml:"seed"`   // 0: a new seed each start
+	Count   int64   `yaml:"count"`  // stop after this many events (0: never); for the demo command
+	Breach  bool    `yaml:"breach"` // inject realistic exposures among the traffic
 }
 
 // Defaults returns the configuration a newcomer gets: HTTP on
@@ -187,6 +213,8 @@ func Defaults() Options {
 		Store:      StoreOptions{RetentionDays: 400},
 		Ingest:     IngestOptions{MaxEventBytes: 64 << 10, HTTPMaxBodyBytes: 16 << 20, HTTPWriteTimeout: Duration(15 * time.Second)},
 		Demo:       DemoOptions{Rate: 200, Tenants: 50},
+		Detect: DetectOptions{RulesDir: "./rules", Lateness: Duration(5 * time.Minute), MaxGroups: 1_000_000,
+			MatchGap: Duration(time.Hour), ExposureHorizon: Duration(30 * 24 * time.Hour), ReloadInterval: Duration(5 * time.Second)},
 	}
 }
 
@@ -626,6 +654,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Demo.Rate <= 0 || o.Demo.Rate > 1e6 {
 		bad("demo.rate", "want more than 0 and at most 1000000 events per second, got %v", o.Demo.Rate)
+	}
+	if o.Detect.MaxGroups < 1000 {
+		bad("detect.max_groups", "want at least 1000, got %d", o.Detect.MaxGroups)
+	}
+	if o.Detect.Lateness < 0 || o.Detect.MatchGap <= 0 || o.Detect.ExposureHorizon < 0 || o.Detect.ReloadInterval < 0 {
+		bad("detect", "lateness, exposure_horizon and reload_interval must not be negative, and match_gap must be positive")
 	}
 	if o.Demo.Count < 0 {
 		bad("demo.count", "want 0 (no end) or more, got %d", o.Demo.Count)

@@ -35,7 +35,7 @@ func runDemo(ctx context.Context, k ingest.KafkaOptions, o DemoOptions, topics d
 		_, _ = rand.Read(b[:])
 		seed = binary.LittleEndian.Uint64(b[:])
 	}
-	gen := demo.New(demo.Options{Tenants: o.Tenants, Seed: seed})
+	gen := demo.New(demo.Options{Tenants: o.Tenants, Seed: seed, Breach: o.Breach})
 	var failed atomic.Int64
 	onDone := func(_ *kgo.Record, err error) {
 		if err != nil && failed.Add(1) == 1 {

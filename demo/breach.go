@@ -458,9 +458,10 @@ func (r *run) credentialStuffing() {
 	ip := netip.AddrFrom4([4]byte{198, 18, 7, byte(77 + r.k%170)})
 	const ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 	accounts := make([]event.Actor, credentialStuffingAccounts)
+	hit := r.intn(len(accounts)) // the account whose leaked password works
 	for j := range accounts {
 		t := tn
-		if j > 0 {
+		if j != hit {
 			t = r.tenant(r.intn(len(r.g.tenants)))
 		}
 		accounts[j] = event.Actor{ID: "u-" + t.num + "-" + strconv.Itoa(50+j), Type: event.ActorCustomerUser, Tenant: t.id}
@@ -486,9 +487,9 @@ func (r *run) credentialStuffing() {
 		r.access(off, login(accounts[j], event.ActionLoginFailed, event.OutcomeDenied, 0))
 	}
 	off += r.secs(3, 8)
-	r.access(off, login(accounts[0], event.ActionLogin, event.OutcomeSuccess, 1))
+	r.access(off, login(accounts[hit], event.ActionLogin, event.OutcomeSuccess, 1))
 	off += r.secs(60, 240)
-	r.access(off, event.AccessEvent{Tenant: tn.id, Actor: accounts[0], Action: event.ActionExport,
+	r.access(off, event.AccessEvent{Tenant: tn.id, Actor: accounts[hit], Action: event.ActionExport,
 		Resource: event.Resource{Type: "booking", Store: StoreMain},
 		Records:  credentialStuffingExportRec, Categories: []string{"booking", "contact"},
 		Outcome: event.OutcomeSuccess, SourceIP: ip, UserAgent: ua})

@@ -1,0 +1,227 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/breachwatch/breachwatch/detect"
+	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// rulesCommand runs `breachwatch rules check|test [DIR]`.
+func rulesCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "check" && args[0] != "test") {
+		fmt.Fprintln(stderr, "usage: breachwatch rules check|test [--inventory FILE] [DIR]")
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("breachwatch rules "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	inventory := fs.String("inventory", "", "data inventory `file` (test: default DIR/testdata/inventory.yaml)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	dir := "./rules"
+	if fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "breachwatch rules: give at most one folder")
+		return 2
+	}
+	if fs.NArg() == 1 {
+		dir = fs.Arg(0)
+	}
+	fixtures := filepath.Join(dir, "testdata")
+	if *inventory == "" && sub == "test" {
+		if _, err := os.Stat(filepath.Join(fixtures, "inventory.yaml")); err == nil {
+			*inventory = filepath.Join(fixtures, "inventory.yaml")
+		}
+	}
+	set, err := detect.LoadSet(dir, *inventory)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: the rule set is rejected:\n%s\n", dir, indent(err.Error()))
+		return 1
+	}
+	if sub == "check" {
+		fmt.Fprintf(stdout, "%s: %d rules, version %s: ok\n", dir, set.Len(), set.Version())
+		return 0
+	}
+	results, err := detect.RunFixtures(fixtures, set)
+	failed := 0
+	for _, r := range results {
+		status := "ok  "
+		if len(r.Problems) > 0 {
+			status = "FAIL"
+			failed++
+		}
+		fmt.Fprintf(stdout, "%s %s/%s\n", status, r.Rule, r.Case)
+		for _, p := range r.Problems {
+			fmt.Fprintf(stdout, "       %s\n", p)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if failed > 0 {
+		fmt.Fprintf(stdout, "%d of %d fixtures failed\n", failed, len(results))
+		return 1
+	}
+	fmt.Fprintf(stdout, "all %d fixtures of %d rules passed\n", len(results), set.Len())
+	return 0
+}
+
+func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
+
+// ReplayOptions say what to replay.
+type ReplayOptions struct {
+	From, To time.Time
+	JSON     bool // findings as JSON lines (else a table)
+}
+
+// Replay runs the rules over the stored events between From and To and
+// prints the findings (each as last reported), with progress on stderr.
+// Configuration changes are replayed first, then access events: the rules
+// of the two kinds do not depend on each other.
+func Replay(ctx context.Context, o Options, r ReplayOptions, stdout, stderr io.Writer) error {
+	log, err := NewLogger(o.Log)
+	if err != nil {
+		return err
+	}
+	st, desc, err := openStore(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	set, err := detect.LoadSet(o.Detect.RulesDir, o.Detect.Inventory)
+	if err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	var all []incident.Finding
+	sink := collectSink{&all}
+	eng, err := detect.New(set, sink, detect.Options{Lateness: time.Duration(o.Detect.Lateness), MaxGroups: o.Detect.MaxGroups,
+		MatchGap: time.Duration(o.Detect.MatchGap)}, prometheus.NewRegistry(), log.Named("detect"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "replaying %s .. %s from %s through %d rules (version %s)\n",
+		r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), desc, set.Len(), set.Version())
+	p := &progress{w: stderr, from: r.From, to: r.To, start: time.Now()}
+	var b event.Batch
+	flush := func() error {
+		if b.Len() == 0 {
+			return nil
+		}
+		p.n += int64(b.Len())
+		err := eng.Process(ctx, &b)
+		b.Reset()
+		return err
+	}
+	err = st.ScanConfig(ctx, r.From, r.To, func(c *event.ConfigChange) error {
+		b.Config = append(b.Config, *c)
+		if len(b.Config) >= 1000 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err == nil {
+		err = st.ScanAccess(ctx, r.From, r.To, func(a *event.AccessEvent) error {
+			b.Access = append(b.Access, *a)
+			if len(b.Access) >= 10_000 {
+				p.show(a.Time)
+				return flush()
+			}
+			return nil
+		})
+	}
+	if err == nil {
+		err = flush()
+	}
+	p.done()
+	if err != nil {
+		return err
+	}
+	findings := detect.Latest(all)
+	if r.JSON {
+		enc := json.NewEncoder(stdout)
+		for i := range findings {
+			if err := enc.Encode(&findings[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Fprintf(stdout, "%d findings\n", len(findings))
+	for _, f := range findings {
+		state := ""
+		if f.Open() {
+			state = " (still open)"
+		}
+		fmt.Fprintf(stdout, "%-8s %-30s %s  %s  %d events, %d records, %d tenants%s\n", f.Severity, f.RuleID,
+			f.WindowStart.Format(time.RFC3339), f.GroupKey, f.Count, f.Records, len(f.Affected.Tenants), state)
+	}
+	return nil
+}
+
+type collectSink struct{ fs *[]incident.Finding }
+
+func (c collectSink) Findings(_ context.Context, fs []incident.Finding) error {
+	*c.fs = append(*c.fs, fs...)
+	return nil
+}
+
+// progress prints how far a replay has come, at most once a second.
+type progress struct {
+	w        io.Writer
+	from, to time.Time
+	start    time.Time
+	last     time.Time
+	n        int64
+}
+
+func (p *progress) show(at time.Time) {
+	if time.Since(p.last) < time.Second {
+		return
+	}
+	p.last = time.Now()
+	pct := 100.0
+	if span := p.to.Sub(p.from); span > 0 {
+		pct = min(100, 100*float64(at.Sub(p.from))/float64(span))
+	}
+	fmt.Fprintf(p.w, "\r  %5.1f%%  %s  %d events, %.0f events/s   ", pct, at.Format(time.RFC3339), p.n,
+		float64(p.n)/time.Since(p.start).Seconds())
+}
+
+func (p *progress) done() {
+	fmt.Fprintf(p.w, "\r  100.0%%  %d events in %v%s\n", p.n, time.Since(p.start).Round(time.Millisecond), strings.Repeat(" ", 30))
+}
+
+// parseWhen reads a --from/--to value: RFC 3339, a date (UTC midnight) or a
+// duration before now ("24h").
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if t, ok := event.ParseTime(s); ok {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time, a date (2026-11-20) or a duration before now (24h)", s)
+}
