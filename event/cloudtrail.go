@@ -51,8 +51,8 @@ import (
 // "icmpv6", "-1" → "all" with ports 0-65535); a missing port is 0 (from) or
 // 65535 (to).
 
-// SourceCloudTrail is the source of the changes mapped from CloudTrail.
-const SourceCloudTrail = "cloudtrail"
+// sourceCloudTrail is the source of the changes mapped from CloudTrail.
+const sourceCloudTrail = "cloudtrail"
 
 // ConfigRecord decodes one record of the config topic (or one line of the
 // config HTTP endpoint) and appends the configuration changes it holds to
@@ -70,12 +70,15 @@ const SourceCloudTrail = "cloudtrail"
 // is always a configuration change; otherwise "Records" makes a log file,
 // "detail-type" an EventBridge event, and any of "eventVersion",
 // "eventSource", "eventName" a CloudTrail record; anything else is decoded
-// (and rejected) as a configuration change. d.MaxBytes bounds the whole
-// record. On error dst is returned with its original length: a log file
-// is taken whole or not at all.
+// (and rejected) as a configuration change. An EventBridge event is
+// accepted when its detail-type ends in " via CloudTrail" (API calls,
+// service events, console sign-ins). d.MaxBytes bounds the whole record.
+// On error dst is returned with its original length: a log file is taken
+// whole or not at all.
 //
-// The mapping of CloudTrail calls to changes is described at the top of
-// this file; every change it produces passes Validate.
+// The mapping of CloudTrail calls to changes is described in the comment
+// at the top of event/cloudtrail.go; every change it produces passes
+// Validate.
 func (d Decoder) ConfigRecord(data []byte, dst []ConfigChange) ([]ConfigChange, error) {
 	if err := d.precheck(data); err != nil {
 		return dst, err
@@ -421,7 +424,7 @@ func (m *ctMapper) emit(res ConfigResource, blame, setting string, before, after
 	res.Provider, res.Region = "aws", m.rec.AWSRegion
 	c := ConfigChange{
 		ID: id, Time: m.time, Resource: res, Setting: setting, Before: before, After: after,
-		Actor: &actor, Source: SourceCloudTrail, Extra: m.extra,
+		Actor: &actor, Source: sourceCloudTrail, Extra: m.extra,
 	}
 	if err := c.Validate(); err != nil {
 		// A mapping bug: the input was checked above.
@@ -475,7 +478,7 @@ func rawSet(values []string) json.RawMessage {
 	return appendStrings(nil, slices.Compact(values))
 }
 
-// afterLastSep is what follows the last sep in s, or s.
+// afterLast is what follows the last sep in s, or s.
 func afterLast(s, sep string) string {
 	if i := strings.LastIndex(s, sep); i >= 0 {
 		return s[i+len(sep):]
