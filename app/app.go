@@ -143,18 +143,18 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	} else {
 		log.Warn("detection is off (detect.rules_dir is empty): events are stored, nothing is evaluated")
 	}
-	writer := ingest.NewWriter(st, handoff, ingest.Backoff{}, metrics, log.Named("ingest"))
+	writer := ingest.NewWriter(st, ingest.Backoff{}, metrics, log.Named("ingest"))
 	consumer, err := ingest.NewConsumer(kopts, ingest.ConsumerOptions{
 		Group: o.Kafka.Group, AccessTopic: o.Kafka.Topics.Access, ConfigTopic: o.Kafka.Topics.Config,
 		DLQSuffix: o.Kafka.DLQSuffix, MaxBatch: o.Kafka.BatchMaxRecords, MaxWait: time.Duration(o.Kafka.BatchMaxWait),
 		MaxEventBytes: int(o.Ingest.MaxEventBytes), FetchMaxBytes: int32(o.Kafka.FetchMaxBytes),
 		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches, LagInterval: time.Duration(o.Kafka.LagInterval),
 		Writers: o.Kafka.StoreWriters,
-	}, writer, metrics, log.Named("consumer"))
+	}, writer, handoff, metrics, log.Named("consumer"))
 	if err != nil {
 		return err
 	}
-	httpIngest := ingest.NewHTTP(writer, ingest.HTTPOptions{
+	httpIngest := ingest.NewHTTP(writer, handoff, ingest.HTTPOptions{
 		MaxBodyBytes: int64(o.Ingest.HTTPMaxBodyBytes), MaxEventBytes: int(o.Ingest.MaxEventBytes),
 		WriteTimeout: time.Duration(o.Ingest.HTTPWriteTimeout),
 	}, metrics, log.Named("http-ingest"))

@@ -47,6 +47,7 @@ func testOptions(t testing.TB) Options {
 	o.HTTP.Addr = "127.0.0.1:0"
 	o.Kafka.Embedded.Addr = "127.0.0.1:0"
 	o.Kafka.BatchMaxWait = Duration(50 * time.Millisecond)
+	o.Detect.RulesDir, o.Detect.Inventory = "../rules", "../rules/testdata/inventory.yaml"
 	o.Auth.Tokens = []TokenOptions{
 		{Name: "shipper", Role: "ingest", TokenSHA256: sha(ingestToken)},
 		{Name: "on-call", Role: "engineer", TokenSHA256: sha(engineerToken)},
@@ -238,7 +239,8 @@ func startProc(t testing.TB, env ...string) *proc {
 	p := &proc{httpAddr: "127.0.0.1:" + strconv.Itoa(port), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bwBinary(t), "serve")
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GOGC=" + os.Getenv("GOGC"),
-		"BREACHWATCH_HTTP_ADDR=" + p.httpAddr, "BREACHWATCH_LOG_FORMAT=json", "BREACHWATCH_LOG_LEVEL=warn"}, env...)
+		"BREACHWATCH_HTTP_ADDR=" + p.httpAddr, "BREACHWATCH_LOG_FORMAT=json", "BREACHWATCH_LOG_LEVEL=warn",
+		"BREACHWATCH_DETECT_RULES_DIR=../rules", "BREACHWATCH_DETECT_INVENTORY=../rules/testdata/inventory.yaml"}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

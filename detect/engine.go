@@ -64,6 +64,8 @@ type Engine struct {
 	out       []incident.Finding
 	dirty     map[*episode]dirty // episodes updated in this batch, reported at its end
 	env       rule.AccessEnv
+	keyBuf    []byte          // group keys are built here
+	intern    *interner       // stores and category sets of window entries
 	seenRules map[string]bool // rule id+version in the current set
 	failing   map[string]bool // rules whose evaluation failed (logged once)
 	processed int
@@ -88,7 +90,7 @@ func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *za
 		return nil, err
 	}
 	e := &Engine{sink: sink, opts: o, m: m, log: log, groups: newTable(o.MaxGroups),
-		exposures: map[string]*exposure{}, failing: map[string]bool{}, dirty: map[*episode]dirty{}}
+		exposures: map[string]*exposure{}, failing: map[string]bool{}, dirty: map[*episode]dirty{}, intern: newInterner()}
 	e.Swap(set)
 	return e, nil
 }
@@ -104,14 +106,18 @@ func (e *Engine) Swap(set *rule.Set) {
 	defer e.mu.Unlock()
 	e.set.Store(set)
 	current := map[string]bool{}
+	byVersion := map[string]*rule.Rule{}
 	for _, r := range set.Rules() {
 		current[r.ID()+"\x00"+r.Version()] = true
+		byVersion[r.ID()+"\x00"+r.Version()] = r
 	}
-	for _, g := range e.groups.groups {
-		if !current[g.rule.ID()+"\x00"+g.rule.Version()] {
+	e.groups.each(func(g *group) {
+		if r := byVersion[g.rule.ID()+"\x00"+g.rule.Version()]; r != nil {
+			e.groups.rekey(g, r) // the same rule, compiled again: its state carries over
+		} else {
 			e.groups.remove(g)
 		}
-	}
+	})
 	for id := range e.exposures {
 		rv, _, _ := cut2(id)
 		if !current[rv] {
@@ -297,7 +303,8 @@ func (e *Engine) flushDirty() {
 	clear(e.dirty)
 }
 
-func (e *Engine) group(r *rule.Rule, key string, t time.Time) *group {
+// group finds or creates the group of key (which may be e.keyBuf).
+func (e *Engine) group(r *rule.Rule, key []byte, t time.Time) *group {
 	g, evicted := e.groups.get(r, key)
 	if evicted != nil {
 		e.m.evicted.Inc()
@@ -313,8 +320,8 @@ func (e *Engine) match(r *rule.Rule, ev *event.AccessEvent) {
 		e.m.late.Inc()
 		return
 	}
-	key := r.GroupKeyAccess(ev)
-	g := e.group(r, key, ev.Time)
+	e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
+	g := e.group(r, e.keyBuf, ev.Time)
 	if g.ep != nil && g.ep.has(ev.ID) {
 		return
 	}
@@ -323,7 +330,7 @@ func (e *Engine) match(r *rule.Rule, ev *event.AccessEvent) {
 		g.ep = newEpisode(ev.Time)
 	}
 	g.ep.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, e.categories(ev))
-	e.report(r, key, g.ep, fresh)
+	e.report(r, g.key, g.ep, fresh)
 }
 
 func (e *Engine) threshold(r *rule.Rule, ev *event.AccessEvent) {
@@ -332,8 +339,8 @@ func (e *Engine) threshold(r *rule.Rule, ev *event.AccessEvent) {
 		e.m.late.Inc()
 		return
 	}
-	key := r.GroupKeyAccess(ev)
-	g := e.group(r, key, ev.Time)
+	e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
+	g := e.group(r, e.keyBuf, ev.Time)
 	agg, atLeast := r.Threshold()
 	t := ev.Time.UnixNano()
 
@@ -358,9 +365,14 @@ func (e *Engine) threshold(r *rule.Rule, ev *event.AccessEvent) {
 	if agg == rule.AggSum {
 		v = ev.Records
 	}
-	en := entry{t: t, v: v, records: ev.Records, id: clone(ev.ID), tenant: clone(ev.Tenant), store: clone(ev.Resource.Store), cats: e.categories(ev)}
+	en := entry{t: t, v: v, records: ev.Records, id: clone(ev.ID), tenant: clone(ev.Tenant),
+		store: e.intern.str(ev.Resource.Store), cats: e.intern.set(e.categories(ev))}
 	if agg == rule.AggDistinct {
-		en.distinct = clone(r.DistinctValue(ev))
+		if d := r.DistinctValue(ev); d == ev.Tenant {
+			en.distinct = en.tenant
+		} else {
+			en.distinct = clone(d)
+		}
 	}
 	g.insert(en)
 
@@ -376,14 +388,14 @@ func (e *Engine) threshold(r *rule.Rule, ev *event.AccessEvent) {
 		// The episode starts with the window that crossed the threshold.
 		g.ep = newEpisode(time.Unix(0, g.entries[0].t).UTC())
 		for _, x := range g.entries {
-			g.ep.add(x.id, time.Unix(0, x.t).UTC(), x.records, x.tenant, x.store, x.cats)
+			g.ep.add(x.id, time.Unix(0, x.t).UTC(), x.records, x.tenant, e.intern.get(x.store), e.intern.getSet(x.cats))
 		}
 		g.ep.value = value
-		e.report(r, key, g.ep, true)
+		e.report(r, g.key, g.ep, true)
 	case g.ep != nil:
-		g.ep.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, en.cats)
+		g.ep.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, e.categories(ev))
 		g.ep.value = max(g.ep.value, value)
-		e.report(r, key, g.ep, false)
+		e.report(r, g.key, g.ep, false)
 	}
 }
 
@@ -463,16 +475,6 @@ func (e *Engine) sequence(r *rule.Rule, ev *event.AccessEvent) {
 		e.m.late.Inc()
 		return
 	}
-	// Which step could this event be? Only evaluate what the state needs.
-	key := ""
-	var g *group
-	groupOf := func() *group {
-		if g == nil {
-			key = r.GroupKeyAccess(ev)
-			g = e.group(r, key, ev.Time)
-		}
-		return g
-	}
 	matches := func(i int) bool {
 		ok, err := r.StepAccess(&e.ev, &e.env, i)
 		if err != nil {
@@ -482,22 +484,31 @@ func (e *Engine) sequence(r *rule.Rule, ev *event.AccessEvent) {
 		return ok
 	}
 	first := matches(0)
+	e.keyBuf = e.keyBuf[:0]
 	if !first {
-		// Not a first step: only of interest to a group already under way.
-		if e.groups.perRule[r] == 0 {
+		// Not a first step: only of interest to a group already under way
+		// (looked up without allocating).
+		if e.groups.live(r) == 0 {
 			return
 		}
-		key = r.GroupKeyAccess(ev)
-		if e.groups.lookup(r, key) == nil {
+		e.keyBuf = r.AppendGroupKey(e.keyBuf, ev)
+		if e.groups.lookup(r, e.keyBuf) == nil {
 			return
 		}
+	} else {
+		e.keyBuf = r.AppendGroupKey(e.keyBuf, ev)
 	}
-	g = groupOf()
+	g := e.group(r, e.keyBuf, ev.Time)
+	if g.seq == nil {
+		g.seq = &seqState{}
+	}
+	q := g.seq
 	// An attempt (or a completed sequence) lasts one window from its start.
-	if g.seqEv != nil && ev.Time.Sub(g.seqStart) > w {
-		g.step, g.stepCount, g.seqEv, g.ep = 0, 0, nil, nil
+	if q.seqEv != nil && ev.Time.Sub(q.seqStart) > w {
+		*q = seqState{}
+		g.ep = nil
 	}
-	if g.seqEv != nil && g.seqEv.has(ev.ID) {
+	if q.seqEv != nil && q.seqEv.has(ev.ID) {
 		return
 	}
 	last := r.Steps() - 1
@@ -505,41 +516,40 @@ func (e *Engine) sequence(r *rule.Rule, ev *event.AccessEvent) {
 	case g.ep != nil: // completed: more of the last step is more evidence
 		if matches(last) {
 			g.ep.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, e.categories(ev))
-			g.seqEv.seen[clone(ev.ID)] = struct{}{}
-			e.report(r, key, g.ep, false)
+			e.report(r, g.key, g.ep, false)
 		}
 		return
-	case g.step > 0 && matches(g.step):
-	case g.step == 0 && first:
-		if g.seqEv == nil {
-			g.seqStart = ev.Time
-			g.seqEv = newEpisode(ev.Time)
+	case q.step > 0 && matches(q.step):
+	case q.step == 0 && first:
+		if q.seqEv == nil {
+			q.seqStart = ev.Time
+			q.seqEv = newEpisode(ev.Time)
 		}
-	case first && g.seqEv != nil:
+	case first && q.seqEv != nil:
 		// More of the first step while waiting for a later one: evidence.
-		g.seqEv.add(ev.ID, ev.Time, 0, "", ev.Resource.Store, nil)
+		q.seqEv.add(ev.ID, ev.Time, 0, "", ev.Resource.Store, nil)
 		return
 	default:
 		return
 	}
 	// The event counts for the step awaited.
-	if g.step == last { // only the final step's data was accessed
-		g.seqEv.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, e.categories(ev))
+	if q.step == last { // only the final step's data was accessed
+		q.seqEv.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, e.categories(ev))
 	} else { // earlier steps (failed logins, the login) touch no records
-		g.seqEv.add(ev.ID, ev.Time, 0, "", ev.Resource.Store, nil)
+		q.seqEv.add(ev.ID, ev.Time, 0, "", ev.Resource.Store, nil)
 	}
-	g.stepCount++
-	if g.stepCount < r.StepAtLeast(g.step) {
+	q.stepCount++
+	if q.stepCount < r.StepAtLeast(q.step) {
 		return
 	}
-	if g.step < last {
-		g.step++
-		g.stepCount = 0
+	if q.step < last {
+		q.step++
+		q.stepCount = 0
 		return
 	}
-	g.ep = g.seqEv
-	g.ep.start = g.seqStart
-	e.report(r, key, g.ep, true)
+	g.ep = q.seqEv
+	g.ep.start = q.seqStart
+	e.report(r, g.key, g.ep, true)
 }
 
 func (e *Engine) config(set *rule.Set, c *event.ConfigChange) {
@@ -564,7 +574,7 @@ func (e *Engine) config(set *rule.Set, c *event.ConfigChange) {
 			}
 			key := r.GroupKeyConfig(c)
 			if r.Kind() == incident.KindMatch {
-				g := e.group(r, key, c.Time)
+				g := e.group(r, []byte(key), c.Time)
 				fresh := g.ep == nil || c.Time.Sub(g.ep.last) > e.opts.MatchGap
 				if fresh {
 					g.ep = newEpisode(c.Time)

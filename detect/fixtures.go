@@ -156,7 +156,7 @@ func runFixture(path, ruleID string, set *rule.Set) FixtureResult {
 		b.Access = append(b.Access, ev)
 	}
 	for i, line := range lines(fx.Config) {
-		if b.Config, err = decodeConfigRecord(dec, line, b.Config); err != nil {
+		if b.Config, err = dec.ConfigRecord(line, b.Config); err != nil {
 			return fail("%s: config line %d: %v", path, i+1, err)
 		}
 	}
@@ -239,14 +239,4 @@ func lines(s string) [][]byte {
 		}
 	}
 	return out
-}
-
-// decodeConfigRecord decodes one config-topic record (a change, or
-// CloudTrail) into dst.
-func decodeConfigRecord(d event.Decoder, data []byte, dst []event.ConfigChange) ([]event.ConfigChange, error) {
-	var c event.ConfigChange
-	if err := d.Config(data, &c); err != nil {
-		return dst, err
-	}
-	return append(dst, c), nil
 }

@@ -118,16 +118,80 @@ func (ep *episode) finding(r *rule.Rule, key string) incident.Finding {
 	return f
 }
 
-// entry is one event in a threshold window.
+// entry is one event in a threshold window. It is kept small: a million
+// live groups hold at least a million entries.
 type entry struct {
 	t        int64 // event time, unix nanoseconds
 	v        int64 // the entry's part of the aggregate: 1, or the records
 	records  int64
 	id       string
-	distinct string
+	distinct string // the distinct value (shares tenant's memory when equal)
 	tenant   string
-	store    string
-	cats     []string
+	store    int32 // interned
+	cats     int32 // interned set of categories
+}
+
+// interner gives small numbers to strings and string sets that repeat
+// (stores, category sets), so window entries need not hold them.
+type interner struct {
+	ids    map[string]int32
+	values []string
+	sets   [][]string
+}
+
+func newInterner() *interner { return &interner{ids: map[string]int32{}} }
+
+// maxInterned bounds the interner; past it, new values are not kept (-1).
+const maxInterned = 1 << 16
+
+func (in *interner) str(s string) int32 {
+	if id, ok := in.ids[s]; ok {
+		return id
+	}
+	if len(in.values) >= maxInterned {
+		return -1
+	}
+	id := int32(len(in.values))
+	s = strings.Clone(s)
+	in.ids[s] = id
+	in.values = append(in.values, s)
+	in.sets = append(in.sets, nil)
+	return id
+}
+
+// set interns a set of strings, by its members joined.
+func (in *interner) set(ss []string) int32 {
+	if len(ss) == 0 {
+		return -1
+	}
+	key := "\x00set\x00" + strings.Join(ss, "\x00")
+	if id, ok := in.ids[key]; ok {
+		return id
+	}
+	id := in.str(key)
+	if id < 0 {
+		return -1
+	}
+	c := make([]string, len(ss))
+	for i, s := range ss {
+		c[i] = strings.Clone(s)
+	}
+	in.sets[id] = c
+	return id
+}
+
+func (in *interner) get(id int32) string {
+	if id < 0 {
+		return ""
+	}
+	return in.values[id]
+}
+
+func (in *interner) getSet(id int32) []string {
+	if id < 0 {
+		return nil
+	}
+	return in.sets[id]
 }
 
 // group is the state of one rule for one group key. Groups of window
@@ -146,59 +210,99 @@ type group struct {
 	distinct map[string]int32
 	ids      map[string]struct{} // built once the window is large
 
-	// sequence
+	seq *seqState // sequence rules only
+}
+
+// seqState is a sequence rule's attempt in progress for a group.
+type seqState struct {
 	step      int   // the step being waited for
 	stepCount int64 // events seen for that step
 	seqStart  time.Time
-	seqEv     *episode // evidence of the attempt in progress
+	seqEv     *episode // evidence of the attempt
 }
 
-// table holds the groups, bounded by an LRU: the most recently updated at
-// the head. It is not safe for concurrent use.
+// table holds the groups, per rule and group key, bounded by an LRU: the
+// most recently updated at the head. It is not safe for concurrent use.
 type table struct {
-	groups     map[string]*group
+	rules      map[*rule.Rule]map[string]*group
+	n          int
 	head, tail *group
 	max        int
-	perRule    map[*rule.Rule]int // live groups per rule
 }
 
 func newTable(max int) *table {
-	return &table{groups: map[string]*group{}, max: max, perRule: map[*rule.Rule]int{}}
+	return &table{rules: map[*rule.Rule]map[string]*group{}, max: max}
 }
 
-// lookup finds a group without creating or touching it.
-func (t *table) lookup(r *rule.Rule, key string) *group {
-	return t.groups[r.ID()+"\x00"+r.Version()+"\x00"+key]
-}
+func (t *table) len() int { return t.n }
 
-func (t *table) len() int { return len(t.groups) }
+// live reports how many groups rule r has.
+func (t *table) live(r *rule.Rule) int { return len(t.rules[r]) }
+
+// lookup finds a group without creating or touching it. The key may be a
+// reused buffer: looking up allocates nothing.
+func (t *table) lookup(r *rule.Rule, key []byte) *group {
+	return t.rules[r][string(key)]
+}
 
 // get returns the group, creating it; evicted is the group pushed out to
 // make room, if any.
-func (t *table) get(r *rule.Rule, key string) (g *group, evicted *group) {
-	id := r.ID() + "\x00" + r.Version() + "\x00" + key
-	if g = t.groups[id]; g != nil {
+func (t *table) get(r *rule.Rule, key []byte) (g *group, evicted *group) {
+	m := t.rules[r]
+	if g = m[string(key)]; g != nil {
 		t.touch(g)
 		return g, nil
 	}
-	if len(t.groups) >= t.max && t.tail != nil {
+	if t.n >= t.max && t.tail != nil {
 		evicted = t.tail
 		t.remove(evicted)
 	}
-	g = &group{rule: r, key: strings.Clone(key)}
-	t.groups[id] = g
-	t.perRule[r]++
+	if m == nil {
+		m = map[string]*group{}
+		t.rules[r] = m
+	}
+	g = &group{rule: r, key: string(key)}
+	m[g.key] = g
+	t.n++
 	t.pushFront(g)
 	return g, evicted
 }
 
-func (t *table) id(g *group) string { return g.rule.ID() + "\x00" + g.rule.Version() + "\x00" + g.key }
+// rekey moves a group to r (the same rule from a reloaded set).
+func (t *table) rekey(g *group, r *rule.Rule) {
+	if g.rule == r {
+		return
+	}
+	old := t.rules[g.rule]
+	delete(old, g.key)
+	if len(old) == 0 {
+		delete(t.rules, g.rule)
+	}
+	m := t.rules[r]
+	if m == nil {
+		m = map[string]*group{}
+		t.rules[r] = m
+	}
+	g.rule = r
+	m[g.key] = g
+}
+
+// each calls fn for every group (fn may remove it).
+func (t *table) each(fn func(*group)) {
+	for g := t.head; g != nil; {
+		next := g.next
+		fn(g)
+		g = next
+	}
+}
 
 func (t *table) remove(g *group) {
-	delete(t.groups, t.id(g))
-	if t.perRule[g.rule]--; t.perRule[g.rule] <= 0 {
-		delete(t.perRule, g.rule)
+	m := t.rules[g.rule]
+	delete(m, g.key)
+	if len(m) == 0 {
+		delete(t.rules, g.rule)
 	}
+	t.n--
 	if g.prev != nil {
 		g.prev.next = g.next
 	} else {

@@ -46,13 +46,13 @@ func (o *ConsumerOptions) defaults() {
 		o.DLQSuffix = ".dlq"
 	}
 	if o.MaxBatch <= 0 {
-		o.MaxBatch = 15_000
+		o.MaxBatch = 10_000
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 250 * time.Millisecond
 	}
 	if o.FetchMaxBytes <= 0 {
-		o.FetchMaxBytes = 4 << 20
+		o.FetchMaxBytes = 2 << 20
 	}
 	if o.MaxConcurrentFetches <= 0 {
 		o.MaxConcurrentFetches = 2
@@ -70,7 +70,7 @@ func (o *ConsumerOptions) defaults() {
 
 // Consumer reads the access and config topics as a member of a consumer
 // group and writes what it reads to the store, at least once. It is a
-// pipeline of three stages:
+// pipeline:
 //
 //   - the poller polls a batch (bounded in records and in time), decodes
 //     it, and hands it to the writers and, in the same order, to the marker;
@@ -79,11 +79,13 @@ func (o *ConsumerOptions) defaults() {
 //     events through the Writer, which retries until the store acknowledges
 //     them, then produce its invalid records to the dead-letter topic and
 //     wait for the broker's acknowledgement;
+//   - the detector hands each stored batch to the next stage (detection),
+//     while the writers go on with the next batch;
 //   - the marker takes the batches in poll order, waits for each to be
-//     written, and only then marks its offsets, to be committed in the
-//     background, on revocation and at shutdown.
+//     written and handed on, and only then marks its offsets, to be
+//     committed in the background, on revocation and at shutdown.
 //
-// At most Writers+1 batches exist at once, and the poller takes a free
+// At most Writers+2 batches exist at once, and the poller takes a free
 // batch before it polls, so while the store is slow or down fetching stops
 // and memory stays bounded however large the backlog. A marked offset
 // always means "stored": batches are marked in poll order, each after its
@@ -96,6 +98,7 @@ type Consumer struct {
 	cl      *kgo.Client
 	opts    ConsumerOptions
 	w       *Writer
+	next    Handoff // may be nil
 	dlq     *deadLetter
 	dec     event.Decoder
 	m       *Metrics
@@ -156,12 +159,14 @@ func (p *pending) wait() {
 
 // NewConsumer builds the consumer's client. It does not contact the brokers:
 // Run does, and keeps trying while they are unreachable.
-func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, m *Metrics, log *zap.Logger) (*Consumer, error) {
+// Stored batches are handed to next (which may be nil) before their offsets
+// are committed.
+func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, next Handoff, m *Metrics, log *zap.Logger) (*Consumer, error) {
 	o.defaults()
 	if o.AccessTopic == "" || o.ConfigTopic == "" || o.AccessTopic == o.ConfigTopic {
 		return nil, fmt.Errorf("kafka consumer: need two distinct topics, got %q and %q", o.AccessTopic, o.ConfigTopic)
 	}
-	c := &Consumer{opts: o, w: w, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log}
+	c := &Consumer{opts: o, w: w, next: next, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log}
 	c.pending.zero.L = &c.pending.mu
 	opts, err := k.clientOpts(log)
 	if err != nil {
@@ -199,21 +204,33 @@ func (c *Consumer) Run(ctx context.Context) error {
 	lagDone := make(chan struct{})
 	go func() { defer close(lagDone); c.reportLag(lagCtx, c.opts.LagInterval) }()
 	defer func() { stopLag(); <-lagDone }()
-	depth := c.opts.Writers + 1 // jobs: one being polled and decoded, one per writer
+	// Jobs: one being polled and decoded, one per writer, one being handed on.
+	depth := c.opts.Writers + 1
+	if c.next != nil {
+		depth++
+	}
 	free := make(chan *job, depth)
-	work := make(chan *job, depth)  // to the writers
-	order := make(chan *job, depth) // to the marker, in poll order
+	work := make(chan *job, depth)   // to the writers
+	handed := make(chan *job, depth) // from the writers to the detector
+	order := make(chan *job, depth)  // to the marker, in poll order
 	for range depth {
 		free <- &job{done: make(chan bool, 1)}
 	}
-	var stages sync.WaitGroup
+	var writers, stages sync.WaitGroup
 	for range c.opts.Writers {
-		stages.Add(1)
-		go func() { defer stages.Done(); c.write(ctx, work) }()
+		writers.Add(1)
+		go func() { defer writers.Done(); c.write(ctx, work, handed) }()
 	}
-	stages.Add(1)
+	stages.Add(2)
+	go func() { defer stages.Done(); c.handOn(ctx, handed) }()
 	go func() { defer stages.Done(); c.mark(order, free) }()
-	defer func() { close(work); close(order); stages.Wait() }()
+	defer func() {
+		close(work)
+		writers.Wait()
+		close(handed)
+		close(order)
+		stages.Wait()
+	}()
 	for {
 		var j *job
 		select {
@@ -256,10 +273,11 @@ func (c *Consumer) decode(j *job) {
 				b.Access = b.Access[:len(b.Access)-1]
 			}
 		case c.opts.ConfigTopic:
+			// A change, or CloudTrail: a record may hold none or several.
 			nConfig++
-			b.Config = append(b.Config, event.ConfigChange{})
-			if err = c.dec.Config(r.Value, &b.Config[len(b.Config)-1]); err != nil {
-				b.Config = b.Config[:len(b.Config)-1]
+			n := len(b.Config)
+			if b.Config, err = c.dec.ConfigRecord(r.Value, b.Config); err != nil {
+				b.Config = b.Config[:n]
 			}
 		}
 		if err != nil {
@@ -284,11 +302,27 @@ func (c *Consumer) decode(j *job) {
 }
 
 // write is a writer: it stores each job's events and dead-letters its
-// rejected records, then tells the marker whether the job is done. Writers
-// run concurrently; the store is idempotent and the marker restores order.
-func (c *Consumer) write(ctx context.Context, work <-chan *job) {
+// rejected records, then passes the job to the detector (or, if it could
+// not finish it, straight back to the marker). Writers run concurrently;
+// the store is idempotent and the marker restores order.
+func (c *Consumer) write(ctx context.Context, work <-chan *job, handed chan<- *job) {
 	for j := range work {
-		j.done <- c.w.Write(ctx, &j.batch) == nil && c.dlq.send(ctx, j.bad) == nil
+		if c.w.Write(ctx, &j.batch) != nil || c.dlq.send(ctx, j.bad) != nil {
+			j.done <- false
+			continue
+		}
+		handed <- j // never blocks: the channel can hold every job there is
+	}
+}
+
+// handOn hands each stored batch to the next stage, then tells the marker
+// the job is done.
+func (c *Consumer) handOn(ctx context.Context, handed <-chan *job) {
+	for j := range handed {
+		if c.next != nil {
+			c.next.Handle(ctx, &j.batch)
+		}
+		j.done <- true
 	}
 }
 

@@ -28,14 +28,16 @@ type HTTPOptions struct {
 // it (in package web); HTTP only handles bodies.
 type HTTP struct {
 	w    *Writer
+	next Handoff // may be nil
 	opts HTTPOptions
 	dec  event.Decoder
 	m    *Metrics
 	log  *zap.Logger
 }
 
-// NewHTTP returns the ingest handlers, writing through w.
-func NewHTTP(w *Writer, o HTTPOptions, m *Metrics, log *zap.Logger) *HTTP {
+// NewHTTP returns the ingest handlers, writing through w and then handing
+// each stored request to next (which may be nil).
+func NewHTTP(w *Writer, next Handoff, o HTTPOptions, m *Metrics, log *zap.Logger) *HTTP {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 16 << 20
 	}
@@ -45,7 +47,7 @@ func NewHTTP(w *Writer, o HTTPOptions, m *Metrics, log *zap.Logger) *HTTP {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 15 * time.Second
 	}
-	return &HTTP{w: w, opts: o, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log}
+	return &HTTP{w: w, next: next, opts: o, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log}
 }
 
 // Access handles POST /api/v1/events/access.
@@ -90,9 +92,11 @@ func (h *HTTP) serve(kind string, rw http.ResponseWriter, r *http.Request) int {
 		if kind == kindAccess {
 			b.Access = append(b.Access, event.AccessEvent{})
 			err = h.dec.Access(text, &b.Access[len(b.Access)-1])
-		} else {
-			b.Config = append(b.Config, event.ConfigChange{})
-			err = h.dec.Config(text, &b.Config[len(b.Config)-1])
+		} else { // a change, or CloudTrail (none or several changes)
+			before := len(b.Config)
+			if b.Config, err = h.dec.ConfigRecord(text, b.Config); err != nil {
+				b.Config = b.Config[:before]
+			}
 		}
 		if err != nil {
 			h.m.httpEvents.WithLabelValues(kind, "rejected").Add(float64(n + 1))
@@ -110,6 +114,9 @@ func (h *HTTP) serve(kind string, rw http.ResponseWriter, r *http.Request) int {
 	if n == 0 {
 		return reply(rw, http.StatusBadRequest, map[string]string{"error": "the body holds no events: send one JSON object per line"})
 	}
+	if b.Len() == 0 { // CloudTrail calls that change nothing breachwatch watches
+		return reply(rw, http.StatusAccepted, map[string]int{"accepted": 0})
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.WriteTimeout)
 	defer cancel()
 	if err := h.w.Write(ctx, &b); err != nil {
@@ -118,8 +125,13 @@ func (h *HTTP) serve(kind string, rw http.ResponseWriter, r *http.Request) int {
 		return reply(rw, http.StatusServiceUnavailable, map[string]string{
 			"error": "the store is not accepting writes right now; nothing was acknowledged, retry later"})
 	}
-	h.m.httpEvents.WithLabelValues(kind, "accepted").Add(float64(n))
-	return reply(rw, http.StatusAccepted, map[string]int{"accepted": n})
+	if h.next != nil {
+		h.next.Handle(ctx, &b)
+	}
+	// accepted counts events stored: for the config endpoint a CloudTrail
+	// line may hold several changes, or none that matter.
+	h.m.httpEvents.WithLabelValues(kind, "accepted").Add(float64(b.Len()))
+	return reply(rw, http.StatusAccepted, map[string]int{"accepted": b.Len()})
 }
 
 // readBody reads the whole body (gunzipping it if needed) within the size

@@ -89,19 +89,23 @@ func (r *running) stop(t *testing.T) {
 }
 
 func startConsumer(t *testing.T, brokers []string, st Store, o ConsumerOptions) *running {
+	return startConsumerTo(t, brokers, st, nil, o)
+}
+
+func startConsumerTo(t *testing.T, brokers []string, st Store, next Handoff, o ConsumerOptions) *running {
 	t.Helper()
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	w := NewWriter(st, nil, Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}, m, log)
+	w := NewWriter(st, Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}, m, log)
 	o.AccessTopic, o.ConfigTopic = accessTopic, configTopic
 	if o.MaxWait == 0 {
 		o.MaxWait = 50 * time.Millisecond
 	}
 	o.Backoff = Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
-	c, err := NewConsumer(KafkaOptions{Brokers: brokers}, o, w, m, log)
+	c, err := NewConsumer(KafkaOptions{Brokers: brokers}, o, w, next, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,4 +437,54 @@ func TestEmbeddedBrokerKeepsRecordsAcrossRestart(t *testing.T) {
 	st := newSQLite(t)
 	startConsumer(t, []string{e.Addr()}, st, ConsumerOptions{Group: "g5"})
 	waitFor(t, "the 300 records from before the restart", 20*time.Second, countIs(t, st, 300, 0))
+}
+
+// handoffRecorder is a detection stage that records what it was handed,
+// and checks the store already holds it.
+type handoffRecorder struct {
+	mu     sync.Mutex
+	st     *sqlite.Store
+	ids    map[string]int
+	before int // batches handed before they were in the store
+}
+
+func (h *handoffRecorder) Handle(ctx context.Context, b *event.Batch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a, _, _ := h.st.Count(ctx)
+	if a < int64(len(b.Access)) {
+		h.before++
+	}
+	for i := range b.Access {
+		h.ids[b.Access[i].ID]++
+	}
+}
+
+// TestConsumerHandsStoredBatchesOn: every stored event is handed to the
+// next stage once, after the store has it, and offsets are committed.
+func TestConsumerHandsStoredBatchesOn(t *testing.T) {
+	c := newCluster(t)
+	brokers := c.ListenAddrs()
+	st := newSQLite(t)
+	h := &handoffRecorder{st: st, ids: map[string]int{}}
+	startConsumerTo(t, brokers, st, h, ConsumerOptions{Group: "g6", MaxBatch: 300})
+	cl := producer(t, brokers)
+	produce(t, cl, accessRecords("h", 3000)...)
+	waitFor(t, "all 3000 handed on", 20*time.Second, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.ids) == 3000
+	})
+	adm := kadm.NewClient(cl)
+	waitFor(t, "all offsets committed", 20*time.Second, func() bool { return committedAll(t, adm, "g6", accessTopic) })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, n := range h.ids {
+		if n != 1 {
+			t.Errorf("event %s handed on %d times", id, n)
+		}
+	}
+	if h.before > 0 {
+		t.Errorf("%d batches were handed on before the store had them", h.before)
+	}
 }

@@ -21,8 +21,10 @@ type Store interface {
 }
 
 // Handoff receives every batch after the store has acknowledged it (the
-// detection stage). It must not keep the batch or its slices after it
-// returns: ingest reuses them.
+// detection stage), before the batch's offsets are committed. It must not
+// keep the batch or its slices after it returns (ingest reuses them), and
+// it must be safe for concurrent use (the Kafka consumer and HTTP requests
+// hand batches over independently).
 type Handoff interface {
 	Handle(ctx context.Context, b *event.Batch)
 }
@@ -46,23 +48,22 @@ func (b Backoff) Delay(attempt int) time.Duration {
 func DefaultBackoff() Backoff { return Backoff{Min: 100 * time.Millisecond, Max: 15 * time.Second} }
 
 // Writer writes batches to the store, retrying with backoff until the store
-// acknowledges the batch or the context ends, then hands the batch on. It
-// is safe for concurrent use (the Kafka consumer and HTTP requests share one).
+// acknowledges the batch or the context ends. It is safe for concurrent use
+// (the Kafka consumer and HTTP requests share one).
 type Writer struct {
 	store   Store
-	next    Handoff // may be nil
 	backoff Backoff
 	m       *Metrics
 	log     *zap.Logger
 	failing atomic.Bool
 }
 
-// NewWriter returns a Writer. next may be nil.
-func NewWriter(store Store, next Handoff, backoff Backoff, m *Metrics, log *zap.Logger) *Writer {
+// NewWriter returns a Writer.
+func NewWriter(store Store, backoff Backoff, m *Metrics, log *zap.Logger) *Writer {
 	if backoff == (Backoff{}) {
 		backoff = DefaultBackoff()
 	}
-	return &Writer{store: store, next: next, backoff: backoff, m: m, log: log}
+	return &Writer{store: store, backoff: backoff, m: m, log: log}
 }
 
 // Healthy reports whether the last store write succeeded.
@@ -86,9 +87,6 @@ func (w *Writer) Write(ctx context.Context, b *event.Batch) error {
 			w.m.batchSize.Observe(float64(b.Len()))
 			w.m.stored.WithLabelValues(kindAccess).Add(float64(len(b.Access)))
 			w.m.stored.WithLabelValues(kindConfig).Add(float64(len(b.Config)))
-			if w.next != nil {
-				w.next.Handle(ctx, b)
-			}
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -43,8 +43,9 @@ type Rule struct {
 	cond       *vm.Program
 	exceptions []exception
 	groupBy    []string
-	accessKey  []accessor[event.AccessEvent]
+	accessKey  []appendField
 	configKey  []accessor[event.ConfigChange]
+	pre        []prefilter // conjuncts of the condition checked natively first
 
 	agg        string                      // threshold aggregate
 	distinct   accessor[event.AccessEvent] // for distinct(FIELD)
@@ -70,6 +71,7 @@ type step struct {
 	cond    *vm.Program
 	atLeast int64
 	actions []string
+	pre     []prefilter
 }
 
 // ID and the rest describe the rule.
@@ -128,6 +130,11 @@ func (r *Rule) MatchAccess(ev *Evaluator, env *AccessEnv) (bool, error) {
 	if r.source != SourceAccess {
 		return false, nil
 	}
+	for i := range r.pre {
+		if !r.pre[i].access(env.AccessEvent) {
+			return false, nil
+		}
+	}
 	if !r.alwaysTrue {
 		ok, err := ev.run(r.cond, env)
 		if err != nil || !ok {
@@ -153,6 +160,11 @@ func (r *Rule) MatchConfig(ev *Evaluator, env *ConfigEnv, c *event.ConfigChange)
 	if r.source != SourceConfig {
 		return false, nil
 	}
+	for i := range r.pre {
+		if !r.pre[i].config(c) {
+			return false, nil
+		}
+	}
 	if !r.alwaysTrue {
 		ok, err := ev.run(r.cond, env)
 		if err != nil || !ok {
@@ -175,8 +187,10 @@ func (r *Rule) MatchConfig(ev *Evaluator, env *ConfigEnv, c *event.ConfigChange)
 
 // StepAccess reports whether an access event meets step i of a sequence.
 func (r *Rule) StepAccess(ev *Evaluator, env *AccessEnv, i int) (bool, error) {
-	if a := r.steps[i].actions; a != nil && !slices.Contains(a, env.Action) {
-		return false, nil
+	for j := range r.steps[i].pre {
+		if !r.steps[i].pre[j].access(env.AccessEvent) {
+			return false, nil
+		}
 	}
 	return ev.run(r.steps[i].cond, env)
 }
@@ -190,19 +204,20 @@ func (r *Rule) Safe(ev *Evaluator, value any, c *event.ConfigChange) (bool, erro
 // GroupKeyAccess is the group an access event falls in: the group_by
 // fields and their values, e.g. "actor.id=u-1".
 func (r *Rule) GroupKeyAccess(e *event.AccessEvent) string {
-	if len(r.accessKey) == 0 {
-		return ""
-	}
-	var b strings.Builder
+	return string(r.AppendGroupKey(nil, e))
+}
+
+// AppendGroupKey appends the group key of an access event to dst.
+func (r *Rule) AppendGroupKey(dst []byte, e *event.AccessEvent) []byte {
 	for i, f := range r.accessKey {
 		if i > 0 {
-			b.WriteByte(',')
+			dst = append(dst, ',')
 		}
-		b.WriteString(r.groupBy[i])
-		b.WriteByte('=')
-		b.WriteString(f(e))
+		dst = append(dst, r.groupBy[i]...)
+		dst = append(dst, '=')
+		dst = f(dst, e)
 	}
-	return b.String()
+	return dst
 }
 
 // GroupKeyConfig is GroupKeyAccess for configuration changes.
@@ -366,7 +381,7 @@ func compile(s *Spec) (*Rule, error) {
 			if !ok {
 				return nil, bad(path, "unknown field %q; access events have %s", f, fieldNames(accessFields()))
 			}
-			r.accessKey = append(r.accessKey, a)
+			r.accessKey = append(r.accessKey, appenderOf(f, a))
 		} else {
 			a, ok := configFields()[f]
 			if !ok {
@@ -374,6 +389,9 @@ func compile(s *Spec) (*Rule, error) {
 			}
 			r.configKey = append(r.configKey, a)
 		}
+	}
+	if r.cond != nil {
+		r.pre = prefilters(r.cond.Node(), s.Source)
 	}
 
 	var err error
@@ -524,7 +542,7 @@ func (r *Rule) compileSequence(q *SequenceSpec) error {
 			return bad(path+".at_least", "want a whole number ≥ 1; got %d", st.AtLeast)
 		}
 		acts, _ := indexHints(p.Node(), SourceAccess)
-		r.steps = append(r.steps, step{name: st.Name, cond: p, atLeast: n, actions: acts})
+		r.steps = append(r.steps, step{name: st.Name, cond: p, atLeast: n, actions: acts, pre: prefilters(p.Node(), SourceAccess)})
 	}
 	// The rule can match only the actions its steps can.
 	if r.actions == nil {
@@ -590,6 +608,86 @@ func indexHints(n ast.Node, source string) (actions, settings []string) {
 		return nil, vals
 	}
 	return vals, nil
+}
+
+// prefilter is one term of a condition's top-level conjunction of the form
+// FIELD == "literal", FIELD != "literal", FIELD in [...] or FIELD not in
+// [...], on a text field, checked in Go before the condition runs. A term
+// that is false makes the whole condition false, so checking it first
+// changes no result; it only spares the expression machine the events that
+// fail it (most events fail most rules on their first terms).
+type prefilter struct {
+	access func(*event.AccessEvent) bool
+	config func(*event.ConfigChange) bool
+}
+
+// prefilters collects the terms prefilter can check natively.
+func prefilters(n ast.Node, source string) []prefilter {
+	var out []prefilter
+	var walk func(n ast.Node)
+	walk = func(n ast.Node) {
+		b, ok := n.(*ast.BinaryNode)
+		if !ok {
+			return
+		}
+		if b.Operator == "&&" || b.Operator == "and" {
+			walk(b.Left)
+			walk(b.Right)
+			return
+		}
+		field := fieldPath(b.Left)
+		var set map[string]bool
+		switch b.Operator {
+		case "==", "!=":
+			s, ok := b.Right.(*ast.StringNode)
+			if !ok {
+				return
+			}
+			set = map[string]bool{s.Value: true}
+		case "in", "not in":
+			vals := stringList(b.Right)
+			if vals == nil {
+				return
+			}
+			set = map[string]bool{}
+			for _, v := range vals {
+				set[v] = true
+			}
+		default:
+			return
+		}
+		want := b.Operator == "==" || b.Operator == "in"
+		if source == SourceAccess {
+			get, ok := accessFields()[field]
+			if !ok || field == "source_ip" {
+				return
+			}
+			out = append(out, prefilter{access: func(e *event.AccessEvent) bool { return set[get(e)] == want }})
+		} else {
+			get, ok := configFields()[field]
+			if !ok {
+				return
+			}
+			out = append(out, prefilter{config: func(c *event.ConfigChange) bool { return set[get(c)] == want }})
+		}
+	}
+	walk(n)
+	return out
+}
+
+// fieldPath reads `a` or `a.b` as a field path ("" for anything else).
+func fieldPath(n ast.Node) string {
+	switch x := n.(type) {
+	case *ast.IdentifierNode:
+		return x.Value
+	case *ast.MemberNode:
+		parent, ok := x.Node.(*ast.IdentifierNode)
+		prop, ok2 := x.Property.(*ast.StringNode)
+		if ok && ok2 && !x.Optional {
+			return parent.Value + "." + prop.Value
+		}
+	}
+	return ""
 }
 
 // stringList reads a literal list of strings (an array node, or the

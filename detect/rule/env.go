@@ -181,6 +181,22 @@ func opensPort(v any, ports []any) bool {
 // exceptions and distinct counts.
 type accessor[E any] func(*E) string
 
+// appendField appends a field of an access event to dst without
+// allocating where the field is already text.
+type appendField func(dst []byte, e *event.AccessEvent) []byte
+
+func appenderOf(name string, get accessor[event.AccessEvent]) appendField {
+	if name == "source_ip" {
+		return func(dst []byte, e *event.AccessEvent) []byte {
+			if e.SourceIP.IsValid() {
+				return e.SourceIP.AppendTo(dst)
+			}
+			return dst
+		}
+	}
+	return func(dst []byte, e *event.AccessEvent) []byte { return append(dst, get(e)...) }
+}
+
 // accessFields are the fields of an access event rules may group by or
 // list in exceptions.
 func accessFields() map[string]accessor[event.AccessEvent] {

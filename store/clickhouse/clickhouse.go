@@ -576,6 +576,21 @@ func rawOrNil(s string) json.RawMessage {
 	return json.RawMessage(s)
 }
 
+// Latest is the time of the newest stored event (the zero time if none),
+// to the second.
+func (s *Store) Latest(ctx context.Context) (time.Time, error) {
+	var a, c, na, nc uint64
+	q := "SELECT (SELECT toUInt64(max(time)) FROM " + s.table("access_events") + "), (SELECT toUInt64(max(time)) FROM " +
+		s.table("config_changes") + "), (SELECT count() FROM " + s.table("access_events") + "), (SELECT count() FROM " + s.table("config_changes") + ")"
+	if err := s.conn.QueryRow(ctx, q).Scan(&a, &c, &na, &nc); err != nil {
+		return time.Time{}, fmt.Errorf("clickhouse store: latest: %w", err)
+	}
+	if na == 0 && nc == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(int64(max(a, c)), 0).UTC(), nil
+}
+
 // Count returns how many distinct events (by id) are stored.
 func (s *Store) Count(ctx context.Context) (access, config int64, err error) {
 	var a, c uint64

@@ -419,6 +419,18 @@ func (s *Store) ScanConfig(ctx context.Context, from, to time.Time, fn func(*eve
 	return nil
 }
 
+// Latest is the time of the newest stored event (the zero time if none).
+func (s *Store) Latest(ctx context.Context) (time.Time, error) {
+	var a, c sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT (SELECT max(time_ns) FROM access_events), (SELECT max(time_ns) FROM config_changes)`).Scan(&a, &c); err != nil {
+		return time.Time{}, fmt.Errorf("sqlite store: latest: %w", err)
+	}
+	if !a.Valid && !c.Valid {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, max(a.Int64, c.Int64)).UTC(), nil
+}
+
 // Count returns how many distinct events are stored.
 func (s *Store) Count(ctx context.Context) (access, config int64, err error) {
 	err = s.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM access_events), (SELECT count(*) FROM config_changes)`).

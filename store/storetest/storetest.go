@@ -28,6 +28,7 @@ type Store interface {
 	Count(ctx context.Context) (access, config int64, err error)
 	DropBefore(ctx context.Context, day time.Time) (int, error)
 	Ping(ctx context.Context) error
+	Latest(ctx context.Context) (time.Time, error)
 	SaveFindings(ctx context.Context, fs []incident.Finding) error
 	Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error)
 }
@@ -172,6 +173,9 @@ func testRoundTrip(t *testing.T, s Store) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if l, err := s.Latest(ctx); err != nil || !l.IsZero() {
+		t.Errorf("Latest of an empty store = %v, %v; want the zero time", l, err)
+	}
 	if err := s.Write(ctx, &event.Batch{}); err != nil {
 		t.Fatalf("empty batch: %v", err)
 	}
@@ -194,6 +198,10 @@ func testRoundTrip(t *testing.T, s Store) {
 	a, c, err := s.Count(ctx)
 	if err != nil || a != 3 || c != 2 {
 		t.Errorf("Count = %d, %d, %v; want 3, 2", a, c, err)
+	}
+	// The newest event is a-next-day and c-min, at Day0+24h30m (to the second).
+	if l, err := s.Latest(ctx); err != nil || !l.Equal(Day0.Add(24*time.Hour+30*time.Minute)) {
+		t.Errorf("Latest = %v, %v", l, err)
 	}
 }
 
