@@ -15,7 +15,9 @@ run() { echo "== $*"; "$@" 2>&1 | tee -a "$out" | grep -E '^(Benchmark|ok|FAIL|-
 run go test -run '^$' -bench 'DecodeAccess|EncodeAccess' -benchmem -cpu 1 -count 1 ./event
 run go test -run '^$' -bench 'Next' -benchmem -count 1 ./demo
 run go test -run '^$' -bench 'Write' -benchtime 1x -count 1 ./store/clickhouse ./store/sqlite
-run go test -run '^$' -bench 'EndToEnd|ClickHouseKafkaEngine' -benchtime 1x -count 1 -timeout 60m ./app
+run go test -run '^$' -bench 'DecodeEvaluate' -benchmem -cpu 1 -benchtime 3x -count 1 ./detect
+run go test -run '^$' -bench 'WindowGroupsMemory' -benchtime 1x -count 1 ./detect
+run go test -run '^$' -bench 'EndToEnd|ClickHouseKafkaEngine|DetectionLatency' -benchtime 1x -count 1 -timeout 60m ./app
 
 figure() { # benchmark-name unit
 	awk -v name="$1" -v unit="$2" '
@@ -32,4 +34,8 @@ printf '  %-58s %14s %s\n' \
 	"store alone: embedded SQLite, 15k-event transactions" "$(figure 'BenchmarkWrite/batch=15000' events/s)" "events/s" \
 	"end to end: kfake -> breachwatch -> ClickHouse" "$(figure '^BenchmarkEndToEnd' events/s)" "events/s   (goal >= 200,000)" \
 	"  breachwatch peak resident memory in that run" "$(figure '^BenchmarkEndToEnd' peak-RSS-MiB)" "MiB        (goal <= 256)" \
-	"ClickHouse's own Kafka engine, same topic and machine" "$(figure '^BenchmarkClickHouseKafkaEngine' events/s)" "events/s"
+	"ClickHouse's own Kafka engine, same topic and machine" "$(figure '^BenchmarkClickHouseKafkaEngine' events/s)" "events/s" \
+	"decode + evaluate the default rules, 1 core" "$(figure '^BenchmarkDecodeEvaluate' events/s)" "events/s   (goal >= 500,000)" \
+	"1,000,000 live window groups" "$(figure '^BenchmarkWindowGroupsMemory' MiB/1M-groups)" "MiB        (goal <= 300)" \
+	"produce -> finding at 20,000 events/s, p50" "$(figure '^BenchmarkDetectionLatency' p50-ms)" "ms" \
+	"produce -> finding at 20,000 events/s, p99" "$(figure '^BenchmarkDetectionLatency' p99-ms)" "ms         (goal <= 1,000)"

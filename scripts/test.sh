@@ -18,11 +18,17 @@ if [ -n "$unformatted" ]; then
 	echo "$unformatted" >&2
 	exit 1
 fi
+echo "== the rules and their fixtures"
+go run ./cmd/breachwatch rules check rules
+go run ./cmd/breachwatch rules test rules
 echo "== tests (race detector)"
-go test -race -count=1 -timeout 45m ./...
-echo "== fuzzing the event decoders (${FUZZTIME:=20s} each)"
-for f in FuzzDecodeAccess FuzzDecodeConfig; do
-	# A short minimization budget keeps the time for fuzzing (the default, 60s, ate it all).
-	go test -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 1s ./event
-done
+go test -race -count=1 -timeout 60m ./...
+echo "== fuzzing the decoders, the CloudTrail mapper and the rule loader (${FUZZTIME:=15s} each)"
+# A short minimization budget keeps the time for fuzzing (the default, 60s, ate it all).
+fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 1s "$1"; }
+fuzz ./event FuzzDecodeAccess
+fuzz ./event FuzzDecodeConfig
+fuzz ./event FuzzConfigRecord
+fuzz ./detect/rule FuzzLoad
+fuzz ./detect/rule FuzzInventory
 echo "== all tests passed"
