@@ -663,9 +663,12 @@ func blocksAll(cfg jnode) (bool, error) {
 func (m *ctMapper) rds() error {
 	switch m.rec.EventName {
 	case "ModifyDBInstance", "CreateDBInstance", "RestoreDBInstanceFromDBSnapshot":
-		return m.rdsInstance("dBInstanceIdentifier")
+		return m.rdsInstance("dBInstanceIdentifier", "dBInstanceArn", "db:")
 	case "RestoreDBInstanceToPointInTime":
-		return m.rdsInstance("targetDBInstanceIdentifier")
+		return m.rdsInstance("targetDBInstanceIdentifier", "dBInstanceArn", "db:")
+	case "ModifyDBCluster", "CreateDBCluster":
+		// Multi-AZ DB clusters take publiclyAccessible (Aurora clusters do not).
+		return m.rdsInstance("dBClusterIdentifier", "dBClusterArn", "cluster:")
 	case "ModifyDBSnapshotAttribute":
 		return m.rdsSnapshot("dBSnapshotIdentifier", "snapshot:")
 	case "ModifyDBClusterSnapshotAttribute":
@@ -674,7 +677,8 @@ func (m *ctMapper) rds() error {
 	return nil
 }
 
-func (m *ctMapper) rdsInstance(idKey string) error {
+// rdsInstance maps a DB instance or cluster made public (or private).
+func (m *ctMapper) rdsInstance(idKey, arnKey, arnType string) error {
 	req, resp, err := m.params()
 	if err != nil {
 		return err
@@ -688,12 +692,12 @@ func (m *ctMapper) rdsInstance(idKey string) error {
 	if err != nil {
 		return err
 	}
-	arn, err := resp.get("dBInstanceArn").str()
+	arn, err := resp.get(arnKey).str()
 	if err != nil {
 		return err
 	}
 	if arn == "" {
-		if arn, err = m.arn("rds", true, true, "db:"+id); err != nil {
+		if arn, err = m.arn("rds", true, true, arnType+id); err != nil {
 			return err
 		}
 	}

@@ -273,6 +273,11 @@ func LoadInventory(path string) (*incident.Inventory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
+	return parseInventory(path, data)
+}
+
+// parseInventory decodes and checks an inventory file's contents.
+func parseInventory(path string, data []byte) (*incident.Inventory, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, yamlError(path, err)
