@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		Group: o.Kafka.Group, AccessTopic: o.Kafka.Topics.Access, ConfigTopic: o.Kafka.Topics.Config,
 		DLQSuffix: o.Kafka.DLQSuffix, MaxBatch: o.Kafka.BatchMaxRecords, MaxWait: time.Duration(o.Kafka.BatchMaxWait),
 		MaxEventBytes: int(o.Ingest.MaxEventBytes), FetchMaxBytes: int32(o.Kafka.FetchMaxBytes),
-		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches, LagInterval: time.Duration(o.Kafka.LagInterval),
+		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches, FetchMaxWait: time.Duration(o.Kafka.FetchMaxWait), LagInterval: time.Duration(o.Kafka.LagInterval),
 		Writers: o.Kafka.StoreWriters,
 	}, writer, handoff, metrics, log.Named("consumer"))
 	if err != nil {

@@ -99,6 +99,7 @@ type KafkaOptions struct {
 	BatchMaxWait         Duration `yaml:"batch_max_wait"`
 	FetchMaxBytes        ByteSize `yaml:"fetch_max_bytes"`
 	MaxConcurrentFetches int      `yaml:"max_concurrent_fetches"`
+	FetchMaxWait         Duration `yaml:"fetch_max_wait"`
 	LagInterval          Duration `yaml:"lag_interval"`  // how often the consumer-lag metric is computed
 	StoreWriters         int      `yaml:"store_writers"` // batches written to the store at once (raise for a remote ClickHouse)
 	Embedded             Embedded `yaml:"embedded"`
@@ -206,7 +207,7 @@ func Defaults() Options {
 			Topics:    TopicNames{Access: "breachwatch.access", Config: "breachwatch.config"},
 			DLQSuffix: ".dlq", CreateTopics: true,
 			BatchMaxRecords: 10_000, BatchMaxWait: Duration(250 * time.Millisecond),
-			FetchMaxBytes: 2 << 20, MaxConcurrentFetches: 2, LagInterval: Duration(10 * time.Second), StoreWriters: 1,
+			FetchMaxBytes: 2 << 20, MaxConcurrentFetches: 2, FetchMaxWait: Duration(500 * time.Millisecond), LagInterval: Duration(10 * time.Second), StoreWriters: 1,
 			Embedded: Embedded{Addr: "127.0.0.1:9092", Partitions: 4, SyncWrites: true},
 		},
 		ClickHouse: ClickHouseOptions{Database: "breachwatch", Username: "default", DialTimeout: Duration(5 * time.Second), Compression: "lz4"},
@@ -642,6 +643,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Kafka.MaxConcurrentFetches < 1 {
 		bad("kafka.max_concurrent_fetches", "want at least 1, got %d", o.Kafka.MaxConcurrentFetches)
+	}
+	if o.Kafka.FetchMaxWait < Duration(10*time.Millisecond) || o.Kafka.FetchMaxWait > Duration(30*time.Second) {
+		bad("kafka.fetch_max_wait", "want 10ms to 30s, got %v", time.Duration(o.Kafka.FetchMaxWait))
 	}
 	if o.Ingest.MaxEventBytes < 1024 || o.Ingest.MaxEventBytes > 16<<20 {
 		bad("ingest.max_event_bytes", "want 1KiB to 16MiB, got %d", o.Ingest.MaxEventBytes)

@@ -32,6 +32,11 @@ type ConsumerOptions struct {
 	// compressed if the producers compress (JSON often shrinks 4-6 times).
 	FetchMaxBytes        int32
 	MaxConcurrentFetches int
+	// FetchMaxWait is how long the broker may hold a fetch that found no
+	// new data (default 500ms, Kafka's own default). A held fetch keeps
+	// its concurrency slot, so with more brokers than MaxConcurrentFetches
+	// a long wait on a drained partition starves a broker that has data.
+	FetchMaxWait time.Duration
 
 	Writers     int           // concurrent store writers (default 1)
 	Backoff     Backoff       // for dead-letter produce retries
@@ -56,6 +61,9 @@ func (o *ConsumerOptions) defaults() {
 	}
 	if o.MaxConcurrentFetches <= 0 {
 		o.MaxConcurrentFetches = 2
+	}
+	if o.FetchMaxWait <= 0 {
+		o.FetchMaxWait = 500 * time.Millisecond
 	}
 	if o.Backoff == (Backoff{}) {
 		o.Backoff = DefaultBackoff()
@@ -184,6 +192,7 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, next Handoff, m *
 		kgo.FetchMaxBytes(o.FetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(max(o.FetchMaxBytes/4, 1<<20)),
 		kgo.MaxConcurrentFetches(o.MaxConcurrentFetches),
+		kgo.FetchMaxWait(o.FetchMaxWait),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)
 	if c.cl, err = kgo.NewClient(opts...); err != nil {
