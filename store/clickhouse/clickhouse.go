@@ -189,6 +189,23 @@ var migrations = [][]string{
 		) ENGINE = ReplacingMergeTree(version)
 		ORDER BY fingerprint`,
 	},
+	// v3: the incidents' audit log, one hash-chained entry per change;
+	// idempotent on seq.
+	{
+		`CREATE TABLE IF NOT EXISTS {db}.audit_log (
+			seq UInt64,
+			at DateTime('UTC'),
+			at_ns UInt32,
+			incident String,
+			actor String,
+			action String,
+			reason String,
+			data String,
+			prev String,
+			hash String
+		) ENGINE = ReplacingMergeTree()
+		ORDER BY seq`,
+	},
 }
 
 // SchemaVersion is the schema version this code writes.
@@ -642,4 +659,56 @@ func (s *Store) DropBefore(ctx context.Context, day time.Time) (int, error) {
 		}
 	}
 	return len(days), nil
+}
+
+// AppendAudit appends audit entries. It is idempotent on the sequence
+// number (the table is a ReplacingMergeTree on seq, read with FINAL).
+func (s *Store) AppendAudit(ctx context.Context, es []incident.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	n := len(es)
+	seq, ns := make([]uint64, n), make([]uint32, n)
+	at := make([]time.Time, n)
+	inc, actor, action, reason, data, prev, hash := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i := range es {
+		e := &es[i]
+		seq[i], at[i], ns[i] = uint64(e.Seq), e.At, uint32(e.At.Nanosecond())
+		inc[i], actor[i], action[i], reason[i], data[i], prev[i], hash[i] = e.Incident, e.Actor, e.Action, e.Reason, string(e.Data), e.Prev, e.Hash
+	}
+	return s.send(ctx, "audit_log", "seq, at, at_ns, incident, actor, action, reason, data, prev, hash",
+		[]any{seq, at, ns, inc, actor, action, reason, data, prev, hash})
+}
+
+// ScanAudit calls fn for each audit entry with a sequence number above
+// after, in sequence order, until fn returns an error.
+func (s *Store) ScanAudit(ctx context.Context, after int64, fn func(*incident.AuditEntry) error) error {
+	rows, err := s.conn.Query(ctx, "SELECT seq, at, at_ns, incident, actor, action, reason, data, prev, hash FROM "+
+		s.table("audit_log")+" FINAL WHERE seq > ? ORDER BY seq", uint64(max(after, 0)))
+	if err != nil {
+		return fmt.Errorf("clickhouse store: audit log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e incident.AuditEntry
+		var seq uint64
+		var at time.Time
+		var ns uint32
+		var data string
+		if err := rows.Scan(&seq, &at, &ns, &e.Incident, &e.Actor, &e.Action, &e.Reason, &data, &e.Prev, &e.Hash); err != nil {
+			return fmt.Errorf("clickhouse store: audit log: %w", err)
+		}
+		e.Seq, e.At = int64(seq), time.Unix(at.Unix(), int64(ns)).UTC()
+		if data != "" {
+			e.Data = json.RawMessage(data)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("clickhouse store: audit log: %w", err)
+	}
+	return nil
 }

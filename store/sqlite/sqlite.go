@@ -128,6 +128,18 @@ var migrations = []string{
 		body TEXT NOT NULL
 	);
 	CREATE INDEX findings_detected ON findings (detected_ns);`,
+	// v3: the incidents' audit log, one hash-chained entry per change.
+	`CREATE TABLE audit_log (
+		seq INTEGER NOT NULL PRIMARY KEY,
+		at_ns INTEGER NOT NULL,
+		incident TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		action TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		data TEXT NOT NULL,
+		prev TEXT NOT NULL,
+		hash TEXT NOT NULL
+	);`,
 }
 
 // SchemaVersion is the schema version this code writes.
@@ -459,4 +471,59 @@ func (s *Store) DropBefore(ctx context.Context, before time.Time) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// AppendAudit appends audit entries. It is idempotent on the sequence
+// number: an entry already stored is left as it is.
+func (s *Store) AppendAudit(ctx context.Context, es []incident.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite store: begin: %w", err)
+	}
+	defer tx.Rollback()
+	for i := range es {
+		e := &es[i]
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (seq, at_ns, incident, actor, action, reason, data, prev, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING`,
+			e.Seq, e.At.UnixNano(), e.Incident, e.Actor, e.Action, e.Reason, string(e.Data), e.Prev, e.Hash); err != nil {
+			return fmt.Errorf("sqlite store: append audit entry %d: %w", e.Seq, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite store: commit: %w", err)
+	}
+	return nil
+}
+
+// ScanAudit calls fn for each audit entry with a sequence number above
+// after, in sequence order, until fn returns an error.
+func (s *Store) ScanAudit(ctx context.Context, after int64, fn func(*incident.AuditEntry) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, at_ns, incident, actor, action, reason, data, prev, hash
+		FROM audit_log WHERE seq > ? ORDER BY seq`, after)
+	if err != nil {
+		return fmt.Errorf("sqlite store: audit log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e incident.AuditEntry
+		var at int64
+		var data string
+		if err := rows.Scan(&e.Seq, &at, &e.Incident, &e.Actor, &e.Action, &e.Reason, &data, &e.Prev, &e.Hash); err != nil {
+			return fmt.Errorf("sqlite store: audit log: %w", err)
+		}
+		e.At = time.Unix(0, at).UTC()
+		if data != "" {
+			e.Data = json.RawMessage(data)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite store: audit log: %w", err)
+	}
+	return nil
 }

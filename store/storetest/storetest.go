@@ -31,6 +31,8 @@ type Store interface {
 	Latest(ctx context.Context) (time.Time, error)
 	SaveFindings(ctx context.Context, fs []incident.Finding) error
 	Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error)
+	AppendAudit(ctx context.Context, es []incident.AuditEntry) error
+	ScanAudit(ctx context.Context, after int64, fn func(*incident.AuditEntry) error) error
 }
 
 // RunReopen checks that a store closed and opened again on the same data
@@ -68,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Retention", testRetention},
 		{"LargeBatch", testLargeBatch},
 		{"Findings", testFindings},
+		{"AuditLog", testAudit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -402,5 +405,64 @@ func testFindings(t *testing.T, s Store) {
 	}
 	if got, err := s.Findings(ctx, time.Time{}, 1); err != nil || len(got) != 1 {
 		t.Errorf("findings limit 1: %d, %v", len(got), err)
+	}
+}
+
+// AuditChain returns n sealed audit entries, a chain from the first.
+func AuditChain(n int) []incident.AuditEntry {
+	es := make([]incident.AuditEntry, n)
+	for i := range es {
+		es[i] = incident.AuditEntry{At: Day0.Add(time.Duration(i)*time.Minute + 123456789), Incident: fmt.Sprintf("inc-%d", i%3),
+			Actor: "token:alice", Action: incident.ActNote, Reason: fmt.Sprintf("note %d <b>&</b> ünïcode", i)}
+		if i%2 == 0 {
+			es[i].Data = json.RawMessage(fmt.Sprintf(`{"n":%d,"s":"x"}`, i))
+		}
+		var prev *incident.AuditEntry
+		if i > 0 {
+			prev = &es[i-1]
+		}
+		es[i].Seal(prev)
+	}
+	return es
+}
+
+func readAudit(t *testing.T, s Store, after int64) []incident.AuditEntry {
+	t.Helper()
+	var got []incident.AuditEntry
+	if err := s.ScanAudit(context.Background(), after, func(e *incident.AuditEntry) error {
+		got = append(got, *e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func testAudit(t *testing.T, s Store) {
+	ctx := context.Background()
+	if got := readAudit(t, s, 0); len(got) != 0 {
+		t.Fatalf("empty store has %d audit entries", len(got))
+	}
+	es := AuditChain(50)
+	if err := s.AppendAudit(ctx, es[:30]); err != nil {
+		t.Fatal(err)
+	}
+	// Appending again what is already there (a retry after a timeout)
+	// changes nothing.
+	if err := s.AppendAudit(ctx, es[20:]); err != nil {
+		t.Fatal(err)
+	}
+	got := readAudit(t, s, 0)
+	if !reflect.DeepEqual(got, es) {
+		t.Fatalf("audit log read back differs:\n got %+v\nwant %+v", got, es)
+	}
+	var v incident.ChainVerifier
+	for _, e := range got {
+		if err := v.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readAudit(t, s, 45); len(got) != 5 || got[0].Seq != 46 {
+		t.Fatalf("entries after 45: %d, first %+v", len(got), got)
 	}
 }

@@ -1,0 +1,211 @@
+package incident
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Status is where an incident stands in its lifecycle.
+type Status string
+
+// The statuses, in lifecycle order.
+const (
+	StatusOpen      Status = "open"      // detected, not yet triaged
+	StatusConfirmed Status = "confirmed" // a breach or exposure of personal data
+	StatusDismissed Status = "dismissed" // not one (a reason is required)
+	StatusNotifying Status = "notifying" // notices are going out
+	StatusNotified  Status = "notified"  // every required notice went out
+	StatusClosed    Status = "closed"    // done
+)
+
+// Valid reports whether s is one of the statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusOpen, StatusConfirmed, StatusDismissed, StatusNotifying, StatusNotified, StatusClosed:
+		return true
+	}
+	return false
+}
+
+// Active reports whether an incident in this status is still being worked:
+// new findings of the same group join it, and its clocks run.
+func (s Status) Active() bool {
+	return s != StatusDismissed && s != StatusClosed
+}
+
+// moves are the lifecycle's legal transitions (reopening aside).
+var moves = map[Status][]Status{
+	StatusOpen:      {StatusConfirmed, StatusDismissed},
+	StatusConfirmed: {StatusNotifying, StatusDismissed, StatusClosed},
+	StatusNotifying: {StatusNotified},
+	StatusNotified:  {StatusClosed},
+}
+
+// CanMove reports whether an incident may go from one status to another.
+// Reopening (dismissed or closed back to open) is a move of its own: see
+// CanReopen.
+func CanMove(from, to Status) error {
+	if slices.Contains(moves[from], to) {
+		return nil
+	}
+	return fmt.Errorf("an incident cannot go from %s to %s", from, to)
+}
+
+// CanReopen reports whether an incident in status s may be reopened.
+func CanReopen(s Status) error {
+	if s == StatusDismissed || s == StatusClosed {
+		return nil
+	}
+	return fmt.Errorf("only a dismissed or closed incident can be reopened; this one is %s", s)
+}
+
+// How an affected tenant was concerned.
+const (
+	HowAccessed = "accessed" // events show its data was read by someone who should not have
+	HowExposed  = "exposed"  // its data was only reachable
+)
+
+// AffectedTenant is one affected customer of an incident.
+type AffectedTenant struct {
+	Tenant     string   `json:"tenant"`
+	Records    int64    `json:"records"`
+	Categories []string `json:"categories"`
+	How        string   `json:"how"` // HowAccessed or HowExposed
+}
+
+// Scope is who an incident affects, as last computed.
+type Scope struct {
+	Tenants []AffectedTenant `json:"list"`
+	// Partial is set when the scope could not be computed from every
+	// event (e.g. only the evidence kept on the finding was available).
+	Partial bool `json:"partial,omitempty"`
+}
+
+// Records is the total of the tenants' records.
+func (s Scope) Records() int64 {
+	var n int64
+	for _, t := range s.Tenants {
+		n += t.Records
+	}
+	return n
+}
+
+// Obligation is one duty to notify someone by a deadline: one per
+// (incident, regime, recipient).
+type Obligation struct {
+	ID        string `json:"id"`        // regime/duty, e.g. "gdpr-art33/authority"
+	Regime    string `json:"regime"`    // e.g. "gdpr"
+	Duty      string `json:"duty"`      // the entry of the regime table, e.g. "art33"
+	What      string `json:"what"`      // e.g. "notify the supervisory authority"
+	Recipient string `json:"recipient"` // e.g. "authority", "customers", "controller"
+	Source    string `json:"source"`    // the legal source cited
+	// Legal is false for internal targets (no legal number), which are
+	// shown as targets, never as legal deadlines.
+	Legal bool `json:"legal"`
+	// Anchor is what the clock runs from: "awareness", "determination" or
+	// "filing:<obligation id>".
+	Anchor string `json:"anchor"`
+	// AnchorAt is when the anchor happened; zero while it has not (e.g. no
+	// materiality determination yet), and then DueAt is zero too.
+	AnchorAt time.Time `json:"anchor_at,omitzero"`
+	DueAt    time.Time `json:"due_at,omitzero"`
+	// LateReasonRequired: a filing after DueAt must give reasons.
+	LateReasonRequired bool `json:"late_reason_required,omitempty"`
+	// MetAt is when the first filing or notice was recorded; lateness is
+	// frozen then.
+	MetAt      time.Time `json:"met_at,omitzero"`
+	Late       bool      `json:"late,omitempty"`
+	LateReason string    `json:"late_reason,omitempty"`
+	Reference  string    `json:"reference,omitempty"` // e.g. the authority's case number
+}
+
+// Met reports whether the obligation has been met.
+func (o *Obligation) Met() bool { return !o.MetAt.IsZero() }
+
+// Note is a free-text note on an incident.
+type Note struct {
+	At     time.Time `json:"at"`
+	Author string    `json:"author"`
+	Text   string    `json:"text"`
+}
+
+// Incident is what people act on: findings of one rule and group, their
+// affected customers and the clocks they started. Its state is its audit
+// log folded (see the tracker); it is never edited in place.
+type Incident struct {
+	ID          string   `json:"id"`
+	RuleID      string   `json:"rule_id"`
+	Title       string   `json:"title"`
+	Severity    string   `json:"severity"`
+	Kind        string   `json:"kind"`
+	Tags        []string `json:"tags,omitempty"`
+	GroupKey    string   `json:"group_key"`
+	Status      Status   `json:"status"`
+	Reason      string   `json:"reason,omitempty"` // of the last dismissal or reopening
+	DetectedAt  time.Time `json:"detected_at"`
+	// AwareAt is when the organisation became aware in the legal sense.
+	// It defaults to DetectedAt; a DPO may set it later, with a reason.
+	AwareAt     time.Time `json:"aware_at"`
+	AwareReason string    `json:"aware_reason,omitempty"`
+	// DeterminedAt is when the breach was determined to be reportable
+	// (e.g. material, for the SEC); zero until a DPO records it.
+	DeterminedAt time.Time `json:"determined_at,omitzero"`
+	Acknowledged bool      `json:"acknowledged"`
+	AckBy        string    `json:"acknowledged_by,omitempty"`
+	Assignee     string    `json:"assignee,omitempty"`
+	// Findings are the fingerprints of the findings grouped here.
+	Findings []string `json:"findings"`
+	// Evidence: the events the findings matched (up to MaxEvidence ids,
+	// oldest first), how many in all, their event-time span and records.
+	EventIDs  []string  `json:"event_ids"`
+	Events    int64     `json:"events"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// ExposureFrom/To: the exposure window (exposure incidents); To is
+	// zero while it is still open.
+	ExposureFrom time.Time    `json:"exposure_from,omitzero"`
+	ExposureTo   time.Time    `json:"exposure_to,omitzero"`
+	Hint         Affected     `json:"hint"` // what the findings said about who is affected
+	Scope        Scope        `json:"scope"`
+	Obligations  []Obligation `json:"obligations"`
+	Notes        []Note       `json:"notes,omitempty"`
+	UpdatedAt    time.Time    `json:"updated_at"`
+	// Seq is the sequence number of the last audit entry folded in.
+	Seq int64 `json:"seq"`
+}
+
+// Obligation returns the obligation with that id, or nil.
+func (inc *Incident) Obligation(id string) *Obligation {
+	for i := range inc.Obligations {
+		if inc.Obligations[i].ID == id {
+			return &inc.Obligations[i]
+		}
+	}
+	return nil
+}
+
+// NextDeadline is the earliest due time of an unmet obligation with a due
+// time, and that obligation; nil when there is none.
+func (inc *Incident) NextDeadline() *Obligation {
+	var next *Obligation
+	for i := range inc.Obligations {
+		o := &inc.Obligations[i]
+		if o.Met() || o.DueAt.IsZero() {
+			continue
+		}
+		if next == nil || o.DueAt.Before(next.DueAt) {
+			next = o
+		}
+	}
+	return next
+}
+
+// IncidentID derives an incident's id from the fingerprint of its first
+// finding, so that replaying findings opens the same incident.
+func IncidentID(fingerprint string) string {
+	if len(fingerprint) > 16 {
+		fingerprint = fingerprint[:16]
+	}
+	return "inc-" + fingerprint
+}
