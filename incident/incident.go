@@ -134,16 +134,16 @@ type Note struct {
 // affected customers and the clocks they started. Its state is its audit
 // log folded (see the tracker); it is never edited in place.
 type Incident struct {
-	ID          string   `json:"id"`
-	RuleID      string   `json:"rule_id"`
-	Title       string   `json:"title"`
-	Severity    string   `json:"severity"`
-	Kind        string   `json:"kind"`
-	Tags        []string `json:"tags,omitempty"`
-	GroupKey    string   `json:"group_key"`
-	Status      Status   `json:"status"`
-	Reason      string   `json:"reason,omitempty"` // of the last dismissal or reopening
-	DetectedAt  time.Time `json:"detected_at"`
+	ID         string    `json:"id"`
+	RuleID     string    `json:"rule_id"`
+	Title      string    `json:"title"`
+	Severity   string    `json:"severity"`
+	Kind       string    `json:"kind"`
+	Tags       []string  `json:"tags,omitempty"`
+	GroupKey   string    `json:"group_key"`
+	Status     Status    `json:"status"`
+	Reason     string    `json:"reason,omitempty"` // of the last dismissal or reopening
+	DetectedAt time.Time `json:"detected_at"`
 	// AwareAt is when the organisation became aware in the legal sense.
 	// It defaults to DetectedAt; a DPO may set it later, with a reason.
 	AwareAt     time.Time `json:"aware_at"`

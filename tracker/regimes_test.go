@@ -126,9 +126,9 @@ func TestObligations(t *testing.T) {
 	check("gdpr/art34", aware.Add(72*time.Hour), true)
 	check("gdpr/art33-2", aware.Add(24*time.Hour), false) // an internal target
 	check("nis2/early-warning", aware.Add(24*time.Hour), true)
-	check("sec/8-k-1.05", time.Time{}, true)        // no determination yet
-	check("nis2/final-report", time.Time{}, true)   // the notification is not filed yet
-	check("lgpd/supplement", time.Time{}, true)     // nor the communication
+	check("sec/8-k-1.05", time.Time{}, true)      // no determination yet
+	check("nis2/final-report", time.Time{}, true) // the notification is not filed yet
+	check("lgpd/supplement", time.Time{}, true)   // nor the communication
 	check("lgpd/communication", at(t, "2026-11-25 23:59:59", "America/Sao_Paulo"), true)
 
 	// Filing the NIS2 notification and the LGPD communication starts the
