@@ -154,12 +154,14 @@ type Incident struct {
 	Acknowledged bool      `json:"acknowledged"`
 	AckBy        string    `json:"acknowledged_by,omitempty"`
 	Assignee     string    `json:"assignee,omitempty"`
-	// Findings are the fingerprints of the findings grouped here.
-	Findings []string `json:"findings"`
-	// Evidence: the events the findings matched (up to MaxEvidence ids,
-	// oldest first), how many in all, their event-time span and records.
+	// Evidence is the latest report of each finding grouped here.
+	Evidence []Evidence `json:"evidence"`
+	// Totals over the evidence: the events matched (up to MaxEvidence
+	// ids), how many in all, the records they touched, their event-time
+	// span.
 	EventIDs  []string  `json:"event_ids"`
 	Events    int64     `json:"events"`
+	Records   int64     `json:"records"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	// ExposureFrom/To: the exposure window (exposure incidents); To is
@@ -173,6 +175,18 @@ type Incident struct {
 	UpdatedAt    time.Time    `json:"updated_at"`
 	// Seq is the sequence number of the last audit entry folded in.
 	Seq int64 `json:"seq"`
+}
+
+// Evidence is what one finding of an incident showed, as last reported.
+type Evidence struct {
+	Fingerprint string    `json:"fingerprint"`
+	Count       int64     `json:"count"`
+	Records     int64     `json:"records"`
+	FirstSeen   time.Time `json:"first_seen"`
+	LastSeen    time.Time `json:"last_seen"`
+	WindowStart time.Time `json:"window_start"`
+	WindowEnd   time.Time `json:"window_end,omitzero"`
+	EventIDs    []string  `json:"event_ids"`
 }
 
 // Obligation returns the obligation with that id, or nil.

@@ -1,0 +1,555 @@
+package tracker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// Store is what the tracker keeps its audit log in.
+type Store interface {
+	// AppendAudit appends entries; idempotent on their sequence numbers.
+	AppendAudit(ctx context.Context, es []incident.AuditEntry) error
+	// ScanAudit calls fn for each entry after seq after, in order.
+	ScanAudit(ctx context.Context, after int64, fn func(*incident.AuditEntry) error) error
+}
+
+// Customer is an entry of the customer directory.
+type Customer struct {
+	Tenant   string `yaml:"tenant" json:"tenant"`
+	Name     string `yaml:"name" json:"name,omitempty"`
+	Country  string `yaml:"country" json:"country,omitempty"`   // ISO 3166-1 alpha-2
+	Locale   string `yaml:"locale" json:"locale,omitempty"`     // BCP 47, e.g. "nl", "ar"
+	TimeZone string `yaml:"time_zone" json:"time_zone,omitempty"` // IANA, e.g. "Europe/Amsterdam"
+}
+
+// Options configure a Tracker.
+type Options struct {
+	Regimes *Regimes
+	// Apply lists the regimes that always apply to the organisation.
+	Apply []string
+	// ByCountry: a regime also applies when an affected customer's country
+	// (from Customers) is one of the regime's countries.
+	ByCountry bool
+	Customers map[string]Customer
+	// ProcessorTarget is the internal target for a processor's notice to
+	// its controllers (no legal number exists).
+	ProcessorTarget time.Duration
+	Now             func() time.Time
+	Log             *zap.Logger
+}
+
+// Actor is who asks for a change, with the role they act in.
+type Actor struct {
+	Name string // e.g. "token:alice", "slack:U123", "cli:root"
+	Role string // engineer, dpo or admin
+}
+
+// System is breachwatch itself, the actor of automatic entries.
+var System = Actor{Name: "breachwatch", Role: "admin"}
+
+// ErrNotFound: no incident with that id.
+var ErrNotFound = errors.New("no such incident")
+
+// ErrForbidden: the actor's role may not do this.
+var ErrForbidden = errors.New("this role may not do this")
+
+// InvalidError is a command that does not fit the incident (an illegal
+// move, a missing reason); its text is safe to show to the caller.
+type InvalidError struct{ Msg string }
+
+func (e *InvalidError) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error { return &InvalidError{Msg: fmt.Sprintf(format, args...)} }
+
+// Tracker holds every incident, rebuilt from the audit log at start. It is
+// safe for concurrent use; changes are serialized, each one appended to
+// the store before it takes effect.
+type Tracker struct {
+	st   Store
+	opts Options
+	log  *zap.Logger
+
+	mu        sync.Mutex
+	head      *incident.AuditEntry // the last entry of the chain
+	incidents map[string]*incident.Incident
+	byFP      map[string]string // finding fingerprint → incident id
+	byGroup   map[string]string // rule + group key → the active incident
+	reminded  map[string]bool   // incident/obligation/point → sent
+	alerts    map[string]incident.AlertRef
+}
+
+// New rebuilds the tracker from the store's audit log, verifying the chain
+// on the way: a broken chain is an error (run `breachwatch audit verify`).
+func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Regimes == nil {
+		rs, err := DefaultRegimes()
+		if err != nil {
+			return nil, err
+		}
+		o.Regimes = rs
+	}
+	for _, id := range o.Apply {
+		if o.Regimes.Regime(id) == nil {
+			return nil, fmt.Errorf("tracker: no regime %q in the regime table (version %s)", id, o.Regimes.Version)
+		}
+	}
+	if o.ProcessorTarget <= 0 {
+		o.ProcessorTarget = 24 * time.Hour
+	}
+	t := &Tracker{st: st, opts: o, log: o.Log, incidents: map[string]*incident.Incident{}, byFP: map[string]string{},
+		byGroup: map[string]string{}, reminded: map[string]bool{}, alerts: map[string]incident.AlertRef{}}
+	var v incident.ChainVerifier
+	err := st.ScanAudit(ctx, 0, func(e *incident.AuditEntry) error {
+		if err := v.Add(*e); err != nil {
+			return err
+		}
+		return t.fold(e)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tracker: rebuilding incidents from the audit log: %w", err)
+	}
+	return t, nil
+}
+
+func groupKey(ruleID, group string) string { return ruleID + "\x00" + group }
+
+// fold applies an entry to the in-memory state (entries must come in
+// chain order).
+func (t *Tracker) fold(e *incident.AuditEntry) error {
+	inc := t.incidents[e.Incident]
+	if inc == nil {
+		if e.Action != incident.ActOpened {
+			return fmt.Errorf("audit entry %d: %s on incident %s, which was never opened", e.Seq, e.Action, e.Incident)
+		}
+		inc = &incident.Incident{}
+	}
+	if err := apply(inc, e); err != nil {
+		return err
+	}
+	t.incidents[e.Incident] = inc
+	switch e.Action {
+	case incident.ActOpened, incident.ActEvidence:
+		for _, ev := range inc.Evidence {
+			t.byFP[ev.Fingerprint] = inc.ID
+		}
+	case incident.ActReminded:
+		var r incident.Reminder
+		if json.Unmarshal(e.Data, &r) == nil {
+			t.reminded[e.Incident+"\x00"+r.Obligation+"\x00"+r.Point] = true
+		}
+	case incident.ActAlerted:
+		var a incident.AlertRef
+		if json.Unmarshal(e.Data, &a) == nil {
+			t.alerts[e.Incident] = a
+		}
+	}
+	k := groupKey(inc.RuleID, inc.GroupKey)
+	if inc.Status.Active() {
+		t.byGroup[k] = inc.ID
+	} else if t.byGroup[k] == inc.ID {
+		delete(t.byGroup, k)
+	}
+	head := *e // a copy: callers reuse their entries
+	t.head = &head
+	return nil
+}
+
+// appendEntries seals, stores and folds entries, in order. Called with
+// t.mu held.
+func (t *Tracker) appendEntries(ctx context.Context, es []incident.AuditEntry) error {
+	prev := t.head
+	for i := range es {
+		es[i].Seal(prev)
+		prev = &es[i]
+	}
+	if err := t.st.AppendAudit(ctx, es); err != nil {
+		return fmt.Errorf("tracker: writing the audit log: %w", err)
+	}
+	for i := range es {
+		if err := t.fold(&es[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func entry(inc string, by Actor, action, reason string, data any, now time.Time) (incident.AuditEntry, error) {
+	e := incident.AuditEntry{At: now, Incident: inc, Actor: by.Name, Action: action, Reason: reason}
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return e, err
+		}
+		e.Data = b
+	}
+	return e, nil
+}
+
+// Findings takes findings from detection: a finding of a known fingerprint
+// updates its incident's evidence (nothing is recorded when it brings
+// nothing new, so replays are harmless); a new one joins the active
+// incident of its rule and group, or opens one. It returns the ids of the
+// incidents that were opened or changed.
+func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var changed []string
+	for i := range fs {
+		f := &fs[i]
+		now := t.opts.Now().UTC()
+		id, known := t.byFP[f.Fingerprint]
+		if !known {
+			id = t.byGroup[groupKey(f.RuleID, f.GroupKey)]
+		}
+		var es []incident.AuditEntry
+		if inc := t.incidents[id]; inc != nil {
+			if sameEvidence(inc, f) {
+				continue
+			}
+			e, err := entry(id, System, incident.ActEvidence, "", f, now)
+			if err != nil {
+				return changed, err
+			}
+			es = append(es, e)
+		} else {
+			id = incident.IncidentID(f.Fingerprint)
+			e, err := entry(id, System, incident.ActOpened, "", f, now)
+			if err != nil {
+				return changed, err
+			}
+			es = append(es, e)
+		}
+		if err := t.appendEntries(ctx, es); err != nil {
+			return changed, err
+		}
+		if err := t.rescope(ctx, id, now); err != nil {
+			return changed, err
+		}
+		changed = append(changed, id)
+	}
+	return changed, nil
+}
+
+// rescope recomputes an incident's affected customers and obligations and
+// records them when they changed. Called with t.mu held.
+func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
+	inc := t.incidents[id]
+	var es []incident.AuditEntry
+	if s := hintScope(inc, t.opts.Customers); !scopeEqual(s, inc.Scope) {
+		e, err := entry(id, System, incident.ActScoped, "", s, now)
+		if err != nil {
+			return err
+		}
+		es = append(es, e)
+		if err := t.appendEntries(ctx, es); err != nil {
+			return err
+		}
+		es = es[:0]
+	}
+	obs := t.opts.Regimes.Obligations(t.applicable(inc), inc, t.opts.ProcessorTarget)
+	if !obligationsEqual(obs, inc.Obligations) {
+		e, err := entry(id, System, incident.ActObligations, "", obs, now)
+		if err != nil {
+			return err
+		}
+		es = append(es, e)
+	}
+	return t.appendEntries(ctx, es)
+}
+
+// applicable lists the regimes that apply to an incident: the
+// organisation's, and those its affected customers' countries bring in.
+func (t *Tracker) applicable(inc *incident.Incident) []string {
+	out := slices.Clone(t.opts.Apply)
+	if t.opts.ByCountry {
+		for _, r := range t.opts.Regimes.All() {
+			if slices.Contains(out, r.ID) {
+				continue
+			}
+			for _, a := range inc.Scope.Tenants {
+				if c, ok := t.opts.Customers[a.Tenant]; ok && r.AppliesByCountry(c.Country) {
+					out = append(out, r.ID)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// hintScope is the affected customers as the findings name them. Records
+// are exact when one tenant is affected; with several, the per-tenant
+// split is unknown here and the scope is marked partial.
+func hintScope(inc *incident.Incident, _ map[string]Customer) incident.Scope {
+	var s incident.Scope
+	how := incident.HowAccessed
+	if inc.Kind == incident.KindExposure {
+		how = incident.HowExposed
+	}
+	for _, tn := range inc.Hint.Tenants {
+		s.Tenants = append(s.Tenants, incident.AffectedTenant{Tenant: tn, Categories: slices.Clone(inc.Hint.Categories), How: how})
+	}
+	if len(s.Tenants) == 1 {
+		s.Tenants[0].Records = inc.Records
+	} else if len(s.Tenants) > 1 || inc.Hint.Scope == incident.ScopeStore {
+		s.Partial = true
+	}
+	return s
+}
+
+func scopeEqual(a, b incident.Scope) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+func obligationsEqual(a, b []incident.Obligation) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// Commands an actor can give.
+const (
+	CmdAcknowledge = "acknowledge"
+	CmdConfirm     = "confirm"
+	CmdDismiss     = "dismiss"  // reason required
+	CmdReopen      = "reopen"   // reason required
+	CmdStatus      = "status"   // To: notifying, notified or closed
+	CmdAwareness   = "awareness" // At, reason required; DPO only
+	CmdDetermine   = "determine" // At, reason required; DPO only
+	CmdAssign      = "assign"    // To
+	CmdNote        = "note"      // Reason: the text
+	CmdFile        = "file"      // To: the obligation; At; Reference; reason required when late; DPO only
+)
+
+// Command is a change someone asks for.
+type Command struct {
+	Incident  string
+	Name      string
+	Reason    string
+	To        string
+	At        time.Time
+	Reference string
+}
+
+// roles says who may give each command (admin may give all).
+var roles = map[string][]string{
+	CmdAcknowledge: {"engineer", "dpo"},
+	CmdConfirm:     {"engineer", "dpo"},
+	CmdDismiss:     {"engineer", "dpo"},
+	CmdReopen:      {"engineer", "dpo"},
+	CmdStatus:      {"engineer", "dpo"},
+	CmdAssign:      {"engineer", "dpo"},
+	CmdNote:        {"engineer", "dpo"},
+	CmdAwareness:   {"dpo"},
+	CmdDetermine:   {"dpo"},
+	CmdFile:        {"dpo"},
+}
+
+// Allowed reports whether a role may give a command.
+func Allowed(role, cmd string) bool {
+	rs, ok := roles[cmd]
+	return ok && (role == "admin" || slices.Contains(rs, role))
+}
+
+// MaxText bounds reasons and notes.
+const MaxText = 4000
+
+// Do carries out a command and returns the incident as it is afterwards.
+func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Incident, error) {
+	if _, ok := roles[c.Name]; !ok {
+		return incident.Incident{}, invalid("unknown command %q", c.Name)
+	}
+	if !Allowed(by.Role, c.Name) {
+		return incident.Incident{}, ErrForbidden
+	}
+	c.Reason = strings.TrimSpace(c.Reason)
+	if len(c.Reason) > MaxText || !utf8.ValidString(c.Reason) {
+		return incident.Incident{}, invalid("the reason must be valid UTF-8 of at most %d bytes", MaxText)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	inc := t.incidents[c.Incident]
+	if inc == nil {
+		return incident.Incident{}, ErrNotFound
+	}
+	now := t.opts.Now().UTC()
+	needReason := func(what string) error {
+		if c.Reason == "" {
+			return invalid("%s needs a reason", what)
+		}
+		return nil
+	}
+	var action string
+	var data any
+	recompute := false
+	switch c.Name {
+	case CmdAcknowledge:
+		if inc.Acknowledged {
+			return *inc, nil
+		}
+		action = incident.ActAcknowledged
+	case CmdConfirm:
+		if err := incident.CanMove(inc.Status, incident.StatusConfirmed); err != nil {
+			return *inc, invalid("%v", err)
+		}
+		action = incident.ActConfirmed
+	case CmdDismiss:
+		if err := incident.CanMove(inc.Status, incident.StatusDismissed); err != nil {
+			return *inc, invalid("%v", err)
+		}
+		if err := needReason("dismissing"); err != nil {
+			return *inc, err
+		}
+		action = incident.ActDismissed
+	case CmdReopen:
+		if err := incident.CanReopen(inc.Status); err != nil {
+			return *inc, invalid("%v", err)
+		}
+		if err := needReason("reopening"); err != nil {
+			return *inc, err
+		}
+		if other, ok := t.byGroup[groupKey(inc.RuleID, inc.GroupKey)]; ok && other != inc.ID {
+			return *inc, invalid("incident %s of the same rule and group is active; work on that one", other)
+		}
+		action = incident.ActReopened
+	case CmdStatus:
+		to := incident.Status(c.To)
+		if to == incident.StatusDismissed || to == incident.StatusConfirmed || to == incident.StatusOpen {
+			return *inc, invalid("use the %s command for that", map[incident.Status]string{incident.StatusDismissed: CmdDismiss,
+				incident.StatusConfirmed: CmdConfirm, incident.StatusOpen: CmdReopen}[to])
+		}
+		if err := incident.CanMove(inc.Status, to); err != nil {
+			return *inc, invalid("%v", err)
+		}
+		action, data = incident.ActStatus, map[string]incident.Status{"to": to}
+	case CmdAwareness, CmdDetermine:
+		if err := needReason("setting " + map[string]string{CmdAwareness: "awareness", CmdDetermine: "the determination"}[c.Name]); err != nil {
+			return *inc, err
+		}
+		if c.At.IsZero() || c.At.After(now.Add(time.Minute)) {
+			return *inc, invalid("the time must be given and not in the future")
+		}
+		if c.Name == CmdAwareness {
+			if c.At.Before(inc.DetectedAt) {
+				return *inc, invalid("awareness cannot come before detection (%s)", inc.DetectedAt.Format(time.RFC3339))
+			}
+			action = incident.ActAwareness
+		} else {
+			action = incident.ActDetermined
+		}
+		data, recompute = map[string]time.Time{"at": c.At.UTC()}, true
+	case CmdAssign:
+		if c.To == "" || len(c.To) > 200 || !utf8.ValidString(c.To) {
+			return *inc, invalid("assign to whom? (a name of at most 200 bytes)")
+		}
+		action, data = incident.ActAssigned, map[string]string{"to": c.To}
+	case CmdNote:
+		if c.Reason == "" {
+			return *inc, invalid("the note is empty")
+		}
+		action = incident.ActNote
+	case CmdFile:
+		o := inc.Obligation(c.To)
+		if o == nil {
+			return *inc, invalid("the incident has no obligation %q", c.To)
+		}
+		if o.Met() {
+			return *inc, invalid("obligation %s was already met at %s", o.ID, o.MetAt.Format(time.RFC3339))
+		}
+		if c.At.IsZero() {
+			c.At = now
+		}
+		if c.At.After(now.Add(time.Minute)) {
+			return *inc, invalid("a filing cannot be in the future")
+		}
+		if !o.DueAt.IsZero() && c.At.After(o.DueAt) && c.Reason == "" {
+			return *inc, invalid("this filing is late (due %s): give the reasons for the delay", o.DueAt.Format(time.RFC3339))
+		}
+		action, data, recompute = incident.ActFiled, incident.Filing{Obligation: o.ID, At: c.At.UTC(), Reference: c.Reference}, true
+	}
+	e, err := entry(inc.ID, by, action, c.Reason, data, now)
+	if err != nil {
+		return *inc, err
+	}
+	if err := t.appendEntries(ctx, []incident.AuditEntry{e}); err != nil {
+		return *inc, err
+	}
+	if recompute {
+		if err := t.rescope(ctx, inc.ID, now); err != nil {
+			return *t.incidents[inc.ID], err
+		}
+	}
+	return *t.incidents[inc.ID], nil
+}
+
+// Get returns one incident.
+func (t *Tracker) Get(id string) (incident.Incident, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	inc, ok := t.incidents[id]
+	if !ok {
+		return incident.Incident{}, false
+	}
+	return *inc, true
+}
+
+// List returns the incidents newest first, those in status when it is not
+// empty.
+func (t *Tracker) List(status incident.Status) []incident.Incident {
+	t.mu.Lock()
+	out := make([]incident.Incident, 0, len(t.incidents))
+	for _, inc := range t.incidents {
+		if status == "" || inc.Status == status {
+			out = append(out, *inc)
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b incident.Incident) int {
+		if c := b.DetectedAt.Compare(a.DetectedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// Audit returns the audit entries of one incident, oldest first.
+func (t *Tracker) Audit(ctx context.Context, id string) ([]incident.AuditEntry, error) {
+	var out []incident.AuditEntry
+	err := t.st.ScanAudit(ctx, 0, func(e *incident.AuditEntry) error {
+		if e.Incident == id {
+			out = append(out, *e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Verify checks the whole audit chain in a store and returns how many
+// entries it holds and the hash of the last one (worth writing down
+// somewhere else: it pins the chain as of now).
+func Verify(ctx context.Context, st Store) (int64, string, error) {
+	var v incident.ChainVerifier
+	err := st.ScanAudit(ctx, 0, func(e *incident.AuditEntry) error { return v.Add(*e) })
+	return v.Count(), v.Head(), err
+}
