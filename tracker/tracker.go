@@ -29,8 +29,8 @@ type Store interface {
 type Customer struct {
 	Tenant   string `yaml:"tenant" json:"tenant"`
 	Name     string `yaml:"name" json:"name,omitempty"`
-	Country  string `yaml:"country" json:"country,omitempty"`   // ISO 3166-1 alpha-2
-	Locale   string `yaml:"locale" json:"locale,omitempty"`     // BCP 47, e.g. "nl", "ar"
+	Country  string `yaml:"country" json:"country,omitempty"`     // ISO 3166-1 alpha-2
+	Locale   string `yaml:"locale" json:"locale,omitempty"`       // BCP 47, e.g. "nl", "ar"
 	TimeZone string `yaml:"time_zone" json:"time_zone,omitempty"` // IANA, e.g. "Europe/Amsterdam"
 }
 
@@ -71,7 +71,9 @@ type InvalidError struct{ Msg string }
 
 func (e *InvalidError) Error() string { return e.Msg }
 
-func invalid(format string, args ...any) error { return &InvalidError{Msg: fmt.Sprintf(format, args...)} }
+func invalid(format string, args ...any) error {
+	return &InvalidError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // Tracker holds every incident, rebuilt from the audit log at start. It is
 // safe for concurrent use; changes are serialized, each one appended to
@@ -331,9 +333,9 @@ func obligationsEqual(a, b []incident.Obligation) bool {
 const (
 	CmdAcknowledge = "acknowledge"
 	CmdConfirm     = "confirm"
-	CmdDismiss     = "dismiss"  // reason required
-	CmdReopen      = "reopen"   // reason required
-	CmdStatus      = "status"   // To: notifying, notified or closed
+	CmdDismiss     = "dismiss"   // reason required
+	CmdReopen      = "reopen"    // reason required
+	CmdStatus      = "status"    // To: notifying, notified or closed
 	CmdAwareness   = "awareness" // At, reason required; DPO only
 	CmdDetermine   = "determine" // At, reason required; DPO only
 	CmdAssign      = "assign"    // To
