@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/breachwatch/breachwatch/store"
 	"github.com/breachwatch/breachwatch/store/clickhouse"
 	"github.com/breachwatch/breachwatch/store/sqlite"
+	"github.com/breachwatch/breachwatch/tracker"
 	"github.com/breachwatch/breachwatch/web"
 )
 
@@ -62,6 +64,8 @@ type appStore interface {
 	ingest.Store
 	detect.Store
 	SaveFindings(ctx context.Context, fs []incident.Finding) error
+	tracker.Store
+	tracker.AccessSource
 	Latest(ctx context.Context) (time.Time, error)
 	store.Dropper
 	Ping(ctx context.Context) error
@@ -134,9 +138,20 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	var engine *detect.Engine
+	inventory := func() *incident.Inventory {
+		// engine is set before any part that reports findings starts.
+		if engine != nil {
+			return engine.Set().Inventory()
+		}
+		return nil
+	}
+	tr, err := newTracker(ctx, o, st, inventory, rt.Now, log.Named("tracker"))
+	if err != nil {
+		return err
+	}
 	var handoff ingest.Handoff
 	if o.Detect.RulesDir != "" {
-		if engine, err = newEngine(ctx, o, st, reg, log.Named("detect"), rt.Now); err != nil {
+		if engine, err = newEngine(ctx, o, st, tr, reg, log.Named("detect"), rt.Now); err != nil {
 			return err
 		}
 		handoff = engine
@@ -178,10 +193,10 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	srv, err := web.New(web.Options{
 		Addr:   o.HTTP.Addr,
 		Tokens: tokens,
-		Routes: []web.Route{
+		Routes: append([]web.Route{
 			{Method: "POST", Path: "/api/v1/events/access", Roles: ingestRoles, Handler: httpIngest.Access()},
 			{Method: "POST", Path: "/api/v1/events/config", Roles: ingestRoles, Handler: httpIngest.Config()},
-		},
+		}, incidentRoutes(tr)...),
 		Checks: []web.Check{
 			{Name: "kafka", Fn: consumer.Ping},
 			{Name: "store", Fn: func(ctx context.Context) error {
@@ -239,7 +254,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 
 // newEngine loads the rules, builds the engine reporting to the store and
 // the log, and warms its windows from the stored tail of the stream.
-func newEngine(ctx context.Context, o Options, st appStore, reg prometheus.Registerer, log *zap.Logger, now func() time.Time) (*detect.Engine, error) {
+func newEngine(ctx context.Context, o Options, st appStore, tr *tracker.Tracker, reg prometheus.Registerer, log *zap.Logger, now func() time.Time) (*detect.Engine, error) {
 	if _, err := os.Stat(o.Detect.RulesDir); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("the rules folder %s does not exist: set detect.rules_dir (or set it to \"\" to run without detection)", o.Detect.RulesDir)
 	}
@@ -247,7 +262,7 @@ func newEngine(ctx context.Context, o Options, st appStore, reg prometheus.Regis
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	sink := &findingSink{store: st, log: log}
+	sink := &findingSink{store: st, tracker: tr, log: log}
 	engine, err := detect.New(set, sink, detect.Options{Lateness: time.Duration(o.Detect.Lateness), MaxGroups: o.Detect.MaxGroups,
 		MatchGap: time.Duration(o.Detect.MatchGap), Now: now}, reg, log)
 	if err != nil {
@@ -269,18 +284,25 @@ func newEngine(ctx context.Context, o Options, st appStore, reg prometheus.Regis
 	return engine, nil
 }
 
-// findingSink stores findings (retrying while the store refuses) and logs
-// them. It stands in for the incident tracker.
+// findingSink stores findings and hands them to the tracker, retrying
+// while the store refuses, and logs them.
 type findingSink struct {
 	store interface {
 		SaveFindings(ctx context.Context, fs []incident.Finding) error
 	}
-	log *zap.Logger
+	tracker *tracker.Tracker // nil: findings are only stored and logged
+	log     *zap.Logger
 }
 
 func (s *findingSink) Findings(ctx context.Context, fs []incident.Finding) error {
 	for attempt := 1; ; attempt++ {
 		err := s.store.SaveFindings(ctx, fs)
+		if err == nil && s.tracker != nil {
+			var opened []string
+			if opened, err = s.tracker.Findings(ctx, fs); err == nil && len(opened) > 0 {
+				s.log.Info("incidents opened or updated", zap.Strings("incidents", opened))
+			}
+		}
 		if err == nil {
 			break
 		}
@@ -296,6 +318,59 @@ func (s *findingSink) Findings(ctx context.Context, fs []incident.Finding) error
 		}
 	}
 	return detect.LogSink{Log: s.log}.Findings(ctx, fs)
+}
+
+// newTracker builds the incident tracker from its configuration,
+// rebuilding the incidents from the store's audit log.
+func newTracker(ctx context.Context, o Options, st interface {
+	tracker.Store
+	tracker.AccessSource
+}, inventory func() *incident.Inventory, now func() time.Time, log *zap.Logger) (*tracker.Tracker, error) {
+	regimes, err := tracker.DefaultRegimes()
+	if o.Tracker.RegimeTable != "" {
+		var data []byte
+		if data, err = os.ReadFile(o.Tracker.RegimeTable); err == nil {
+			regimes, err = tracker.ParseRegimes(o.Tracker.RegimeTable, data)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tracker.regime_table: %w", err)
+	}
+	customers, err := tracker.LoadCustomers(o.Tracker.Customers)
+	if err != nil {
+		return nil, fmt.Errorf("tracker.customers: %w", err)
+	}
+	zone, err := time.LoadLocation(o.Tracker.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("tracker.time_zone: %w", err)
+	}
+	start := time.Now()
+	tr, err := tracker.New(ctx, st, tracker.Options{Regimes: regimes, Apply: o.Tracker.Regimes, ByCountry: o.Tracker.RegimesByCountry,
+		Customers: customers, ProcessorTarget: time.Duration(o.Tracker.ProcessorTarget), Zone: zone,
+		ConsoleURL: strings.TrimSuffix(o.Tracker.ConsoleURL, "/"), Access: st, Inventory: inventory,
+		PrivilegedGroups: o.Tracker.PrivilegedGroups, Now: now, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("incidents rebuilt from the audit log", zap.Int("incidents", len(tr.List(""))), zap.String("regimes_version", regimes.Version),
+		zap.Duration("took", time.Since(start)))
+	return tr, nil
+}
+
+// incidentRoutes are the incident API's routes: engineers and the DPO
+// read and triage; what each role may change is the tracker's decision.
+func incidentRoutes(tr *tracker.Tracker) []web.Route {
+	api := tracker.NewAPI(tr, func(r *http.Request) (tracker.Actor, bool) {
+		p, ok := web.PrincipalOf(r)
+		return tracker.Actor{Name: "token:" + p.Name, Role: string(p.Role)}, ok
+	})
+	staff := []web.Role{web.RoleEngineer, web.RoleDPO}
+	return []web.Route{
+		{Method: "GET", Path: "/api/v1/incidents", Roles: staff, Handler: api.List()},
+		{Method: "GET", Path: "/api/v1/incidents/{id}", Roles: staff, Handler: api.Get()},
+		{Method: "GET", Path: "/api/v1/incidents/{id}/audit", Roles: staff, Handler: api.Audit()},
+		{Method: "POST", Path: "/api/v1/incidents/{id}/{command}", Roles: staff, Handler: api.Command()},
+	}
 }
 
 // openStore opens ClickHouse when an address is configured (waiting for it
@@ -490,6 +565,12 @@ func printBanner(w io.Writer, o Options, i Info) {
 		if i.Embedded {
 			fmt.Fprintf(w, "  kcat -C -b %s -t %s -e -o -5     # the newest access events\n", i.KafkaBrokers[0], o.Kafka.Topics.Access)
 		}
+		url := ""
+		if i.HTTPAddr != "127.0.0.1:8080" {
+			url = " --url http://" + i.HTTPAddr
+		}
+		fmt.Fprintf(w, "  go run ./cmd/breachwatch incidents list%s --token-file %s   # incidents and their clocks\n", url, i.DevTokenFile)
+		fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $(cat %s)\" http://%s/api/v1/incidents\n", i.DevTokenFile, i.HTTPAddr)
 	}
 	fmt.Fprintf(w, "\nStop with Ctrl-C.\n\n")
 }

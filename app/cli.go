@@ -25,6 +25,8 @@ Usage:
   breachwatch rules check [DIR]        check a rule folder (default ./rules)
   breachwatch rules test  [DIR]        run the rules' fixtures (DIR/testdata)
   breachwatch replay --from T [--to T] run the rules over stored events and print the findings
+  breachwatch incidents list|show|confirm|dismiss|…  triage incidents through a running breachwatch
+  breachwatch audit verify             check the incidents' audit log is intact
   breachwatch config  [flags]          check a configuration and print it as it takes effect
   breachwatch version                  print the version
 
@@ -51,6 +53,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, reload <
 		return 0
 	case "rules":
 		return rulesCommand(args, stdout, stderr)
+	case "incidents":
+		return incidentsCommand(ctx, args, stdout, stderr, os.Getenv)
+	case "audit":
+		return auditCommand(ctx, args, stdout, stderr)
 	case "serve", "demo", "config", "replay":
 	default:
 		fmt.Fprintf(stderr, "breachwatch: unknown command %q\n\n%s", cmd, usage)
@@ -153,6 +159,9 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (Options, extraFlag
 		str("inventory", "detect.inventory", "data inventory `file`")
 		str("demo-rate", "demo.rate", "demo events per second")
 		boolean("dev-token", "auth.dev_token", "create a development admin token under the data directory")
+	case "audit":
+		str("clickhouse-addr", "clickhouse.addr", "ClickHouse native `addresses` (none: the embedded store)")
+		str("data-dir", "data_dir", "data `directory` (the embedded store)")
 	case "replay":
 		str("rules", "detect.rules_dir", "rules `folder`")
 		str("inventory", "detect.inventory", "data inventory `file`")

@@ -38,7 +38,58 @@ type Options struct {
 	Demo       DemoOptions       `yaml:"demo"`
 	ClickHouse ClickHouseOptions `yaml:"clickhouse"`
 	Detect     DetectOptions     `yaml:"detect"`
+	Tracker    TrackerOptions    `yaml:"tracker"`
 	Debug      DebugOptions      `yaml:"debug"`
+}
+
+// TrackerOptions configure the incident tracker: which notification regimes
+// apply, the customer directory, reminders.
+type TrackerOptions struct {
+	// Regimes always apply to the organisation (ids of the regime table).
+	Regimes []string `yaml:"regimes"`
+	// RegimesByCountry: a regime also applies when an affected customer's
+	// country (from the customer directory) is one of its countries.
+	RegimesByCountry bool `yaml:"regimes_by_country"`
+	// RegimeTable replaces the built-in regime table (empty: built in).
+	RegimeTable string `yaml:"regime_table"`
+	// Customers is the customer directory file (tenant, country, locale,
+	// time zone); empty: none.
+	Customers string `yaml:"customers"`
+	// ProcessorTarget is the internal target for telling controllers, as
+	// their processor (GDPR Art. 33(2) names no number).
+	ProcessorTarget Duration `yaml:"processor_target"`
+	// TimeZone is the organisation's, in which deadlines are shown besides UTC.
+	TimeZone string `yaml:"time_zone"`
+	// RemindBefore: reminders go out when this much time is left before a
+	// deadline.
+	RemindBefore Durations `yaml:"remind_before"`
+	// RemindOverdueEvery: once a deadline has passed, a reminder this often
+	// until the obligation is met.
+	RemindOverdueEvery Duration `yaml:"remind_overdue_every"`
+	// ConsoleURL is the console's external address, linked from alerts.
+	ConsoleURL string `yaml:"console_url"`
+	// PrivilegedGroups: employees in one of these groups may read customer
+	// data; anyone else's reads during an exposure count as "accessed".
+	PrivilegedGroups []string `yaml:"privileged_groups"`
+}
+
+// Durations is a list of durations, written "48h,24h" in the environment.
+type Durations []Duration
+
+// Set parses a comma-separated list of durations.
+func (ds *Durations) Set(s string) error {
+	*ds = nil
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		var d Duration
+		if err := d.Set(item); err != nil {
+			return err
+		}
+		*ds = append(*ds, d)
+	}
+	return nil
 }
 
 // DetectOptions configure the rules engine.
@@ -216,6 +267,10 @@ func Defaults() Options {
 		Demo:       DemoOptions{Rate: 200, Tenants: 50},
 		Detect: DetectOptions{RulesDir: "./rules", Lateness: Duration(5 * time.Minute), MaxGroups: 1_000_000,
 			MatchGap: Duration(time.Hour), ExposureHorizon: Duration(30 * 24 * time.Hour), ReloadInterval: Duration(5 * time.Second)},
+		Tracker: TrackerOptions{Regimes: []string{"gdpr"}, RegimesByCountry: true, ProcessorTarget: Duration(24 * time.Hour),
+			TimeZone: "UTC", RemindBefore: Durations{Duration(48 * time.Hour), Duration(24 * time.Hour), Duration(12 * time.Hour),
+				Duration(4 * time.Hour), Duration(time.Hour)}, RemindOverdueEvery: Duration(4 * time.Hour),
+			PrivilegedGroups: []string{"support", "db-admins"}},
 	}
 }
 
@@ -415,6 +470,8 @@ func textSetter(v reflect.Value) func(string) error {
 	case *Duration:
 		return p.Set
 	case *ByteSize:
+		return p.Set
+	case *Durations:
 		return p.Set
 	case *string:
 		return func(s string) error { *p = s; return nil }
@@ -664,6 +721,23 @@ func (o *Options) Validate() error {
 	}
 	if o.Detect.Lateness < 0 || o.Detect.MatchGap <= 0 || o.Detect.ExposureHorizon < 0 || o.Detect.ReloadInterval < 0 {
 		bad("detect", "lateness, exposure_horizon and reload_interval must not be negative, and match_gap must be positive")
+	}
+	if _, err := time.LoadLocation(o.Tracker.TimeZone); err != nil || o.Tracker.TimeZone == "" {
+		bad("tracker.time_zone", "want an IANA time zone such as Europe/Amsterdam, got %q", o.Tracker.TimeZone)
+	}
+	if o.Tracker.ProcessorTarget <= 0 {
+		bad("tracker.processor_target", "want a positive duration, got %v", o.Tracker.ProcessorTarget)
+	}
+	for _, d := range o.Tracker.RemindBefore {
+		if d <= 0 {
+			bad("tracker.remind_before", "want positive durations, got %v", d)
+		}
+	}
+	if o.Tracker.RemindOverdueEvery < Duration(time.Minute) {
+		bad("tracker.remind_overdue_every", "want at least 1m, got %v", o.Tracker.RemindOverdueEvery)
+	}
+	if u := o.Tracker.ConsoleURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		bad("tracker.console_url", "want an http(s) URL, got %q", u)
 	}
 	if o.Demo.Count < 0 {
 		bad("demo.count", "want 0 (no end) or more, got %d", o.Demo.Count)

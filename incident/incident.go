@@ -223,3 +223,29 @@ func IncidentID(fingerprint string) string {
 	}
 	return "inc-" + fingerprint
 }
+
+// AccessQuery selects access events to scope an incident by: exactly the
+// events with these ids, or the events on these stores in [From, To).
+// Only successful events count.
+type AccessQuery struct {
+	IDs      []string
+	Stores   []string
+	From, To time.Time
+	// PrivilegedGroups: employees in one of these may read customer data.
+	PrivilegedGroups []string
+}
+
+// TenantAccess is what the selected access events show about one tenant's
+// data (the event's tenant: whose data it is).
+type TenantAccess struct {
+	Tenant     string
+	Events     int64
+	Records    int64
+	Categories []string
+	// Unauthorized: read by someone who should not have — anonymous, a user
+	// or API key of another tenant, or an employee outside the privileged
+	// groups.
+	BadEvents     int64
+	BadRecords    int64
+	BadCategories []string
+}

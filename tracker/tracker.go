@@ -25,6 +25,11 @@ type Store interface {
 	ScanAudit(ctx context.Context, after int64, fn func(*incident.AuditEntry) error) error
 }
 
+// AccessSource answers the scoping queries (both stores implement it).
+type AccessSource interface {
+	AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error)
+}
+
 // Customer is an entry of the customer directory.
 type Customer struct {
 	Tenant   string `yaml:"tenant" json:"tenant"`
@@ -46,7 +51,20 @@ type Options struct {
 	// ProcessorTarget is the internal target for a processor's notice to
 	// its controllers (no legal number exists).
 	ProcessorTarget time.Duration
-	Now             func() time.Time
+	// Zone is the organisation's time zone (default UTC); deadlines are
+	// stored in UTC and shown in it too.
+	Zone *time.Location
+	// ConsoleURL, when set, is linked from the API and alerts.
+	ConsoleURL string
+	// Access scopes incidents from the stored events; nil: from what the
+	// findings say only (partial).
+	Access AccessSource
+	// Inventory is the current data inventory (it may be reloaded); nil:
+	// none.
+	Inventory func() *incident.Inventory
+	// PrivilegedGroups: employees in these may read customer data.
+	PrivilegedGroups []string
+	Now        func() time.Time
 	Log             *zap.Logger
 }
 
@@ -255,7 +273,11 @@ func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string
 func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 	inc := t.incidents[id]
 	var es []incident.AuditEntry
-	if s := hintScope(inc, t.opts.Customers); !scopeEqual(s, inc.Scope) {
+	s, err := t.scope(ctx, inc, now)
+	if err != nil {
+		return err
+	}
+	if !scopeEqual(s, inc.Scope) {
 		e, err := entry(id, System, incident.ActScoped, "", s, now)
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -67,12 +68,19 @@ func (s *Server) noteCheck(name string, err error) {
 	s.failing[name] = err != nil
 }
 
-// New builds the server and its routes.
-func New(o Options) (*Server, error) {
+// New builds the server and its routes. Conflicting routes are an error.
+func New(o Options) (s *Server, err error) {
+	defer func() {
+		// net/http's mux panics on conflicting patterns; that is a
+		// programming error, reported as an error here.
+		if r := recover(); r != nil {
+			s, err = nil, fmt.Errorf("web: %v", r)
+		}
+	}()
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	s := &Server{opts: o, tokens: newTokens(o.Tokens), failing: map[string]bool{}}
+	s = &Server{opts: o, tokens: newTokens(o.Tokens), failing: map[string]bool{}}
 	api := http.NewServeMux()
 	methods := map[string][]string{} // path → methods
 	for _, r := range o.Routes {
@@ -84,10 +92,17 @@ func New(o Options) (*Server, error) {
 	}
 	for path, ms := range methods {
 		allow := strings.Join(ms, ", ")
-		api.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		notAllowed := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Allow", allow)
 			errorJSON(w, http.StatusMethodNotAllowed, "method not allowed; use "+allow)
-		}))
+		})
+		// One pattern per other method (not a method-less pattern, which
+		// would conflict with a wildcard route of another method).
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			if !slices.Contains(ms, m) {
+				api.Handle(m+" "+path, notAllowed)
+			}
+		}
 	}
 	api.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		errorJSON(w, http.StatusNotFound, "no such API route")

@@ -712,3 +712,97 @@ func (s *Store) ScanAudit(ctx context.Context, after int64, fn func(*incident.Au
 	}
 	return nil
 }
+
+// AccessByTenant aggregates the successful access events q selects per
+// tenant whose data they touched. Store-and-window queries read the
+// primary key's (resource_store, time) range only.
+func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error) {
+	var args []any
+	outsider := "1" // no privileged groups: every employee is an outsider
+	if len(q.PrivilegedGroups) > 0 {
+		outsider = "NOT arrayExists(g -> has(?, g), actor_groups)"
+		args = append(args, q.PrivilegedGroups)
+	}
+	bad := "(actor_type = 'anonymous' OR (actor_type IN ('customer_user', 'api_key') AND actor_tenant != tenant)" +
+		" OR (actor_type = 'employee' AND " + outsider + "))"
+	where := "outcome = 'success'"
+	switch {
+	case q.IDs != nil:
+		if len(q.IDs) == 0 {
+			return nil, nil
+		}
+		where += " AND has(?, id)"
+		args = append(args, q.IDs)
+		if !q.From.IsZero() || !q.To.IsZero() {
+			w, a := timeRange(q.From, endOr(q.To))
+			where += " AND " + w
+			args = append(args, a...)
+		}
+	default:
+		if len(q.Stores) == 0 {
+			return nil, nil
+		}
+		w, a := timeRange(q.From, endOr(q.To))
+		where += " AND has(?, resource_store) AND " + w + " AND (toUInt64(time) * 1000000000 + time_ns) >= ? AND (toUInt64(time) * 1000000000 + time_ns) < ?"
+		args = append(append(append(args, q.Stores), a...), uint64(max(q.From.UnixNano(), 0)), uint64(endOr(q.To).UnixNano()))
+	}
+	rows, err := s.conn.Query(ctx, "SELECT tenant, bad, categories, count(), sum(records) FROM (SELECT tenant, records, categories, "+
+		bad+" AS bad FROM "+s.table("access_events")+" FINAL WHERE "+where+") GROUP BY tenant, bad, categories", args...)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: access by tenant: %w", err)
+	}
+	defer rows.Close()
+	byTenant := map[string]*incident.TenantAccess{}
+	var order []string
+	for rows.Next() {
+		var tenant string
+		var isBad uint8
+		var cats []string
+		var n, records uint64
+		if err := rows.Scan(&tenant, &isBad, &cats, &n, &records); err != nil {
+			return nil, fmt.Errorf("clickhouse store: access by tenant: %w", err)
+		}
+		ta := byTenant[tenant]
+		if ta == nil {
+			ta = &incident.TenantAccess{Tenant: tenant}
+			byTenant[tenant] = ta
+			order = append(order, tenant)
+		}
+		ta.Events += int64(n)
+		ta.Records += int64(records)
+		ta.Categories = addAll(ta.Categories, cats)
+		if isBad != 0 {
+			ta.BadEvents += int64(n)
+			ta.BadRecords += int64(records)
+			ta.BadCategories = addAll(ta.BadCategories, cats)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("clickhouse store: access by tenant: %w", err)
+	}
+	slices.Sort(order)
+	out := make([]incident.TenantAccess, 0, len(order))
+	for _, t := range order {
+		out = append(out, *byTenant[t])
+	}
+	return out, nil
+}
+
+// endOr is t, or the end of accepted event times for the zero time.
+func endOr(t time.Time) time.Time {
+	if t.IsZero() || t.After(event.MaxTime()) {
+		return event.MaxTime()
+	}
+	return t
+}
+
+// addAll adds the items of b not in a, keeping a sorted.
+func addAll(a, b []string) []string {
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			a = append(a, s)
+		}
+	}
+	slices.Sort(a)
+	return a
+}

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/breachwatch/breachwatch/event"
@@ -526,4 +527,100 @@ func (s *Store) ScanAudit(ctx context.Context, after int64, fn func(*incident.Au
 		return fmt.Errorf("sqlite store: audit log: %w", err)
 	}
 	return nil
+}
+
+// badActorSQL is true for an access event by someone who should not read
+// the tenant's data (see incident.TenantAccess); ?1 is the JSON array of
+// privileged groups.
+const badActorSQL = `(actor_type = 'anonymous'
+	OR (actor_type IN ('customer_user', 'api_key') AND actor_tenant <> tenant)
+	OR (actor_type = 'employee' AND NOT EXISTS (
+		SELECT 1 FROM json_each(COALESCE(actor_groups, '[]')) g WHERE g.value IN (SELECT value FROM json_each(?1)))))`
+
+// AccessByTenant aggregates the successful access events q selects per
+// tenant whose data they touched.
+func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error) {
+	groups, _ := json.Marshal(nonNilList(q.PrivilegedGroups))
+	where := "outcome = 'success'"
+	args := []any{string(groups)}
+	if q.IDs != nil {
+		ids, _ := json.Marshal(q.IDs)
+		where += " AND id IN (SELECT value FROM json_each(?2))"
+		args = append(args, string(ids))
+	} else {
+		stores, _ := json.Marshal(nonNilList(q.Stores))
+		where += " AND resource_store IN (SELECT value FROM json_each(?2)) AND time_ns >= ?3 AND time_ns < ?4"
+		args = append(args, string(stores), q.From.UnixNano(), toNs(q.To))
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant, bad, categories, count(*), sum(records) FROM (
+		SELECT tenant, records, categories, `+badActorSQL+` AS bad FROM access_events WHERE `+where+`)
+		GROUP BY tenant, bad, categories`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: access by tenant: %w", err)
+	}
+	defer rows.Close()
+	byTenant := map[string]*incident.TenantAccess{}
+	var order []string
+	for rows.Next() {
+		var tenant string
+		var bad bool
+		var cats sql.NullString
+		var n, records int64
+		if err := rows.Scan(&tenant, &bad, &cats, &n, &records); err != nil {
+			return nil, fmt.Errorf("sqlite store: access by tenant: %w", err)
+		}
+		cs, err := unlist(cats)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: access by tenant: categories: %w", err)
+		}
+		ta := byTenant[tenant]
+		if ta == nil {
+			ta = &incident.TenantAccess{Tenant: tenant}
+			byTenant[tenant] = ta
+			order = append(order, tenant)
+		}
+		ta.Events += n
+		ta.Records += records
+		ta.Categories = addAll(ta.Categories, cs)
+		if bad {
+			ta.BadEvents += n
+			ta.BadRecords += records
+			ta.BadCategories = addAll(ta.BadCategories, cs)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: access by tenant: %w", err)
+	}
+	slices.Sort(order)
+	out := make([]incident.TenantAccess, 0, len(order))
+	for _, t := range order {
+		out = append(out, *byTenant[t])
+	}
+	return out, nil
+}
+
+func nonNilList(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
+}
+
+// toNs is t in Unix nanoseconds; the zero time is "no end".
+func toNs(t time.Time) int64 {
+	if t.IsZero() || t.After(event.MaxTime()) {
+		return event.MaxTime().UnixNano()
+	}
+	return t.UnixNano()
+}
+
+// addAll adds the items of b not in a, keeping a sorted.
+func addAll(a, b []string) []string {
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			a = append(a, s)
+		}
+	}
+	slices.Sort(a)
+	return a
 }

@@ -31,6 +31,7 @@ type Store interface {
 	Latest(ctx context.Context) (time.Time, error)
 	SaveFindings(ctx context.Context, fs []incident.Finding) error
 	Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error)
+	AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error)
 	AppendAudit(ctx context.Context, es []incident.AuditEntry) error
 	ScanAudit(ctx context.Context, after int64, fn func(*incident.AuditEntry) error) error
 }
@@ -71,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"LargeBatch", testLargeBatch},
 		{"Findings", testFindings},
 		{"AuditLog", testAudit},
+		{"AccessByTenant", testAccessByTenant},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -465,4 +467,91 @@ func testAudit(t *testing.T, s Store) {
 	if got := readAudit(t, s, 45); len(got) != 5 || got[0].Seq != 46 {
 		t.Fatalf("entries after 45: %d, first %+v", len(got), got)
 	}
+}
+
+func testAccessByTenant(t *testing.T, s Store) {
+	ctx := context.Background()
+	at := Day0.Add(10 * time.Hour)
+	ev := func(id string, d time.Duration, tenant, actorType, actorTenant string, groups []string, store string, records int64, outcome string, cats ...string) event.AccessEvent {
+		return event.AccessEvent{ID: id, Time: at.Add(d), Tenant: tenant,
+			Actor: event.Actor{ID: "a-" + id, Type: actorType, Tenant: actorTenant, Groups: groups}, Action: event.ActionRead,
+			Resource: event.Resource{Type: "contact", ID: "r-" + id, Store: store}, Records: records, Categories: cats, Outcome: outcome}
+	}
+	const bucket, other = "s3://exports", "postgres-eu-1"
+	evs := []event.AccessEvent{
+		ev("own", 0, "cust-a", event.ActorCustomerUser, "cust-a", nil, bucket, 10, event.OutcomeSuccess, "contact"),
+		ev("anon", time.Minute, "cust-a", event.ActorAnonymous, "", nil, bucket, 100, event.OutcomeSuccess, "contact", "booking"),
+		ev("cross", 2*time.Minute, "cust-a", event.ActorCustomerUser, "cust-b", nil, bucket, 5, event.OutcomeSuccess, "booking"),
+		ev("apikey", 3*time.Minute, "cust-b", event.ActorAPIKey, "cust-b", nil, bucket, 7, event.OutcomeSuccess),
+		ev("support", 4*time.Minute, "cust-b", event.ActorEmployee, "", []string{"support"}, bucket, 3, event.OutcomeSuccess, "contact"),
+		ev("marketing", 5*time.Minute, "cust-c", event.ActorEmployee, "", []string{"marketing", "staff"}, bucket, 4, event.OutcomeSuccess, "health"),
+		ev("service", 6*time.Minute, "cust-c", event.ActorService, "", nil, bucket, 1000, event.OutcomeSuccess),
+		ev("denied", 7*time.Minute, "cust-c", event.ActorAnonymous, "", nil, bucket, 50, event.OutcomeDenied),
+		ev("elsewhere", 8*time.Minute, "cust-d", event.ActorAnonymous, "", nil, other, 9, event.OutcomeSuccess),
+		ev("before", -time.Hour, "cust-e", event.ActorAnonymous, "", nil, bucket, 9, event.OutcomeSuccess),
+		ev("after", 2*time.Hour, "cust-e", event.ActorAnonymous, "", nil, bucket, 9, event.OutcomeSuccess),
+	}
+	// Written twice: the aggregate counts each event once.
+	for range 2 {
+		if err := s.Write(ctx, &event.Batch{Access: evs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.AccessByTenant(ctx, incident.AccessQuery{Stores: []string{bucket}, From: at, To: at.Add(time.Hour),
+		PrivilegedGroups: []string{"support", "db-admins"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []incident.TenantAccess{
+		{Tenant: "cust-a", Events: 3, Records: 115, Categories: []string{"booking", "contact"},
+			BadEvents: 2, BadRecords: 105, BadCategories: []string{"booking", "contact"}},
+		{Tenant: "cust-b", Events: 2, Records: 10, Categories: []string{"contact"}},
+		{Tenant: "cust-c", Events: 2, Records: 1004, Categories: []string{"health"},
+			BadEvents: 1, BadRecords: 4, BadCategories: []string{"health"}},
+	}
+	if !reflect.DeepEqual(normAccess(got), normAccess(want)) {
+		t.Errorf("by store and window:\n got %+v\nwant %+v", got, want)
+	}
+	// Without privileged groups every employee is an outsider.
+	got, err = s.AccessByTenant(ctx, incident.AccessQuery{Stores: []string{bucket}, From: at, To: at.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[1].BadEvents != 1 || got[1].BadRecords != 3 {
+		t.Errorf("no privileged groups: %+v", got)
+	}
+	// By event ids (an incident's evidence), whatever the store.
+	got, err = s.AccessByTenant(ctx, incident.AccessQuery{IDs: []string{"cross", "elsewhere", "denied", "no-such-event", "x' OR 1=1 --"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []incident.TenantAccess{
+		{Tenant: "cust-a", Events: 1, Records: 5, Categories: []string{"booking"}, BadEvents: 1, BadRecords: 5, BadCategories: []string{"booking"}},
+		{Tenant: "cust-d", Events: 1, Records: 9, BadEvents: 1, BadRecords: 9},
+	}
+	if !reflect.DeepEqual(normAccess(got), normAccess(want)) {
+		t.Errorf("by ids:\n got %+v\nwant %+v", got, want)
+	}
+	// Everything on the store up to a time, from the beginning.
+	got, err = s.AccessByTenant(ctx, incident.AccessQuery{Stores: []string{bucket}, To: at.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || got[3].Tenant != "cust-e" || got[3].Events != 1 {
+		t.Errorf("from the beginning: %+v", got)
+	}
+}
+
+// normAccess makes empty lists nil, for comparison.
+func normAccess(ts []incident.TenantAccess) []incident.TenantAccess {
+	out := slices.Clone(ts)
+	for i := range out {
+		if len(out[i].Categories) == 0 {
+			out[i].Categories = nil
+		}
+		if len(out[i].BadCategories) == 0 {
+			out[i].BadCategories = nil
+		}
+	}
+	return out
 }

@@ -1,0 +1,336 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/tracker"
+)
+
+// incidentsCommand runs `breachwatch incidents list|show|<command> …`
+// against a running breachwatch's API (the tracker has one writer: the
+// service; the CLI never writes the audit log itself).
+func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	const use = `usage:
+  breachwatch incidents list [--status S] [--json]
+  breachwatch incidents show ID [--json]
+  breachwatch incidents confirm|acknowledge ID
+  breachwatch incidents dismiss|reopen|note ID --reason TEXT
+  breachwatch incidents assign ID --to NAME
+  breachwatch incidents awareness|determine ID --at TIME --reason TEXT   (DPO)
+  breachwatch incidents file ID --to OBLIGATION [--at TIME] [--reference REF] [--reason TEXT]   (DPO)
+flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
+  --token-file FILE (default $BREACHWATCH_TOKEN, else ./data/dev-token)`
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, use)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("breachwatch incidents "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("url", firstNonEmpty(getenv("BREACHWATCH_URL"), "http://127.0.0.1:8080"), "breachwatch's `URL`")
+	tokenFile := fs.String("token-file", "", "`file` holding an API token (default $BREACHWATCH_TOKEN, else ./data/dev-token)")
+	status := fs.String("status", "", "list: only incidents in this status")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	reason := fs.String("reason", "", "the reason (dismiss, reopen, awareness, determine, late filings) or the note's text")
+	to := fs.String("to", "", "assign: to whom; file: the obligation id, e.g. gdpr/art33")
+	at := fs.String("at", "", "awareness, determine, file: the `time` (RFC 3339)")
+	ref := fs.String("reference", "", "file: the recipient's reference, e.g. a case number")
+	// Flags may come after the incident id.
+	var pos []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	token := strings.TrimSpace(getenv("BREACHWATCH_TOKEN"))
+	if *tokenFile != "" || token == "" {
+		path := firstNonEmpty(*tokenFile, filepath.Join("data", "dev-token"))
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "breachwatch incidents: no token: set BREACHWATCH_TOKEN or --token-file (%v)\n", err)
+			return 2
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	c := &apiClient{base: strings.TrimSuffix(*base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
+
+	switch sub {
+	case "list":
+		if len(pos) != 0 {
+			fmt.Fprintln(stderr, use)
+			return 2
+		}
+		q := ""
+		if *status != "" {
+			q = "?status=" + url.QueryEscape(*status)
+		}
+		var out struct {
+			Incidents []tracker.View `json:"incidents"`
+		}
+		raw, err := c.do(ctx, "GET", "/api/v1/incidents"+q, nil, &out)
+		if err != nil {
+			fmt.Fprintln(stderr, "breachwatch incidents:", err)
+			return 1
+		}
+		if *asJSON {
+			stdout.Write(raw)
+			return 0
+		}
+		printIncidents(stdout, out.Incidents, time.Now())
+		return 0
+	case "show":
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, use)
+			return 2
+		}
+		var v tracker.View
+		raw, err := c.do(ctx, "GET", "/api/v1/incidents/"+url.PathEscape(pos[0]), nil, &v)
+		if err != nil {
+			fmt.Fprintln(stderr, "breachwatch incidents:", err)
+			return 1
+		}
+		if *asJSON {
+			stdout.Write(raw)
+			return 0
+		}
+		printIncident(stdout, v, time.Now())
+		return 0
+	case tracker.CmdAcknowledge, tracker.CmdConfirm, tracker.CmdDismiss, tracker.CmdReopen, tracker.CmdAssign, tracker.CmdNote,
+		tracker.CmdAwareness, tracker.CmdDetermine, tracker.CmdFile, tracker.CmdStatus:
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, use)
+			return 2
+		}
+		body := map[string]any{"reason": *reason, "to": *to, "reference": *ref}
+		if *at != "" {
+			t, err := time.Parse(time.RFC3339, *at)
+			if err != nil {
+				fmt.Fprintln(stderr, "breachwatch incidents: --at: want an RFC 3339 time such as 2026-11-20T14:00:00Z")
+				return 2
+			}
+			body["at"] = t
+		}
+		var v tracker.View
+		if _, err := c.do(ctx, "POST", "/api/v1/incidents/"+url.PathEscape(pos[0])+"/"+sub, body, &v); err != nil {
+			fmt.Fprintln(stderr, "breachwatch incidents:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: %s, now %s\n", termSafe(v.ID), sub, v.Status)
+		return 0
+	}
+	fmt.Fprintln(stderr, use)
+	return 2
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+type apiClient struct {
+	base, token string
+	http        *http.Client
+}
+
+// do calls the API and decodes a 2xx answer into out; other answers become
+// an error carrying the API's message.
+func (c *apiClient) do(ctx context.Context, method, path string, body, out any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("breachwatch at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		_ = json.Unmarshal(raw, &e)
+		return nil, fmt.Errorf("%s (HTTP %d)", termSafe(firstNonEmpty(e.Error, resp.Status)), resp.StatusCode)
+	}
+	return raw, json.Unmarshal(raw, out)
+}
+
+// termSafe makes a string safe for a terminal: control characters (escape
+// sequences could rewrite the screen) are shown escaped.
+func termSafe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// countdown says how long until t, or how long ago it passed.
+func countdown(t, now time.Time) string {
+	d := t.Sub(now).Round(time.Minute)
+	if d < 0 {
+		return "OVERDUE by " + fmtDuration(-d)
+	}
+	return fmtDuration(d) + " left"
+}
+
+func fmtDuration(d time.Duration) string {
+	h := int(d.Hours())
+	m := int(d.Minutes()) % 60
+	if h >= 48 {
+		return fmt.Sprintf("%dd %dh", h/24, h%24)
+	}
+	return fmt.Sprintf("%dh %02dm", h, m)
+}
+
+func printIncidents(w io.Writer, vs []tracker.View, now time.Time) {
+	if len(vs) == 0 {
+		fmt.Fprintln(w, "no incidents")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSEVERITY\tSTATUS\tNEXT DEADLINE\tTENANTS\tRECORDS\tTITLE")
+	for _, v := range vs {
+		next := "-"
+		if d := v.NextDeadline; d != nil && d.DueAt != nil {
+			kind := ""
+			if !d.Legal {
+				kind = " target"
+			}
+			next = fmt.Sprintf("%s%s %s (%s)", d.Regime, kind, countdown(*d.DueAt, now), d.What)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", termSafe(v.ID), v.Severity, v.Status, termSafe(next),
+			v.Affected.Tenants, v.Affected.Records, termSafe(v.Title))
+	}
+	tw.Flush()
+}
+
+func printIncident(w io.Writer, v tracker.View, now time.Time) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("%s  %s  [%s, %s]\n", termSafe(v.ID), termSafe(v.Title), v.Severity, v.Status)
+	p("  rule          %s  (%s)\n", termSafe(v.RuleID), termSafe(v.GroupKey))
+	p("  detected at   %s\n", v.DetectedAt.Format(time.RFC3339))
+	p("  aware at      %s", v.AwareAt.Format(time.RFC3339))
+	if v.AwareReason != "" {
+		p("  (%s)", termSafe(v.AwareReason))
+	}
+	p("\n")
+	to := "still open"
+	if v.Exposure.To != nil {
+		to = v.Exposure.To.Format(time.RFC3339)
+	}
+	p("  window        %s → %s\n", v.Exposure.From.Format(time.RFC3339), to)
+	if v.Assignee != "" {
+		p("  assignee      %s\n", termSafe(v.Assignee))
+	}
+	p("  evidence      %d events in %d findings\n", v.Events, len(v.Findings))
+	p("\ndeadlines (times in UTC; %s):\n", v.TimeZone)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, d := range v.Deadlines {
+		due, state := "waiting for its anchor ("+d.Anchor+")", ""
+		if d.DueAt != nil {
+			due = d.DueAt.Format(time.RFC3339) + "  " + d.DueLocal
+			state = countdown(*d.DueAt, now)
+		}
+		if d.MetAt != nil {
+			state = "met " + d.MetAt.Format(time.RFC3339)
+			if d.Late {
+				state += " (late)"
+			}
+		}
+		kind := "legal"
+		if !d.Legal {
+			kind = "target"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.ID, termSafe(d.What), kind, due, state)
+	}
+	tw.Flush()
+	p("\naffected customers: %d, %d records", v.Affected.Tenants, v.Affected.Records)
+	if v.Affected.Partial {
+		p(" (partial)")
+	}
+	p("\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, a := range v.Affected.List {
+		fmt.Fprintf(tw, "  %s\t%s\t%d records\t%s\n", termSafe(a.Tenant), a.How, a.Records, termSafe(strings.Join(a.Categories, ",")))
+	}
+	tw.Flush()
+	for _, n := range v.Notes {
+		p("\nnote by %s at %s: %s\n", termSafe(n.Author), n.At.Format(time.RFC3339), termSafe(n.Text))
+	}
+}
+
+// auditCommand runs `breachwatch audit verify`: it reads the whole audit
+// chain from the configured store and checks every link.
+func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "verify" {
+		fmt.Fprintln(stderr, "usage: breachwatch audit verify [--config FILE] [--data-dir DIR] [--clickhouse-addr ADDR]")
+		return 2
+	}
+	o, _, err := parseFlags("audit", args[1:], stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "breachwatch:", err)
+		return 2
+	}
+	st, desc, err := openStore(ctx, o, zap.NewNop())
+	if err != nil {
+		fmt.Fprintln(stderr, "breachwatch audit verify:", err)
+		return 1
+	}
+	defer st.Close()
+	n, head, err := tracker.Verify(ctx, st)
+	if err != nil {
+		fmt.Fprintf(stderr, "breachwatch audit verify: %s: after %d good entries: %v\n", desc, n, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "audit log intact: %d entries in %s\nhead hash %s (keep it elsewhere: it pins the log as of now)\n", n, desc, head)
+	return 0
+}
