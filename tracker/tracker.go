@@ -64,8 +64,8 @@ type Options struct {
 	Inventory func() *incident.Inventory
 	// PrivilegedGroups: employees in these may read customer data.
 	PrivilegedGroups []string
-	Now        func() time.Time
-	Log             *zap.Logger
+	Now              func() time.Time
+	Log              *zap.Logger
 }
 
 // Actor is who asks for a change, with the role they act in.
