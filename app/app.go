@@ -29,6 +29,7 @@ import (
 	"github.com/breachwatch/breachwatch/detect"
 	"github.com/breachwatch/breachwatch/incident"
 	"github.com/breachwatch/breachwatch/ingest"
+	slacknotify "github.com/breachwatch/breachwatch/notify/slack"
 	"github.com/breachwatch/breachwatch/store"
 	"github.com/breachwatch/breachwatch/store/clickhouse"
 	"github.com/breachwatch/breachwatch/store/sqlite"
@@ -189,6 +190,10 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	if len(tokens) == 0 {
 		log.Warn("no API tokens are configured: every /api/ request will be refused (see auth.tokens)")
 	}
+	alerter, webhooks, err := newAlerter(o, tr, log.Named("slack"))
+	if err != nil {
+		return err
+	}
 	ingestRoles := []web.Role{web.RoleIngest}
 	srv, err := web.New(web.Options{
 		Addr:   o.HTTP.Addr,
@@ -197,6 +202,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 			{Method: "POST", Path: "/api/v1/events/access", Roles: ingestRoles, Handler: httpIngest.Access()},
 			{Method: "POST", Path: "/api/v1/events/config", Roles: ingestRoles, Handler: httpIngest.Config()},
 		}, incidentRoutes(tr)...),
+		Webhooks: webhooks,
 		Checks: []web.Check{
 			{Name: "kafka", Fn: consumer.Ping},
 			{Name: "store", Fn: func(ctx context.Context) error {
@@ -222,6 +228,10 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		g.Go("rule reloader", func() error { reloader.Run(ctx, rt.Reload); return nil })
 	}
 	g.Go("kafka consumer", func() error { return consumer.Run(ctx) })
+	g.Go("incident alerts and reminders", func() error {
+		tr.Run(ctx, alerter, o.reminders(), 30*time.Second)
+		return nil
+	})
 	listening := make(chan string, 1)
 	g.Go("http server", func() error { return srv.Run(ctx, func(addr string) { listening <- addr }) })
 	g.Go("retention", func() error {
@@ -355,6 +365,53 @@ func newTracker(ctx context.Context, o Options, st interface {
 	log.Info("incidents rebuilt from the audit log", zap.Int("incidents", len(tr.List(""))), zap.String("regimes_version", regimes.Version),
 		zap.Duration("took", time.Since(start)))
 	return tr, nil
+}
+
+// reminders is when reminders go out.
+func (o Options) reminders() tracker.Reminders {
+	r := tracker.Reminders{OverdueEvery: time.Duration(o.Tracker.RemindOverdueEvery)}
+	for _, d := range o.Tracker.RemindBefore {
+		r.Before = append(r.Before, time.Duration(d))
+	}
+	return r
+}
+
+// newAlerter alerts in Slack when it is configured (with its interactivity
+// webhook), in the log otherwise.
+func newAlerter(o Options, tr *tracker.Tracker, log *zap.Logger) (tracker.Alerter, []web.Webhook, error) {
+	if o.Slack.Channel == "" {
+		log.Info("slack is not configured (slack.channel): incident alerts and reminders go to the log")
+		return tracker.LogAlerter{Log: log}, nil, nil
+	}
+	users := map[string]slacknotify.User{}
+	for _, u := range o.Slack.Users {
+		users[u.ID] = slacknotify.User{Name: u.Name, Role: u.Role}
+	}
+	n, err := slacknotify.New(slacknotify.Options{Token: o.Slack.BotToken, Channel: o.Slack.Channel, SigningSecret: o.Slack.SigningSecret,
+		APIURL: o.Slack.APIURL, ConsoleURL: strings.TrimSuffix(o.Tracker.ConsoleURL, "/"), Users: users, Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return n, []web.Webhook{{Method: "POST", Path: "/hooks/slack/interactions", Handler: n.Interactions(slackTriage{tr})}}, nil
+}
+
+// slackTriage carries out Slack button clicks on the tracker.
+type slackTriage struct{ tr *tracker.Tracker }
+
+func (s slackTriage) Triage(ctx context.Context, actor, role, id, command, reason string) (string, bool) {
+	_, err := s.tr.Do(ctx, tracker.Actor{Name: actor, Role: role}, tracker.Command{Incident: id, Name: command, Reason: reason})
+	var ie *tracker.InvalidError
+	switch {
+	case err == nil:
+		return "done", true
+	case errors.Is(err, tracker.ErrNotFound):
+		return "There is no such incident.", false
+	case errors.Is(err, tracker.ErrForbidden):
+		return "Your role (" + role + ") may not " + command + " incidents.", false
+	case errors.As(err, &ie):
+		return ie.Msg, false
+	}
+	return "The change could not be recorded; try again.", false
 }
 
 // incidentRoutes are the incident API's routes: engineers and the DPO

@@ -39,7 +39,29 @@ type Options struct {
 	ClickHouse ClickHouseOptions `yaml:"clickhouse"`
 	Detect     DetectOptions     `yaml:"detect"`
 	Tracker    TrackerOptions    `yaml:"tracker"`
+	Slack      SlackOptions      `yaml:"slack"`
 	Debug      DebugOptions      `yaml:"debug"`
+}
+
+// SlackOptions configure the alerts to the security engineers. Without a
+// channel and a bot token, alerts go to the log.
+type SlackOptions struct {
+	Channel           string `yaml:"channel"` // channel id, e.g. C0123ABCD
+	BotTokenFile      string `yaml:"bot_token_file"`
+	BotToken          string `yaml:"-" env:"SLACK_BOT_TOKEN" secret:"bot_token"`
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	SigningSecret     string `yaml:"-" env:"SLACK_SIGNING_SECRET" secret:"signing_secret"`
+	// APIURL is Slack's Web API base; change it only to test.
+	APIURL string `yaml:"api_url"`
+	// Users may use the buttons, each acting in a breachwatch role.
+	Users []SlackUser `yaml:"users"`
+}
+
+// SlackUser maps a Slack user to a breachwatch role.
+type SlackUser struct {
+	ID   string `yaml:"id"`   // Slack user id, e.g. U0123ABCD
+	Name string `yaml:"name"` // shown in the audit log as slack:<name>
+	Role string `yaml:"role"` // engineer, dpo or admin
 }
 
 // TrackerOptions configure the incident tracker: which notification regimes
@@ -542,6 +564,20 @@ func (o *Options) resolveSecrets() error {
 		}
 		o.ClickHouse.Password = p
 	}
+	if o.Slack.BotTokenFile != "" {
+		p, err := readSecretFile(o.Slack.BotTokenFile)
+		if err != nil {
+			return fmt.Errorf("config: slack.bot_token_file: %w", err)
+		}
+		o.Slack.BotToken = p
+	}
+	if o.Slack.SigningSecretFile != "" {
+		p, err := readSecretFile(o.Slack.SigningSecretFile)
+		if err != nil {
+			return fmt.Errorf("config: slack.signing_secret_file: %w", err)
+		}
+		o.Slack.SigningSecret = p
+	}
 	if o.Kafka.SASL.PasswordFile != "" {
 		p, err := readSecretFile(o.Kafka.SASL.PasswordFile)
 		if err != nil {
@@ -738,6 +774,19 @@ func (o *Options) Validate() error {
 	}
 	if u := o.Tracker.ConsoleURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
 		bad("tracker.console_url", "want an http(s) URL, got %q", u)
+	}
+	if o.Slack.Channel != "" {
+		if o.Slack.BotToken == "" {
+			bad("slack.bot_token_file", "slack.channel is set but there is no bot token (BREACHWATCH_SLACK_BOT_TOKEN or slack.bot_token_file)")
+		}
+		if o.Slack.SigningSecret == "" {
+			bad("slack.signing_secret_file", "slack.channel is set but there is no signing secret for the buttons (BREACHWATCH_SLACK_SIGNING_SECRET or slack.signing_secret_file)")
+		}
+	}
+	for i, u := range o.Slack.Users {
+		if u.ID == "" || u.Name == "" || (u.Role != "engineer" && u.Role != "dpo" && u.Role != "admin") {
+			bad(fmt.Sprintf("slack.users[%d]", i), "each user needs an id, a name and a role (engineer, dpo or admin)")
+		}
 	}
 	if o.Demo.Count < 0 {
 		bad("demo.count", "want 0 (no end) or more, got %d", o.Demo.Count)

@@ -12,76 +12,14 @@ import (
 	"github.com/breachwatch/breachwatch/incident"
 )
 
-// View is an incident as the API shows it (../shared/contract/api.md):
-// the contract's fields first, then breachwatch's own.
-type View struct {
-	ID           string            `json:"id"`
-	RuleID       string            `json:"rule_id"`
-	Title        string            `json:"title"`
-	Severity     string            `json:"severity"`
-	Status       incident.Status   `json:"status"`
-	DetectedAt   time.Time         `json:"detected_at"`
-	AwareAt      time.Time         `json:"aware_at"`
-	Deadlines    []Deadline        `json:"deadlines"`
-	Exposure     Window            `json:"exposure"`
-	Affected     Affected          `json:"affected"`
-	Kind         string            `json:"kind"`
-	GroupKey     string            `json:"group_key"`
-	Tags         []string          `json:"tags,omitempty"`
-	AwareReason  string            `json:"aware_reason,omitempty"`
-	DeterminedAt *time.Time        `json:"determined_at"`
-	Acknowledged bool              `json:"acknowledged"`
-	AckBy        string            `json:"acknowledged_by,omitempty"`
-	Assignee     string            `json:"assignee,omitempty"`
-	Reason       string            `json:"reason,omitempty"`
-	Events       int64             `json:"events"`
-	EventIDs     []string          `json:"event_ids"`
-	Findings     []string          `json:"findings"`
-	Stores       []string          `json:"stores,omitempty"`
-	Notes        []incident.Note   `json:"notes,omitempty"`
-	NextDeadline *Deadline         `json:"next_deadline"`
-	UpdatedAt    time.Time         `json:"updated_at"`
-	AuditSeq     int64             `json:"audit_seq"`
-	TimeZone     string            `json:"time_zone"` // the organisation's, for the *_local fields
-	Links        map[string]string `json:"links,omitempty"`
-}
-
-// Deadline is an obligation as the API shows it.
-type Deadline struct {
-	Regime    string     `json:"regime"`
-	What      string     `json:"what"`
-	DueAt     *time.Time `json:"due_at"` // null until its anchor happens
-	MetAt     *time.Time `json:"met_at"`
-	ID        string     `json:"id"`
-	Recipient string     `json:"recipient"`
-	Source    string     `json:"source"`
-	// Legal is false for an internal target (shown as a target, never as
-	// a legal deadline).
-	Legal      bool   `json:"legal"`
-	Anchor     string `json:"anchor"`
-	Late       bool   `json:"late"`
-	LateReason string `json:"late_reason,omitempty"`
-	Reference  string `json:"reference,omitempty"`
-	// DueLocal is the due time in the organisation's time zone and in the
-	// recipient's (the regime's for an authority).
-	DueLocal          string `json:"due_local,omitempty"`
-	DueRecipientLocal string `json:"due_recipient_local,omitempty"`
-	RecipientTimeZone string `json:"recipient_time_zone,omitempty"`
-}
-
-// Window is a time span; To is null while it is open.
-type Window struct {
-	From time.Time  `json:"from"`
-	To   *time.Time `json:"to"`
-}
-
-// Affected is the affected customers as the API shows them.
-type Affected struct {
-	Tenants int64                     `json:"tenants"`
-	Records int64                     `json:"records"`
-	List    []incident.AffectedTenant `json:"list"`
-	Partial bool                      `json:"partial"`
-}
+// View, Deadline, Window and Affected are the incident package's: the
+// notifiers render them too.
+type (
+	View     = incident.View
+	Deadline = incident.Deadline
+	Window   = incident.Window
+	Affected = incident.AffectedView
+)
 
 func ptr(t time.Time) *time.Time {
 	if t.IsZero() {

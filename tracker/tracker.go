@@ -108,6 +108,14 @@ type Tracker struct {
 	byGroup   map[string]string // rule + group key → the active incident
 	reminded  map[string]bool   // incident/obligation/point → sent
 	alerts    map[string]incident.AlertRef
+	updated   map[string]updateMark // what each alert last showed
+	changed   chan struct{}
+}
+
+// updateMark: an alert showed the incident as of audit entry seq, at.
+type updateMark struct {
+	seq int64
+	at  time.Time
 }
 
 // New rebuilds the tracker from the store's audit log, verifying the chain
@@ -135,7 +143,8 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 		o.ProcessorTarget = 24 * time.Hour
 	}
 	t := &Tracker{st: st, opts: o, log: o.Log, incidents: map[string]*incident.Incident{}, byFP: map[string]string{},
-		byGroup: map[string]string{}, reminded: map[string]bool{}, alerts: map[string]incident.AlertRef{}}
+		byGroup: map[string]string{}, reminded: map[string]bool{}, alerts: map[string]incident.AlertRef{},
+		updated: map[string]updateMark{}, changed: make(chan struct{}, 1)}
 	var v incident.ChainVerifier
 	err := st.ScanAudit(ctx, 0, func(e *incident.AuditEntry) error {
 		if err := v.Add(*e); err != nil {
@@ -145,6 +154,13 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tracker: rebuilding incidents from the audit log: %w", err)
+	}
+	// Alerts of closed and dismissed incidents are final; active ones are
+	// rewritten once after a start, to refresh their countdowns.
+	for id, inc := range t.incidents {
+		if !inc.Status.Active() {
+			t.updated[id] = updateMark{seq: inc.Seq}
+		}
 	}
 	return t, nil
 }
@@ -206,6 +222,12 @@ func (t *Tracker) appendEntries(ctx context.Context, es []incident.AuditEntry) e
 	for i := range es {
 		if err := t.fold(&es[i]); err != nil {
 			return err
+		}
+	}
+	if len(es) > 0 {
+		select {
+		case t.changed <- struct{}{}:
+		default:
 		}
 	}
 	return nil

@@ -33,11 +33,20 @@ type Route struct {
 	Handler http.Handler
 }
 
+// Webhook is a route outside /api/ that authenticates its callers itself
+// (e.g. by a verified signature, like Slack's and SendGrid's webhooks).
+type Webhook struct {
+	Method  string
+	Path    string // must start with /hooks/
+	Handler http.Handler
+}
+
 // Options configure the server.
 type Options struct {
-	Addr    string
-	Tokens  []Token
-	Routes  []Route
+	Addr     string
+	Tokens   []Token
+	Routes   []Route
+	Webhooks []Webhook
 	Checks  []Check
 	Metrics http.Handler // serves /metrics
 	Log     *zap.Logger
@@ -115,6 +124,12 @@ func New(o Options) (s *Server, err error) {
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	root.HandleFunc("GET /readyz", s.ready)
+	for _, h := range o.Webhooks {
+		if !strings.HasPrefix(h.Path, "/hooks/") {
+			return nil, errors.New("web: webhook outside /hooks/: " + h.Path)
+		}
+		root.Handle(h.Method+" "+h.Path, http.MaxBytesHandler(h.Handler, 1<<20))
+	}
 	if o.Metrics != nil {
 		root.Handle("GET /metrics", o.Metrics)
 	}

@@ -1,0 +1,324 @@
+package slack
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// slackServer is a local stand-in for Slack's Web API: it answers the
+// methods breachwatch calls the way Slack does and records each call's
+// form, for slack-go's real client to talk to.
+type slackServer struct {
+	mu    sync.Mutex
+	calls []call
+	n     int
+}
+
+type call struct {
+	method string
+	form   url.Values
+}
+
+func (s *slackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		// Some methods (views.open) take JSON: each top-level field becomes
+		// a form value, objects as their JSON.
+		var m map[string]json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		r.PostForm = url.Values{}
+		for k, v := range m {
+			var str string
+			if json.Unmarshal(v, &str) == nil {
+				r.PostForm.Set(k, str)
+			} else {
+				r.PostForm.Set(k, string(v))
+			}
+		}
+	} else if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	method := strings.TrimPrefix(r.URL.Path, "/api/")
+	s.mu.Lock()
+	s.n++
+	ts := fmt.Sprintf("1700000000.%06d", s.n)
+	s.calls = append(s.calls, call{method, r.PostForm})
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if r.PostForm.Get("token") != "xoxb-test-token" && r.Header.Get("Authorization") != "Bearer xoxb-test-token" {
+		fmt.Fprint(w, `{"ok":false,"error":"invalid_auth"}`)
+		return
+	}
+	switch method {
+	case "chat.postMessage", "chat.update":
+		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, r.PostForm.Get("channel"), firstOf(r.PostForm.Get("ts"), ts))
+	case "chat.postEphemeral":
+		fmt.Fprintf(w, `{"ok":true,"message_ts":%q}`, ts)
+	case "views.open":
+		fmt.Fprint(w, `{"ok":true,"view":{"id":"V1"}}`)
+	default:
+		fmt.Fprint(w, `{"ok":false,"error":"unknown_method"}`)
+	}
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (s *slackServer) take() []call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.calls
+	s.calls = nil
+	return out
+}
+
+const secret = "8f742231b10e8888abcd99yyyzzz85a5"
+
+func newNotifier(t *testing.T) (*Notifier, *slackServer) {
+	t.Helper()
+	ss := &slackServer{}
+	srv := httptest.NewServer(ss)
+	t.Cleanup(srv.Close)
+	n, err := New(Options{Token: "xoxb-test-token", Channel: "C0ALERTS", SigningSecret: secret, APIURL: srv.URL + "/api/",
+		ConsoleURL: "https://breachwatch.example.com", Users: map[string]User{"U0ERIN": {Name: "erin", Role: "engineer"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, ss
+}
+
+func view() incident.View {
+	due := time.Now().Add(47 * time.Hour).UTC()
+	met := time.Now().Add(-time.Hour).UTC()
+	return incident.View{ID: "inc-1", RuleID: "public-bucket", Severity: "critical", Status: incident.StatusOpen,
+		Title:      `Bucket <!channel> made public <https://evil.example|click> & more`,
+		DetectedAt: time.Now().UTC(), Affected: incident.AffectedView{Tenants: 3, Records: 5400},
+		Deadlines: []incident.Deadline{
+			{ID: "gdpr/art33", Regime: "gdpr", What: "notify the supervisory authority", DueAt: &due, Legal: true},
+			{ID: "gdpr/art33-2", Regime: "gdpr", What: "notify the controller", DueAt: &met, MetAt: &met},
+		}}
+}
+
+func TestAlertUpdateRemind(t *testing.T) {
+	ctx := context.Background()
+	n, ss := newNotifier(t)
+	v := view()
+	ref, err := n.Alert(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := ss.take()
+	if len(calls) != 1 || calls[0].method != "chat.postMessage" || ref.Channel != "C0ALERTS" || ref.TS == "" {
+		t.Fatalf("alert: %+v, ref %+v", calls, ref)
+	}
+	f := calls[0].form
+	blocks := f.Get("blocks")
+	var parsed []map[string]any
+	if err := json.Unmarshal([]byte(blocks), &parsed); err != nil {
+		t.Fatalf("blocks are not JSON: %v", err)
+	}
+	if parsed[0]["type"] != "header" || parsed[0]["text"].(map[string]any)["type"] != "plain_text" {
+		t.Errorf("the title must be a plain-text header (Slack parses no markup in it): %v", parsed[0])
+	}
+	// Every text Slack parses as markup, decoded from the JSON.
+	marked := []string{f.Get("text")}
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			if x["type"] == "mrkdwn" {
+				marked = append(marked, x["text"].(string))
+			}
+			for _, v := range x {
+				walk(v)
+			}
+		case []any:
+			for _, v := range x {
+				walk(v)
+			}
+		}
+	}
+	for _, b := range parsed {
+		walk(b)
+	}
+	all := strings.Join(marked, "\n")
+	for _, bad := range []string{"<!channel>", "<https://evil", "cust-"} {
+		if strings.Contains(all, bad) {
+			t.Errorf("the message carries %q unescaped:\n%s", bad, all)
+		}
+	}
+	if !strings.Contains(f.Get("text"), "&lt;!channel&gt;") {
+		t.Errorf("fallback text not escaped: %q", f.Get("text"))
+	}
+	blocks = all + blocks
+	for _, want := range []string{"3 tenants, 5400 records", "notify the supervisory authority", "left*", "<!date^", "_(internal target)_",
+		`"action_id":"bw_acknowledge"`, `"action_id":"bw_confirm"`, `"action_id":"bw_dismiss"`,
+		"https://breachwatch.example.com/incidents/inc-1", "&amp; more"} {
+		if !strings.Contains(blocks+f.Get("text"), want) {
+			t.Errorf("the message lacks %q:\n%s", want, blocks)
+		}
+	}
+
+	v.Status, v.Acknowledged = incident.StatusConfirmed, true
+	if err := n.Update(ctx, ref, v); err != nil {
+		t.Fatal(err)
+	}
+	calls = ss.take()
+	if len(calls) != 1 || calls[0].method != "chat.update" || calls[0].form.Get("ts") != ref.TS {
+		t.Fatalf("update: %+v", calls)
+	}
+	if b := calls[0].form.Get("blocks"); strings.Contains(b, "bw_confirm") || strings.Contains(b, "bw_acknowledge") {
+		t.Errorf("a confirmed, acknowledged incident still offers those buttons: %s", b)
+	}
+
+	if err := n.Remind(ctx, ref, v, v.Deadlines[0], -90*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	calls = ss.take()
+	if len(calls) != 1 || calls[0].form.Get("thread_ts") != ref.TS || !strings.Contains(calls[0].form.Get("text"), "OVERDUE by 1h 30m") {
+		t.Fatalf("reminder: %+v", calls)
+	}
+}
+
+// triage is a hand-written Triage recording what it was asked.
+type triage struct {
+	mu   sync.Mutex
+	got  []string
+	fail string
+}
+
+func (t *triage) Triage(_ context.Context, actor, role, id, cmd, reason string) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.got = append(t.got, strings.Join([]string{actor, role, id, cmd, reason}, "|"))
+	if t.fail != "" {
+		return t.fail, false
+	}
+	return "ok", true
+}
+
+func sign(body string, ts int64, key string) http.Header {
+	mac := hmac.New(sha256.New, []byte(key))
+	fmt.Fprintf(mac, "v0:%d:%s", ts, body)
+	h := http.Header{}
+	h.Set("X-Slack-Request-Timestamp", strconv.FormatInt(ts, 10))
+	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	return h
+}
+
+func post(t *testing.T, h http.Handler, body string, hdr http.Header) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest("POST", "/slack/interactions", strings.NewReader(body))
+	r.Header = hdr
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func payload(v any) string {
+	b, _ := json.Marshal(v)
+	return "payload=" + url.QueryEscape(string(b))
+}
+
+func click(user, action, id string) string {
+	return payload(map[string]any{"type": "block_actions", "user": map[string]string{"id": user}, "trigger_id": "T123",
+		"channel": map[string]string{"id": "C0ALERTS"},
+		"actions": []map[string]string{{"type": "button", "block_id": "bw_actions", "action_id": action, "value": id}}})
+}
+
+func TestInteractions(t *testing.T) {
+	n, ss := newNotifier(t)
+	tr := &triage{}
+	h := n.Interactions(tr)
+	now := time.Now().Unix()
+
+	body := click("U0ERIN", ActionConfirm, "inc-1")
+	if w := post(t, h, body, sign(body, now, secret)); w.Code != 200 {
+		t.Fatalf("signed click: %d %s", w.Code, w.Body)
+	}
+	if len(tr.got) != 1 || tr.got[0] != "slack:erin|engineer|inc-1|confirm|" {
+		t.Fatalf("triage: %q", tr.got)
+	}
+	// The same request again (a replay) is refused.
+	if w := post(t, h, body, sign(body, now, secret)); w.Code != 401 {
+		t.Errorf("replay: %d", w.Code)
+	}
+	// Forged, tampered and old requests are refused.
+	other := click("U0ERIN", ActionAcknowledge, "inc-1")
+	for name, hdr := range map[string]http.Header{
+		"wrong secret":    sign(other, now, "not-the-secret"),
+		"tampered body":   sign(click("U0ERIN", ActionAcknowledge, "inc-2"), now, secret),
+		"ten minutes old": sign(other, now-600, secret),
+		"unsigned":        {"Content-Type": {"application/x-www-form-urlencoded"}},
+	} {
+		if w := post(t, h, other, hdr); w.Code != 401 {
+			t.Errorf("%s: %d", name, w.Code)
+		}
+	}
+	if len(tr.got) != 1 {
+		t.Fatalf("refused requests reached triage: %q", tr.got)
+	}
+
+	// Someone not mapped to a role is told so, and nothing happens.
+	body = click("U0STRANGER", ActionConfirm, "inc-1")
+	if w := post(t, h, body, sign(body, now, secret)); w.Code != 200 {
+		t.Fatal(w.Code)
+	}
+	calls := ss.take()
+	if len(tr.got) != 1 || len(calls) != 1 || calls[0].method != "chat.postEphemeral" || calls[0].form.Get("user") != "U0STRANGER" {
+		t.Fatalf("unknown user: triage %q, calls %+v", tr.got, calls)
+	}
+
+	// Dismiss opens a dialog asking for the reason …
+	body = click("U0ERIN", ActionDismiss, "inc-1")
+	if w := post(t, h, body, sign(body, now, secret)); w.Code != 200 {
+		t.Fatal(w.Code)
+	}
+	calls = ss.take()
+	if len(calls) != 1 || calls[0].method != "views.open" || calls[0].form.Get("trigger_id") != "T123" ||
+		!strings.Contains(calls[0].form.Get("view"), `"private_metadata":"inc-1"`) {
+		t.Fatalf("dismiss: %+v", calls)
+	}
+	// … and its submission dismisses with it.
+	submit := func(reason string) string {
+		return payload(map[string]any{"type": "view_submission", "user": map[string]string{"id": "U0ERIN"},
+			"view": map[string]any{"callback_id": callbackDismiss, "private_metadata": "inc-1",
+				"state": map[string]any{"values": map[string]any{blockReason: map[string]any{blockReason: map[string]string{"type": "plain_text_input", "value": reason}}}}}})
+	}
+	body = submit("our own test account")
+	if w := post(t, h, body, sign(body, now, secret)); w.Code != 200 || w.Body.Len() != 0 {
+		t.Fatalf("submission: %d %s", w.Code, w.Body)
+	}
+	if tr.got[1] != "slack:erin|engineer|inc-1|dismiss|our own test account" {
+		t.Fatalf("triage: %q", tr.got)
+	}
+	// A refused dismissal shows the reason in the dialog.
+	tr.fail = "dismissing needs a reason"
+	body = submit("")
+	w := post(t, h, body, sign(body, now, secret))
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"response_action":"errors"`) || !strings.Contains(w.Body.String(), "needs a reason") {
+		t.Fatalf("refused submission: %d %s", w.Code, w.Body)
+	}
+}

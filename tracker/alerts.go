@@ -1,0 +1,237 @@
+package tracker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// Alerter tells the security engineers: one alert per incident, updated in
+// place as it changes, and reminders under it. Slack implements it; so
+// does the log, the embedded default.
+type Alerter interface {
+	// Alert posts a new incident's alert and says where it lives.
+	Alert(ctx context.Context, v View) (incident.AlertRef, error)
+	// Update rewrites the alert after a change.
+	Update(ctx context.Context, ref incident.AlertRef, v View) error
+	// Remind posts a reminder about deadline d, left before it is due
+	// (negative: overdue), under the alert.
+	Remind(ctx context.Context, ref incident.AlertRef, v View, d Deadline, left time.Duration) error
+}
+
+// Reminders says when reminders go out.
+type Reminders struct {
+	// Before: when this much time is left before a deadline (default 48h,
+	// 24h, 12h, 4h, 1h).
+	Before []time.Duration
+	// OverdueEvery: once overdue, this often until the obligation is met
+	// (default 4h).
+	OverdueEvery time.Duration
+	// Refresh: an active incident's alert is rewritten at least this
+	// often, to keep its countdowns fresh (default 1h).
+	Refresh time.Duration
+}
+
+func (r *Reminders) defaults() {
+	if len(r.Before) == 0 {
+		r.Before = []time.Duration{48 * time.Hour, 24 * time.Hour, 12 * time.Hour, 4 * time.Hour, time.Hour}
+	}
+	r.Before = slices.Clone(r.Before)
+	slices.Sort(r.Before) // shortest first
+	if r.OverdueEvery <= 0 {
+		r.OverdueEvery = 4 * time.Hour
+	}
+	if r.Refresh <= 0 {
+		r.Refresh = time.Hour
+	}
+}
+
+// ReminderPoint names the reminder due at now for a deadline: the most
+// urgent point already reached ("4h": 4 hours or less were left), or
+// "overdue-N" for the N-th period after the deadline; "" while no point is
+// reached. Only the current point is ever due, so reminders missed while
+// breachwatch was down collapse into one.
+func ReminderPoint(due, now time.Time, r Reminders) (string, time.Duration) {
+	r.defaults()
+	left := due.Sub(now)
+	if left < 0 {
+		return "overdue-" + strconv.Itoa(int(-left/r.OverdueEvery)), left
+	}
+	for _, b := range r.Before {
+		if left <= b {
+			return fmtPoint(b), left
+		}
+	}
+	return "", left
+}
+
+func fmtPoint(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	}
+	return strconv.Itoa(int(d/time.Minute)) + "m"
+}
+
+// Tick does what is due now: it posts the alert of each new incident,
+// rewrites alerts whose incident changed (or went stale), and sends each
+// reminder that is due and not yet in the ledger. Every alert and reminder
+// sent is recorded in the audit log after it went out, so a restart neither
+// loses nor repeats one (a crash between sending and recording may repeat
+// it once: a reminder too many rather than one missing). Failures are
+// logged and retried at the next tick.
+func (t *Tracker) Tick(ctx context.Context, a Alerter, r Reminders) {
+	r.defaults()
+	t.mu.Lock()
+	var ids []string
+	for id, inc := range t.incidents {
+		if inc.Status.Active() || inc.Seq > t.updated[id].seq {
+			ids = append(ids, id)
+		}
+	}
+	t.mu.Unlock()
+	slices.Sort(ids)
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := t.tickIncident(ctx, a, r, id); err != nil {
+			t.log.Warn("alerting failed; will retry", zap.String("incident", id), zap.Error(err))
+		}
+	}
+}
+
+func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id string) error {
+	inc, _ := t.Get(id)
+	now := t.opts.Now()
+	t.mu.Lock()
+	ref, alerted := t.alerts[id]
+	last := t.updated[id]
+	t.mu.Unlock()
+	v := t.View(inc)
+	if !alerted {
+		if !inc.Status.Active() {
+			return nil // dismissed or closed before it was ever alerted
+		}
+		var err error
+		if ref, err = a.Alert(ctx, v); err != nil {
+			return fmt.Errorf("posting the alert: %w", err)
+		}
+		if err := t.record(ctx, id, incident.ActAlerted, ref); err != nil {
+			return err
+		}
+	} else if inc.Seq > last.seq || (inc.Status.Active() && now.Sub(last.at) >= r.Refresh) {
+		if err := a.Update(ctx, ref, v); err != nil {
+			return fmt.Errorf("updating the alert: %w", err)
+		}
+	}
+	t.markUpdated(id, now)
+	if !inc.Status.Active() {
+		return nil
+	}
+	for _, d := range v.Deadlines {
+		if d.DueAt == nil || d.MetAt != nil {
+			continue
+		}
+		point, left := ReminderPoint(*d.DueAt, now, r)
+		if point == "" {
+			continue
+		}
+		t.mu.Lock()
+		sent := t.reminded[id+"\x00"+d.ID+"\x00"+point]
+		t.mu.Unlock()
+		if sent {
+			continue
+		}
+		if err := a.Remind(ctx, ref, v, d, left); err != nil {
+			return fmt.Errorf("sending a reminder: %w", err)
+		}
+		if err := t.record(ctx, id, incident.ActReminded, incident.Reminder{Obligation: d.ID, Point: point, Left: left}); err != nil {
+			return err
+		}
+		t.markUpdated(id, now)
+	}
+	return nil
+}
+
+// record appends a ledger entry (alerted, reminded) by breachwatch.
+func (t *Tracker) record(ctx context.Context, id, action string, data any) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, err := entry(id, System, action, "", data, t.opts.Now().UTC())
+	if err != nil {
+		return err
+	}
+	return t.appendEntries(ctx, []incident.AuditEntry{e})
+}
+
+// markUpdated notes that the alert shows the incident as it is now.
+func (t *Tracker) markUpdated(id string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if inc := t.incidents[id]; inc != nil {
+		t.updated[id] = updateMark{seq: inc.Seq, at: now}
+	}
+}
+
+// Changed is signalled (without blocking) after every change, so that a
+// loop calling Tick can run at once.
+func (t *Tracker) Changed() <-chan struct{} { return t.changed }
+
+// Run calls Tick every interval, and soon after each change, until ctx ends.
+func (t *Tracker) Run(ctx context.Context, a Alerter, r Reminders, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		t.Tick(ctx, a, r)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-t.changed:
+		}
+	}
+}
+
+// LogAlerter writes alerts and reminders to the log: the embedded default
+// when no Slack is configured. Attacker-controlled strings are logged as
+// zap fields (quoted and escaped by the encoder), never in the message.
+type LogAlerter struct{ Log *zap.Logger }
+
+// Alert implements Alerter.
+func (l LogAlerter) Alert(_ context.Context, v View) (incident.AlertRef, error) {
+	l.Log.Warn("new incident", viewFields(v)...)
+	return incident.AlertRef{Channel: "log", TS: v.ID}, nil
+}
+
+// Update implements Alerter.
+func (l LogAlerter) Update(_ context.Context, _ incident.AlertRef, v View) error {
+	l.Log.Info("incident updated", viewFields(v)...)
+	return nil
+}
+
+// Remind implements Alerter.
+func (l LogAlerter) Remind(_ context.Context, _ incident.AlertRef, v View, d Deadline, left time.Duration) error {
+	msg := "deadline approaching"
+	if left < 0 {
+		msg = "deadline passed"
+	}
+	l.Log.Warn(msg, zap.String("incident", v.ID), zap.String("obligation", d.ID), zap.String("what", d.What),
+		zap.Timep("due_at", d.DueAt), zap.Duration("left", left.Round(time.Minute)), zap.Bool("legal", d.Legal))
+	return nil
+}
+
+func viewFields(v View) []zap.Field {
+	fs := []zap.Field{zap.String("incident", v.ID), zap.String("rule", v.RuleID), zap.String("title", v.Title),
+		zap.String("severity", v.Severity), zap.String("status", string(v.Status)), zap.Int64("tenants", v.Affected.Tenants),
+		zap.Int64("records", v.Affected.Records)}
+	if v.NextDeadline != nil {
+		fs = append(fs, zap.String("next_deadline", v.NextDeadline.ID), zap.Timep("due_at", v.NextDeadline.DueAt))
+	}
+	return fs
+}
