@@ -83,7 +83,7 @@ func TestRemindersAcrossRestart(t *testing.T) {
 	}
 	step(time.Hour)
 	step(24*time.Hour, "uk-gdpr/art33 48h0m0s")
-	step(24*time.Hour+time.Minute) // already sent
+	step(24*time.Hour + time.Minute) // already sent
 	step(30 * time.Hour)
 
 	// A restart: nothing is repeated, and the alert is not posted again.

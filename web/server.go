@@ -47,9 +47,9 @@ type Options struct {
 	Tokens   []Token
 	Routes   []Route
 	Webhooks []Webhook
-	Checks  []Check
-	Metrics http.Handler // serves /metrics
-	Log     *zap.Logger
+	Checks   []Check
+	Metrics  http.Handler // serves /metrics
+	Log      *zap.Logger
 }
 
 // Server is the HTTP server.
