@@ -233,6 +233,15 @@ type AccessQuery struct {
 	From, To time.Time
 	// PrivilegedGroups: employees in one of these may read customer data.
 	PrivilegedGroups []string
+	// BadOnly counts only the unauthorized reads: Events, Records and
+	// Categories then equal their Bad* counterparts.
+	BadOnly bool
+	// Holders asks only whose data the Stores hold: the tenants seen in
+	// access events on them (any outcome) up to To, with their events and
+	// records, from a per-day summary (whole days: To's day counts whole;
+	// records count events delivered twice twice in ClickHouse until
+	// merged). Bad* fields are not set.
+	Holders bool
 }
 
 // TenantAccess is what the selected access events show about one tenant's

@@ -18,6 +18,7 @@ run go test -run '^$' -bench 'Write' -benchtime 1x -count 1 ./store/clickhouse .
 run go test -run '^$' -bench 'DecodeEvaluate' -benchmem -cpu 1 -benchtime 3x -count 1 ./detect
 run go test -run '^$' -bench 'WindowGroupsMemory' -benchtime 1x -count 1 ./detect
 run go test -run '^$' -bench 'EndToEnd|ClickHouseKafkaEngine|DetectionLatency' -benchtime 1x -count 1 -timeout 60m ./app
+run go test -run '^$' -bench 'Scope' -benchtime 5x -count 1 -timeout 60m ./tracker
 
 figure() { # benchmark-name unit
 	awk -v name="$1" -v unit="$2" '
@@ -38,4 +39,10 @@ printf '  %-58s %14s %s\n' \
 	"decode + evaluate the default rules, 1 core" "$(figure '^BenchmarkDecodeEvaluate' events/s)" "events/s   (goal >= 500,000)" \
 	"1,000,000 live window groups" "$(figure '^BenchmarkWindowGroupsMemory' MiB/1M-groups)" "MiB        (goal <= 300)" \
 	"produce -> finding at 20,000 events/s, p50" "$(figure '^BenchmarkDetectionLatency' p50-ms)" "ms" \
-	"produce -> finding at 20,000 events/s, p99" "$(figure '^BenchmarkDetectionLatency' p99-ms)" "ms         (goal <= 1,000)"
+	"produce -> finding at 20,000 events/s, p99" "$(figure '^BenchmarkDetectionLatency' p99-ms)" "ms         (goal <= 1,000)" \
+	"scoping, ClickHouse, 100M events: exposure of a store, 1 day" "$(figure 'BenchmarkScopeClickHouse/.*exposure-1d' ms/scope)" "ms         (goal <= 1,000)" \
+	"  the same, a 7-day exposure window" "$(figure 'BenchmarkScopeClickHouse/.*exposure-7d' ms/scope)" "ms" \
+	"  an access incident, by its evidence" "$(figure 'BenchmarkScopeClickHouse/.*access-evidence' ms/scope)" "ms" \
+	"scoping, embedded store, 10M events: exposure, 1 day" "$(figure 'BenchmarkScopeSQLite/.*exposure-1d' ms/scope)" "ms         (goal <= 3,000)" \
+	"  the same, a 7-day exposure window" "$(figure 'BenchmarkScopeSQLite/.*exposure-7d' ms/scope)" "ms" \
+	"  an access incident, by its evidence" "$(figure 'BenchmarkScopeSQLite/.*access-evidence' ms/scope)" "ms"

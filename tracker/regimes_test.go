@@ -184,3 +184,23 @@ regimes:
 		}
 	}
 }
+
+func TestExampleCustomers(t *testing.T) {
+	cs, err := LoadCustomers("../deploy/customers.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 50 || cs["cust-0001"].Country == "" {
+		t.Errorf("%d customers: %+v", len(cs), cs["cust-0001"])
+	}
+	for _, bad := range []struct{ text, want string }{
+		{"format: 1\ncustomers:\n  - {tenant: a, country: nl}\n", `"customers[0].country"`},
+		{"format: 1\ncustomers:\n  - {tenant: a}\n  - {tenant: a}\n", "listed twice"},
+		{"format: 1\ncustomers:\n  - {tenant: a, time_zone: Mars/Olympus}\n", "unknown time zone"},
+		{"format: 1\ncustomers:\n  - {tenant: a, locale: nl, colour: red}\n", "unknown key"},
+	} {
+		if _, err := ParseCustomers("c.yaml", []byte(bad.text)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v; want %q", bad.text, err, bad.want)
+		}
+	}
+}

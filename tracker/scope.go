@@ -90,7 +90,7 @@ func (t *Tracker) exposureScope(ctx context.Context, inc *incident.Incident, now
 		}
 		// Who read data on the store during the window, and who should not have.
 		during, err := t.opts.Access.AccessByTenant(ctx, incident.AccessQuery{Stores: storeIDs(st), From: from, To: to,
-			PrivilegedGroups: t.opts.PrivilegedGroups})
+			PrivilegedGroups: t.opts.PrivilegedGroups, BadOnly: true})
 		if err != nil {
 			return incident.Scope{}, fmt.Errorf("tracker: scoping %s: %w", inc.ID, err)
 		}
@@ -105,7 +105,7 @@ func (t *Tracker) exposureScope(ctx context.Context, inc *incident.Incident, now
 		}
 		// Whose data the store holds. Records of the exposed: what access
 		// events have shown of their data there (an estimate).
-		seen, err := t.opts.Access.AccessByTenant(ctx, incident.AccessQuery{Stores: storeIDs(st), To: to})
+		seen, err := t.opts.Access.AccessByTenant(ctx, incident.AccessQuery{Stores: storeIDs(st), To: to, Holders: true})
 		if err != nil {
 			return incident.Scope{}, fmt.Errorf("tracker: scoping %s: %w", inc.ID, err)
 		}

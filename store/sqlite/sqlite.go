@@ -141,6 +141,18 @@ var migrations = []string{
 		prev TEXT NOT NULL,
 		hash TEXT NOT NULL
 	);`,
+	// v4: whose data each store holds: events per store, tenant and day,
+	// kept on write, so that scoping an exposure need not scan history.
+	`CREATE TABLE store_tenants (
+		store TEXT NOT NULL,
+		tenant TEXT NOT NULL,
+		day INTEGER NOT NULL,
+		events INTEGER NOT NULL,
+		records INTEGER NOT NULL,
+		PRIMARY KEY (store, tenant, day)
+	) WITHOUT ROWID;
+	INSERT INTO store_tenants (store, tenant, day, events, records)
+		SELECT resource_store, tenant, day, count(*), sum(records) FROM access_events GROUP BY resource_store, tenant, day;`,
 }
 
 // SchemaVersion is the schema version this code writes.
@@ -201,6 +213,11 @@ func (s *Store) Write(ctx context.Context, b *event.Batch) error {
 	defer tx.Rollback()
 	now := time.Now().UnixNano()
 	if len(b.Access) > 0 {
+		type key struct {
+			store, tenant string
+			day           int
+		}
+		held := map[key][2]int64{} // events and records of the events newly stored
 		st, err := tx.PrepareContext(ctx, insertAccess)
 		if err != nil {
 			return fmt.Errorf("sqlite store: prepare: %w", err)
@@ -211,14 +228,27 @@ func (s *Store) Write(ctx context.Context, b *event.Batch) error {
 			if e.SourceIP.IsValid() {
 				ip = e.SourceIP.String()
 			}
-			if _, err := st.ExecContext(ctx, e.ID, e.Time.UnixNano(), day(e.Time), e.Tenant, e.Actor.ID, e.Actor.Type,
+			res, err := st.ExecContext(ctx, e.ID, e.Time.UnixNano(), day(e.Time), e.Tenant, e.Actor.ID, e.Actor.Type,
 				e.Actor.Tenant, list(e.Actor.Groups), e.Action, e.Resource.Type, e.Resource.ID, e.Resource.Store,
-				e.Records, list(e.Categories), e.Outcome, ip, e.Country, e.UserAgent, e.RequestID, raw(e.Extra), now); err != nil {
+				e.Records, list(e.Categories), e.Outcome, ip, e.Country, e.UserAgent, e.RequestID, raw(e.Extra), now)
+			if err != nil {
 				st.Close()
 				return fmt.Errorf("sqlite store: insert access event: %w", err)
 			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				k := key{e.Resource.Store, e.Tenant, day(e.Time)}
+				v := held[k]
+				held[k] = [2]int64{v[0] + 1, v[1] + e.Records}
+			}
 		}
 		st.Close()
+		for k, v := range held {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO store_tenants (store, tenant, day, events, records) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (store, tenant, day) DO UPDATE SET events = events + excluded.events, records = records + excluded.records`,
+				k.store, k.tenant, k.day, v[0], v[1]); err != nil {
+				return fmt.Errorf("sqlite store: store tenants: %w", err)
+			}
+		}
 	}
 	if len(b.Config) > 0 {
 		st, err := tx.PrepareContext(ctx, insertConfig)
@@ -466,7 +496,7 @@ func (s *Store) DropBefore(ctx context.Context, before time.Time) (int, error) {
 		}
 		return 0, err
 	}
-	for _, table := range []string{"access_events", "config_changes"} {
+	for _, table := range []string{"access_events", "config_changes", "store_tenants"} {
 		if _, err := s.w.ExecContext(ctx, "DELETE FROM "+table+" WHERE day < ?", cut); err != nil {
 			return 0, fmt.Errorf("sqlite store: retention on %s: %w", table, err)
 		}
@@ -540,6 +570,9 @@ const badActorSQL = `(actor_type = 'anonymous'
 // AccessByTenant aggregates the successful access events q selects per
 // tenant whose data they touched.
 func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error) {
+	if q.Holders {
+		return s.holders(ctx, q)
+	}
 	groups, _ := json.Marshal(nonNilList(q.PrivilegedGroups))
 	where := "outcome = 'success'"
 	args := []any{string(groups)}
@@ -552,8 +585,12 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 		where += " AND resource_store IN (SELECT value FROM json_each(?2)) AND time_ns >= ?3 AND time_ns < ?4"
 		args = append(args, string(stores), q.From.UnixNano(), toNs(q.To))
 	}
+	outer := ""
+	if q.BadOnly {
+		outer = " WHERE bad"
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT tenant, bad, categories, count(*), sum(records) FROM (
-		SELECT tenant, records, categories, `+badActorSQL+` AS bad FROM access_events WHERE `+where+`)
+		SELECT tenant, records, categories, `+badActorSQL+` AS bad FROM access_events WHERE `+where+`)`+outer+`
 		GROUP BY tenant, bad, categories`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: access by tenant: %w", err)
@@ -623,4 +660,36 @@ func addAll(a, b []string) []string {
 	}
 	slices.Sort(a)
 	return a
+}
+
+// holders answers a Holders query from the per-day summary.
+func (s *Store) holders(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error) {
+	stores, _ := json.Marshal(nonNilList(q.Stores))
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant, sum(events), sum(records) FROM store_tenants
+		WHERE store IN (SELECT value FROM json_each(?)) AND day <= ? GROUP BY tenant ORDER BY tenant`,
+		string(stores), day(endOf(q.To)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: store holders: %w", err)
+	}
+	defer rows.Close()
+	var out []incident.TenantAccess
+	for rows.Next() {
+		var t incident.TenantAccess
+		if err := rows.Scan(&t.Tenant, &t.Events, &t.Records); err != nil {
+			return nil, fmt.Errorf("sqlite store: store holders: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: store holders: %w", err)
+	}
+	return out, nil
+}
+
+// endOf is t, or the end of accepted event times for the zero time.
+func endOf(t time.Time) time.Time {
+	if t.IsZero() || t.After(event.MaxTime()) {
+		return event.MaxTime()
+	}
+	return t
 }
