@@ -72,6 +72,10 @@ type AffectedTenant struct {
 	Records    int64    `json:"records"`
 	Categories []string `json:"categories"`
 	How        string   `json:"how"` // HowAccessed or HowExposed
+	// From the customer directory, when it lists the tenant.
+	Country  string `json:"country,omitempty"`
+	Locale   string `json:"locale,omitempty"`
+	TimeZone string `json:"time_zone,omitempty"`
 }
 
 // Scope is who an incident affects, as last computed.
@@ -118,6 +122,8 @@ type Obligation struct {
 	Late       bool      `json:"late,omitempty"`
 	LateReason string    `json:"late_reason,omitempty"`
 	Reference  string    `json:"reference,omitempty"` // e.g. the authority's case number
+	// TableVersion is the version of the regime table it was computed from.
+	TableVersion string `json:"table_version"`
 }
 
 // Met reports whether the obligation has been met.

@@ -52,6 +52,8 @@ type Deadline struct {
 	Late       bool   `json:"late"`
 	LateReason string `json:"late_reason,omitempty"`
 	Reference  string `json:"reference,omitempty"`
+	// TableVersion is the regime table's version the deadline comes from.
+	TableVersion string `json:"table_version"`
 	// DueLocal is the due time in the organisation's time zone and in the
 	// recipient's (the regime's for an authority).
 	DueLocal          string `json:"due_local,omitempty"`

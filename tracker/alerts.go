@@ -107,8 +107,11 @@ func (t *Tracker) Tick(ctx context.Context, a Alerter, r Reminders) {
 }
 
 func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id string) error {
-	inc, _ := t.Get(id)
 	now := t.opts.Now()
+	if err := t.rescopeOpen(ctx, id, now); err != nil {
+		return err
+	}
+	inc, _ := t.Get(id)
 	t.mu.Lock()
 	ref, alerted := t.alerts[id]
 	last := t.updated[id]

@@ -387,7 +387,7 @@ func (rs *Regimes) Obligations(apply []string, inc *incident.Incident, processor
 		for _, d := range r.Duties {
 			o := incident.Obligation{ID: ObligationID(r.ID, d.ID), Regime: r.ID, Duty: d.ID, What: d.What,
 				Recipient: d.Recipient, Source: d.Source, Legal: d.Target == "", Anchor: d.Anchor,
-				LateReasonRequired: d.LateReasonRequired}
+				LateReasonRequired: d.LateReasonRequired, TableVersion: rs.Version}
 			if prev := inc.Obligation(o.ID); prev != nil {
 				o.MetAt, o.Late, o.LateReason, o.Reference = prev.MetAt, prev.Late, prev.LateReason, prev.Reference
 			}

@@ -109,6 +109,7 @@ type Tracker struct {
 	reminded  map[string]bool   // incident/obligation/point → sent
 	alerts    map[string]incident.AlertRef
 	updated   map[string]updateMark // what each alert last showed
+	scopedAt  map[string]time.Time  // when each incident was last scoped (in memory)
 	changed   chan struct{}
 }
 
@@ -144,7 +145,7 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 	}
 	t := &Tracker{st: st, opts: o, log: o.Log, incidents: map[string]*incident.Incident{}, byFP: map[string]string{},
 		byGroup: map[string]string{}, reminded: map[string]bool{}, alerts: map[string]incident.AlertRef{},
-		updated: map[string]updateMark{}, changed: make(chan struct{}, 1)}
+		updated: map[string]updateMark{}, scopedAt: map[string]time.Time{}, changed: make(chan struct{}, 1)}
 	var v incident.ChainVerifier
 	err := st.ScanAudit(ctx, 0, func(e *incident.AuditEntry) error {
 		if err := v.Add(*e); err != nil {
@@ -299,6 +300,12 @@ func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	for i := range s.Tenants {
+		if c, ok := t.opts.Customers[s.Tenants[i].Tenant]; ok {
+			s.Tenants[i].Country, s.Tenants[i].Locale, s.Tenants[i].TimeZone = c.Country, c.Locale, c.TimeZone
+		}
+	}
+	t.scopedAt[id] = now
 	if !scopeEqual(s, inc.Scope) {
 		e, err := entry(id, System, incident.ActScoped, "", s, now)
 		if err != nil {
@@ -319,6 +326,23 @@ func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 		es = append(es, e)
 	}
 	return t.appendEntries(ctx, es)
+}
+
+// RescopeEvery is how often an open exposure is scoped again: while its
+// window runs to now, someone may read the exposed data at any moment.
+const RescopeEvery = 5 * time.Minute
+
+// rescopeOpen scopes an active, still-open exposure again when it was
+// last scoped RescopeEvery ago or more.
+func (t *Tracker) rescopeOpen(ctx context.Context, id string, now time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	inc := t.incidents[id]
+	if inc == nil || !inc.Status.Active() || inc.Kind != incident.KindExposure || !inc.ExposureTo.IsZero() ||
+		now.Sub(t.scopedAt[id]) < RescopeEvery {
+		return nil
+	}
+	return t.rescope(ctx, id, now.UTC())
 }
 
 // applicable lists the regimes that apply to an incident: the

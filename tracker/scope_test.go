@@ -1,0 +1,192 @@
+package tracker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// TestExposureScope: a bucket holding the data of the tenants seen on it is
+// public for two hours. Tenants whose data someone who should not have
+// read in that window are accessed; the other holders are exposed; reads
+// before the window, denied reads and reads by the privileged are not
+// access; a second, listed store adds its tenants.
+func TestExposureScope(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, t.TempDir())
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	n := 0
+	ev := func(at time.Duration, tenant, actorType, actorTenant string, groups []string, store, outcome string, records int64) event.AccessEvent {
+		n++
+		return event.AccessEvent{ID: "e" + string(rune('a'+n)), Time: t0.Add(at), Tenant: tenant,
+			Actor: event.Actor{ID: "x", Type: actorType, Tenant: actorTenant, Groups: groups}, Action: event.ActionDownload,
+			Resource: event.Resource{Type: "file", ID: "f", Store: store}, Records: records, Categories: []string{"contact"}, Outcome: outcome}
+	}
+	const bucket, listed = "s3://exports-eu", "postgres-eu-1"
+	evs := []event.AccessEvent{
+		// Before the window: the tenants' own exports put their data in the bucket.
+		ev(-48*time.Hour, "cust-a", event.ActorCustomerUser, "cust-a", nil, bucket, event.OutcomeSuccess, 500),
+		ev(-24*time.Hour, "cust-b", event.ActorCustomerUser, "cust-b", nil, bucket, event.OutcomeSuccess, 300),
+		ev(-24*time.Hour, "cust-c", event.ActorService, "", nil, bucket, event.OutcomeSuccess, 200),
+		ev(-time.Hour, "cust-d", event.ActorAnonymous, "", nil, bucket, event.OutcomeSuccess, 10), // before the window: not access in it
+		// In the window.
+		ev(30*time.Minute, "cust-a", event.ActorAnonymous, "", nil, bucket, event.OutcomeSuccess, 120),
+		ev(40*time.Minute, "cust-b", event.ActorAnonymous, "", nil, bucket, event.OutcomeDenied, 99),
+		ev(50*time.Minute, "cust-c", event.ActorEmployee, "", []string{"support"}, bucket, event.OutcomeSuccess, 7),
+		ev(60*time.Minute, "cust-c", event.ActorEmployee, "", []string{"sales"}, bucket, event.OutcomeSuccess, 3),
+		// After the window closed.
+		ev(3*time.Hour, "cust-b", event.ActorAnonymous, "", nil, bucket, event.OutcomeSuccess, 50),
+	}
+	if err := st.Write(ctx, &event.Batch{Access: evs}); err != nil {
+		t.Fatal(err)
+	}
+	inv := incident.NewInventory([]incident.Store{
+		{ID: bucket, Categories: []string{"contact", "booking"}, Holders: incident.HoldersSeen},
+		{ID: listed, Categories: []string{"health"}, Holders: incident.HoldersList, Tenants: []string{"cust-x", "cust-a"}},
+	}, true)
+	c := &clock{t0.Add(4 * time.Hour)}
+	tr, err := New(ctx, st, Options{Access: st, Inventory: func() *incident.Inventory { return inv },
+		PrivilegedGroups: []string{"support"}, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := incident.Finding{RuleID: "store-made-public", GroupKey: "resource.id=" + bucket, Kind: incident.KindExposure,
+		WindowStart: t0, WindowEnd: t0.Add(2 * time.Hour), FirstSeen: t0, LastSeen: t0.Add(2 * time.Hour), Count: 2,
+		Affected: incident.Affected{Scope: incident.ScopeStore, Stores: []string{bucket, listed}}}
+	f.Fingerprint = incident.Fingerprint(f.RuleID, f.GroupKey, f.WindowStart)
+	ids, err := tr.Findings(ctx, []incident.Finding{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc, _ := tr.Get(ids[0])
+	want := []incident.AffectedTenant{
+		{Tenant: "cust-a", Records: 120, Categories: []string{"contact"}, How: incident.HowAccessed},
+		{Tenant: "cust-c", Records: 3, Categories: []string{"contact"}, How: incident.HowAccessed},
+		// Exposed records are an estimate from the per-day summary, which
+		// counts the window's last day whole (the read at 13:00 too).
+		{Tenant: "cust-b", Records: 300 + 99 + 50, Categories: []string{"booking", "contact"}, How: incident.HowExposed},
+		{Tenant: "cust-d", Records: 10, Categories: []string{"booking", "contact"}, How: incident.HowExposed},
+		{Tenant: "cust-x", Records: 0, Categories: []string{"health"}, How: incident.HowExposed},
+	}
+	got := inc.Scope.Tenants
+	if len(got) != len(want) {
+		t.Fatalf("scope:\n got %+v\nwant %+v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Tenant != w.Tenant || g.How != w.How || g.Records != w.Records || !equalStrings(g.Categories, w.Categories) {
+			t.Errorf("tenant %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+	if inc.Scope.Partial {
+		t.Error("scope marked partial")
+	}
+	// A scope recorded once: the same finding again changes nothing.
+	seq := inc.Seq
+	if _, err := tr.Findings(ctx, []incident.Finding{f}); err != nil {
+		t.Fatal(err)
+	}
+	if inc, _ := tr.Get(ids[0]); inc.Seq != seq {
+		t.Error("a replay rescoped")
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRolesForEveryCommand: each role may give exactly the documented
+// commands.
+func TestRolesForEveryCommand(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	tr := newTracker(t, openStore(t, t.TempDir()), c)
+	ids, err := tr.Findings(ctx, []incident.Finding{finding("r", "g", c.t, 1, "cust-nl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string][]string{
+		"engineer": {CmdAcknowledge, CmdConfirm, CmdDismiss, CmdReopen, CmdStatus, CmdAssign, CmdNote},
+		"dpo":      {CmdAcknowledge, CmdConfirm, CmdDismiss, CmdReopen, CmdStatus, CmdAssign, CmdNote, CmdAwareness, CmdDetermine, CmdFile},
+		"admin":    {CmdAcknowledge, CmdConfirm, CmdDismiss, CmdReopen, CmdStatus, CmdAssign, CmdNote, CmdAwareness, CmdDetermine, CmdFile},
+		"app":      nil, "ingest": nil, "": nil, "root": nil,
+	}
+	all := []string{CmdAcknowledge, CmdConfirm, CmdDismiss, CmdReopen, CmdStatus, CmdAwareness, CmdDetermine, CmdAssign, CmdNote, CmdFile}
+	for role, cmds := range allowed {
+		for _, cmd := range all {
+			want := false
+			for _, c := range cmds {
+				want = want || c == cmd
+			}
+			if got := Allowed(role, cmd); got != want {
+				t.Errorf("Allowed(%q, %q) = %v; want %v", role, cmd, got, want)
+			}
+			// And Do enforces it before anything else.
+			_, err := tr.Do(ctx, Actor{Name: "x", Role: role}, Command{Incident: ids[0], Name: cmd})
+			if forbidden := err == ErrForbidden; forbidden == want {
+				t.Errorf("Do(%q as %q): %v", cmd, role, err)
+			}
+		}
+	}
+}
+
+// TestOpenExposureRescoped: while an exposure is open, reads that come
+// later make their tenants accessed, at the next periodic scoping.
+func TestOpenExposureRescoped(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, t.TempDir())
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	read := func(id string, at time.Time, actorType string) event.AccessEvent {
+		return event.AccessEvent{ID: id, Time: at, Tenant: "cust-a", Actor: event.Actor{ID: "x", Type: actorType, Tenant: "cust-a"},
+			Action: event.ActionRead, Resource: event.Resource{Type: "file", Store: "s3://b"}, Records: 5, Outcome: event.OutcomeSuccess}
+	}
+	if err := st.Write(ctx, &event.Batch{Access: []event.AccessEvent{read("own", t0.Add(-time.Hour), event.ActorCustomerUser)}}); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t0.Add(time.Minute)}
+	tr, err := New(ctx, st, Options{Access: st, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := incident.Finding{RuleID: "store-made-public", GroupKey: "s3://b", Kind: incident.KindExposure, WindowStart: t0,
+		FirstSeen: t0, LastSeen: t0, Count: 1, Affected: incident.Affected{Scope: incident.ScopeStore, Stores: []string{"s3://b"}}}
+	f.Fingerprint = incident.Fingerprint(f.RuleID, f.GroupKey, f.WindowStart)
+	ids, err := tr.Findings(ctx, []incident.Finding{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	how := func() string {
+		inc, _ := tr.Get(ids[0])
+		if len(inc.Scope.Tenants) != 1 {
+			t.Fatalf("scope: %+v", inc.Scope)
+		}
+		return inc.Scope.Tenants[0].How
+	}
+	if h := how(); h != incident.HowExposed {
+		t.Fatalf("before any read: %s", h)
+	}
+	if err := st.Write(ctx, &event.Batch{Access: []event.AccessEvent{read("anon", t0.Add(2*time.Minute), event.ActorAnonymous)}}); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(2 * time.Minute)
+	tr.Tick(ctx, &recorder{}, Reminders{})
+	if h := how(); h != incident.HowExposed {
+		t.Fatalf("rescoped sooner than RescopeEvery: %s", h)
+	}
+	c.advance(RescopeEvery)
+	tr.Tick(ctx, &recorder{}, Reminders{})
+	if h := how(); h != incident.HowAccessed {
+		t.Fatalf("after %v: %s; want accessed", RescopeEvery, h)
+	}
+}
