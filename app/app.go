@@ -146,7 +146,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		}
 		return nil
 	}
-	tr, err := newTracker(ctx, o, st, inventory, rt.Now, log.Named("tracker"))
+	tr, err := newTracker(ctx, o, st, inventory, reg, rt.Now, log.Named("tracker"))
 	if err != nil {
 		return err
 	}
@@ -335,7 +335,7 @@ func (s *findingSink) Findings(ctx context.Context, fs []incident.Finding) error
 func newTracker(ctx context.Context, o Options, st interface {
 	tracker.Store
 	tracker.AccessSource
-}, inventory func() *incident.Inventory, now func() time.Time, log *zap.Logger) (*tracker.Tracker, error) {
+}, inventory func() *incident.Inventory, reg prometheus.Registerer, now func() time.Time, log *zap.Logger) (*tracker.Tracker, error) {
 	regimes, err := tracker.DefaultRegimes()
 	if o.Tracker.RegimeTable != "" {
 		var data []byte
@@ -358,7 +358,7 @@ func newTracker(ctx context.Context, o Options, st interface {
 	tr, err := tracker.New(ctx, st, tracker.Options{Regimes: regimes, Apply: o.Tracker.Regimes, ByCountry: o.Tracker.RegimesByCountry,
 		Customers: customers, ProcessorTarget: time.Duration(o.Tracker.ProcessorTarget), Zone: zone,
 		ConsoleURL: strings.TrimSuffix(o.Tracker.ConsoleURL, "/"), Access: st, Inventory: inventory,
-		PrivilegedGroups: o.Tracker.PrivilegedGroups, Now: now, Log: log})
+		PrivilegedGroups: o.Tracker.PrivilegedGroups, Registerer: reg, Now: now, Log: log})
 	if err != nil {
 		return nil, err
 	}

@@ -258,6 +258,12 @@ func TestIncidentsEndToEnd(t *testing.T) {
 			t.Errorf("audit trail %v lacks %s", trail, want)
 		}
 	}
+	if v := metric(t, info.HTTPAddr, `breachwatch_incidents{status="dismissed"}`); v != 1 {
+		t.Errorf("breachwatch_incidents{status=dismissed} = %v; want 1", v)
+	}
+	if v := metric(t, info.HTTPAddr, "breachwatch_tracker_reminders_total"); v < 1 {
+		t.Errorf("breachwatch_tracker_reminders_total = %v; want the processor target's reminder", v)
+	}
 	code, out, errOut = runMain(t, "audit", "verify", "--data-dir", o.DataDir)
 	if code != 0 || !strings.Contains(out, "audit log intact") {
 		t.Fatalf("audit verify: %d %s%s", code, out, errOut)

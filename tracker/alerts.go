@@ -101,6 +101,7 @@ func (t *Tracker) Tick(ctx context.Context, a Alerter, r Reminders) {
 			return
 		}
 		if err := t.tickIncident(ctx, a, r, id); err != nil {
+			t.m.alertErrors.Inc()
 			t.log.Warn("alerting failed; will retry", zap.String("incident", id), zap.Error(err))
 		}
 	}
@@ -154,6 +155,7 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 		if err := a.Remind(ctx, ref, v, d, left); err != nil {
 			return fmt.Errorf("sending a reminder: %w", err)
 		}
+		t.m.reminders.Inc()
 		if err := t.record(ctx, id, incident.ActReminded, incident.Reminder{Obligation: d.ID, Point: point, Left: left}); err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/breachwatch/breachwatch/incident"
@@ -64,6 +65,8 @@ type Options struct {
 	Inventory func() *incident.Inventory
 	// PrivilegedGroups: employees in these may read customer data.
 	PrivilegedGroups []string
+	// Registerer receives the tracker's metrics; nil: none.
+	Registerer prometheus.Registerer
 	Now              func() time.Time
 	Log              *zap.Logger
 }
@@ -110,6 +113,7 @@ type Tracker struct {
 	alerts    map[string]incident.AlertRef
 	updated   map[string]updateMark // what each alert last showed
 	scopedAt  map[string]time.Time  // when each incident was last scoped (in memory)
+	m         metrics
 	changed   chan struct{}
 }
 
@@ -155,6 +159,9 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tracker: rebuilding incidents from the audit log: %w", err)
+	}
+	if err := t.register(o.Registerer); err != nil {
+		return nil, fmt.Errorf("tracker: metrics: %w", err)
 	}
 	// Alerts of closed and dismissed incidents are final; active ones are
 	// rewritten once after a start, to refresh their countdowns.
