@@ -67,8 +67,8 @@ type Options struct {
 	PrivilegedGroups []string
 	// Registerer receives the tracker's metrics; nil: none.
 	Registerer prometheus.Registerer
-	Now              func() time.Time
-	Log              *zap.Logger
+	Now        func() time.Time
+	Log        *zap.Logger
 }
 
 // Actor is who asks for a change, with the role they act in.
