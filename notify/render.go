@@ -1,0 +1,419 @@
+// Package notify drafts customer notices into each customer's language and
+// delivers them: the outbox and its ledger, e-mail (notify/email), in-app
+// notices (notify/inapp) and the dev mailbox. Slack for engineers lives in
+// notify/slack.
+package notify
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html"
+	htmltemplate "html/template"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/go-playground/locales"
+	"github.com/go-playground/locales/ar"
+	"github.com/go-playground/locales/en"
+	"github.com/go-playground/locales/fr"
+	"github.com/go-playground/locales/nl"
+	"github.com/go-playground/locales/sv"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/text/language"
+
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+//go:embed catalog/*.yaml
+var catalogFS embed.FS
+
+// translators are the CLDR locale data (dates, times, numbers) per
+// supported locale; a catalog without one is an error.
+var translators = map[string]func() locales.Translator{
+	"en": en.New, "nl": nl.New, "sv": sv.New, "fr": fr.New, "ar": ar.New,
+}
+
+// Catalog is the fixed wording of notices in one locale, with its CLDR data.
+type Catalog struct {
+	Locale   string
+	Language string // the language's own name
+	Dir      string // "ltr" or "rtl"
+	msgs     map[string]string
+	tr       locales.Translator
+}
+
+// Catalogs are every supported locale; English is the last resort.
+type Catalogs struct {
+	by      map[string]*Catalog
+	tags    []language.Tag
+	matcher language.Matcher
+}
+
+var placeholder = regexp.MustCompile(`\{[a-z_]+\}`)
+
+// LoadCatalogs reads the embedded message catalogs. Every catalog must have
+// exactly English's keys, each message with the same placeholders.
+func LoadCatalogs() (*Catalogs, error) { return loadCatalogs(catalogFS, "catalog") }
+
+func loadCatalogs(fsys fs.FS, dir string) (*Catalogs, error) {
+	files, err := fs.Glob(fsys, dir+"/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	cs := &Catalogs{by: map[string]*Catalog{}}
+	for _, f := range files {
+		data, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return nil, err
+		}
+		loc := strings.TrimSuffix(path.Base(f), ".yaml")
+		msgs := map[string]string{}
+		if err := yaml.Unmarshal(data, &msgs); err != nil {
+			return nil, fmt.Errorf("catalog %s: %w", f, err)
+		}
+		newTr, ok := translators[loc]
+		if !ok {
+			return nil, fmt.Errorf("catalog %s: no CLDR locale data for %q is compiled in", f, loc)
+		}
+		c := &Catalog{Locale: loc, Language: msgs["language"], Dir: msgs["dir"], msgs: msgs, tr: newTr()}
+		if c.Dir != "ltr" && c.Dir != "rtl" {
+			return nil, fmt.Errorf("catalog %s: dir: want ltr or rtl, got %q", f, c.Dir)
+		}
+		cs.by[loc] = c
+	}
+	base := cs.by["en"]
+	if base == nil {
+		return nil, fmt.Errorf("catalog: en.yaml is missing (English is the fallback)")
+	}
+	for loc, c := range cs.by {
+		for k, v := range base.msgs {
+			w, ok := c.msgs[k]
+			if !ok {
+				return nil, fmt.Errorf("catalog %s.yaml: key %q is missing", loc, k)
+			}
+			if !slices.Equal(sortedPlaceholders(v), sortedPlaceholders(w)) {
+				return nil, fmt.Errorf("catalog %s.yaml: %s: placeholders %v differ from English %v", loc, k, sortedPlaceholders(w), sortedPlaceholders(v))
+			}
+		}
+		for k := range c.msgs {
+			if _, ok := base.msgs[k]; !ok {
+				return nil, fmt.Errorf("catalog %s.yaml: key %q is not in en.yaml", loc, k)
+			}
+		}
+	}
+	// English first: the matcher falls back to the first tag.
+	locs := []string{"en"}
+	for loc := range cs.by {
+		if loc != "en" {
+			locs = append(locs, loc)
+		}
+	}
+	slices.Sort(locs[1:])
+	for _, l := range locs {
+		cs.tags = append(cs.tags, language.MustParse(l))
+	}
+	cs.matcher = language.NewMatcher(cs.tags)
+	return cs, nil
+}
+
+func sortedPlaceholders(s string) []string {
+	ps := placeholder.FindAllString(s, -1)
+	slices.Sort(ps)
+	return slices.Compact(ps)
+}
+
+// Locales lists the supported locales, English first.
+func (cs *Catalogs) Locales() []string {
+	out := make([]string, len(cs.tags))
+	for i, t := range cs.tags {
+		out[i] = t.String()
+	}
+	return out
+}
+
+// Match picks the catalog for a customer's locale: the same language (nl-BE
+// → nl), else English.
+func (cs *Catalogs) Match(locale string) *Catalog {
+	if c := cs.by[locale]; c != nil {
+		return c
+	}
+	tag, err := language.Parse(locale)
+	if err != nil {
+		return cs.by["en"]
+	}
+	_, i, conf := cs.matcher.Match(tag)
+	if conf == language.No {
+		return cs.by["en"]
+	}
+	return cs.by[cs.tags[i].String()]
+}
+
+// msg fills a message's placeholders. esc escapes the values (and the
+// message text) for the output format; in a right-to-left locale each value
+// is wrapped in Unicode directional isolates, so that an e-mail address or
+// a product name in Latin script does not scramble the sentence.
+func (c *Catalog) msg(key string, esc func(string) string, kv ...string) string {
+	m := c.msgs[key]
+	var b strings.Builder
+	last := 0
+	for _, loc := range placeholder.FindAllStringIndex(m, -1) {
+		b.WriteString(esc(m[last:loc[0]]))
+		name := m[loc[0]+1 : loc[1]-1]
+		val := ""
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i] == name {
+				val = kv[i+1]
+			}
+		}
+		if c.Dir == "rtl" {
+			b.WriteString("\u2068" + esc(val) + "\u2069")
+		} else {
+			b.WriteString(esc(val))
+		}
+		last = loc[1]
+	}
+	b.WriteString(esc(m[last:]))
+	return b.String()
+}
+
+// Time formats t in the zone with the locale's CLDR long date and short
+// time, and the UTC offset (unambiguous in every language).
+func (c *Catalog) Time(t time.Time, zone *time.Location) string {
+	if zone == nil {
+		zone = time.UTC
+	}
+	t = t.In(zone)
+	_, off := t.Zone()
+	sign := "+"
+	if off < 0 {
+		sign, off = "-", -off
+	}
+	return fmt.Sprintf("%s %s (UTC%s%02d:%02d)", c.tr.FmtDateLong(t), c.tr.FmtTimeShort(t), sign, off/3600, off%3600/60)
+}
+
+// Number formats n with the locale's CLDR grouping.
+func (c *Catalog) Number(n int64) string { return c.tr.FmtNumber(float64(n), 0) }
+
+// Category names a data category in the locale; unknown names stay as
+// they are.
+func (c *Catalog) Category(name string) string {
+	if s, ok := c.msgs["category."+name]; ok {
+		return s
+	}
+	return name
+}
+
+// Facts are what one customer's notice states beyond the version's text.
+type Facts struct {
+	How        string // incident.HowAccessed or HowExposed
+	Records    int64
+	Categories []string
+	Locale     string
+	Zone       *time.Location
+	// RecordsText, when set, is written instead of the formatted Records
+	// (a per-recipient substitution tag for batched e-mail).
+	RecordsText string
+}
+
+// Rendered is one customer's notice, ready to send or show.
+type Rendered struct {
+	Locale  string `json:"locale"`
+	Dir     string `json:"dir"`
+	Subject string `json:"subject"`
+	Text    string `json:"text"`
+	HTML    string `json:"html"`
+	// Fallback names the free-text fields shown in English because the
+	// version has no text for them in this locale.
+	Fallback []string `json:"fallback,omitempty"`
+}
+
+type section struct {
+	Heading  string
+	Paras    []string
+	Fallback bool // shown in English
+}
+
+type page struct {
+	Lang, Dir, Subject, Greeting, Intro, FallbackNote, Footer string
+	Sections                                                  []section
+}
+
+
+var textTmpl = template.Must(template.New("text").Parse(`{{.Greeting}}
+
+{{.Intro}}
+{{range .Sections}}
+{{.Heading}}
+{{if .Fallback}}({{$.FallbackNote}})
+{{end}}{{range .Paras}}{{.}}
+{{end}}{{end}}
+--
+{{.Footer}}
+`))
+
+// Render writes one customer's notice from an approved (or previewed)
+// version: the version's free text in the locale (falling back to English,
+// visibly), the fixed wording and CLDR dates of the locale, the facts of
+// the customer.
+func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error) {
+	c := cs.Match(f.Locale)
+	n := &v.Notice
+	own, hasOwn := n.Text[c.Locale]
+	enText := n.Text["en"]
+	var fallback []string
+	free := func(name, mine, english string) (string, bool) {
+		if hasOwn && strings.TrimSpace(mine) != "" {
+			return mine, false
+		}
+		if c.Locale != "en" {
+			fallback = append(fallback, name)
+		}
+		return english, c.Locale != "en"
+	}
+	nature, fbNature := free("nature", own.Nature, enText.Nature)
+	cons, fbCons := free("consequences", own.Consequences, enText.Consequences)
+	meas, fbMeas := free("measures", own.Measures, enText.Measures)
+	acts, fbActs := free("actions", own.Actions, enText.Actions)
+
+	cats := f.Categories
+	if len(n.Categories) > 0 {
+		cats = n.Categories
+	}
+	records := f.RecordsText
+	if records == "" {
+		records = c.Number(f.Records)
+	}
+
+	build := func(esc func(string) string) (intro string, secs []section) {
+		introKey := "intro_exposed"
+		if f.How == incident.HowAccessed {
+			introKey = "intro_accessed"
+		}
+		intro = c.msg(introKey, esc, "product", n.Product)
+		var when string
+		if v.WindowTo.IsZero() {
+			when = c.msg("window_open", esc, "from", c.Time(v.WindowFrom, f.Zone))
+		} else {
+			when = c.msg("window_closed", esc, "from", c.Time(v.WindowFrom, f.Zone), "to", c.Time(v.WindowTo, f.Zone))
+		}
+		names := make([]string, len(cats))
+		for i, k := range cats {
+			names[i] = c.Category(k)
+		}
+		data := []string{c.msg("records", esc, "records", records)}
+		if len(names) > 0 {
+			data = append(data, c.msg("categories", esc, "categories", strings.Join(names, c.msgs["list_separator"])))
+		}
+		contact := []string{c.msg("contact", esc, "name", n.Contact.Name, "email", n.Contact.Email)}
+		if n.Contact.Phone != "" {
+			contact = append(contact, c.msg("contact_phone", esc, "phone", n.Contact.Phone))
+		}
+		contact = append(contact, c.msg("complaint", esc, "authority", n.Authority.Name))
+		if n.Authority.Website != "" {
+			contact = append(contact, c.msg("complaint_website", esc, "website", n.Authority.Website))
+		}
+		secs = []section{
+			{Heading: c.msgs["heading_what"], Paras: []string{nature}, Fallback: fbNature},
+			{Heading: c.msgs["heading_when"], Paras: []string{when}},
+			{Heading: c.msgs["heading_data"], Paras: data},
+			{Heading: c.msgs["heading_consequences"], Paras: []string{cons}, Fallback: fbCons},
+			{Heading: c.msgs["heading_measures"], Paras: []string{meas}, Fallback: fbMeas},
+			{Heading: c.msgs["heading_actions"], Paras: []string{acts, c.msg("no_links", esc, "product", n.Product)}, Fallback: fbActs},
+			{Heading: c.msgs["heading_contact"], Paras: contact},
+		}
+		return intro, secs
+	}
+
+	out := Rendered{Locale: c.Locale, Dir: c.Dir, Fallback: fallback}
+	out.Subject = oneLine(c.msg("subject", func(s string) string { return s }, "product", n.Product))
+
+	// Plain text.
+	intro, secs := build(func(s string) string { return s })
+	for i := range secs {
+		secs[i].Paras = splitParas(secs[i].Paras)
+	}
+	var tb bytes.Buffer
+	if err := textTmpl.Execute(&tb, page{Greeting: c.msgs["greeting"], Intro: intro, Sections: secs,
+		FallbackNote: c.msgs["fallback"], Footer: c.msgs["footer"]}); err != nil {
+		return Rendered{}, fmt.Errorf("render %s text: %w", c.Locale, err)
+	}
+	out.Text = tb.String()
+
+	// HTML: fixed sentences are built escaped; the DPO's free text goes
+	// through html/template, in its own language and direction when it
+	// fell back to English.
+	var hb bytes.Buffer
+	hintro, hsecs := build(html.EscapeString)
+	freeIdx := map[int]bool{0: true, 3: true, 4: true, 5: true} // sections whose first paragraph is free text
+	type hsec struct {
+		Heading  string
+		Fixed    []htmltemplate.HTML
+		Free     []string
+		Fallback bool
+	}
+	var hs []hsec
+	for i, s := range hsecs {
+		h := hsec{Heading: s.Heading, Fallback: s.Fallback}
+		paras := s.Paras
+		if freeIdx[i] {
+			h.Free = splitParas(s.Paras[:1]) // raw: html/template escapes it
+			paras = paras[1:]
+		}
+		for _, p := range paras {
+			h.Fixed = append(h.Fixed, htmltemplate.HTML(p)) // escaped by build
+		}
+		hs = append(hs, h)
+	}
+	if err := htmlPage.Execute(&hb, map[string]any{
+		"Lang": c.Locale, "Dir": c.Dir, "Subject": out.Subject, "Greeting": c.msgs["greeting"],
+		"Intro": htmltemplate.HTML(hintro), "Sections": hs, "FallbackNote": c.msgs["fallback"], "Footer": c.msgs["footer"],
+	}); err != nil {
+		return Rendered{}, fmt.Errorf("render %s html: %w", c.Locale, err)
+	}
+	out.HTML = hb.String()
+	return out, nil
+}
+
+var htmlPage = htmltemplate.Must(htmltemplate.New("html").Parse(`<!DOCTYPE html>
+<html lang="{{.Lang}}" dir="{{.Dir}}">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>{{.Subject}}</title></head>
+<body style="margin:0;padding:16px;font-family:system-ui,-apple-system,'Segoe UI',Tahoma,Arial,sans-serif;line-height:1.5;color:#1b1b1b">
+<div dir="{{.Dir}}" style="max-width:40em;margin:0 auto">
+<p>{{.Greeting}}</p>
+<p>{{.Intro}}</p>
+{{range .Sections}}<h2 style="font-size:1.1em;margin:1.2em 0 .3em">{{.Heading}}</h2>
+{{if .Fallback}}<p style="color:#555"><em>{{$.FallbackNote}}</em></p>
+{{range .Free}}<p lang="en" dir="ltr">{{.}}</p>
+{{end}}{{else}}{{range .Free}}<p>{{.}}</p>
+{{end}}{{end}}{{range .Fixed}}<p>{{.}}</p>
+{{end}}{{end}}<hr style="border:0;border-top:1px solid #ccc">
+<p style="color:#555;font-size:.9em">{{.Footer}}</p>
+</div>
+</body>
+</html>
+`))
+
+var blankLine = regexp.MustCompile(`\n\s*\n`)
+
+// splitParas splits free text into paragraphs at blank lines.
+func splitParas(ps []string) []string {
+	var out []string
+	for _, p := range ps {
+		for _, q := range blankLine.Split(strings.TrimSpace(p), -1) {
+			if q = strings.TrimSpace(q); q != "" {
+				out = append(out, q)
+			}
+		}
+	}
+	return out
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
