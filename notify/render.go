@@ -244,7 +244,6 @@ type page struct {
 	Sections                                                  []section
 }
 
-
 var textTmpl = template.Must(template.New("text").Parse(`{{.Greeting}}
 
 {{.Intro}}
