@@ -178,7 +178,12 @@ type Incident struct {
 	Scope        Scope        `json:"scope"`
 	Obligations  []Obligation `json:"obligations"`
 	Notes        []Note       `json:"notes,omitempty"`
-	UpdatedAt    time.Time    `json:"updated_at"`
+	// Notices are the customer notice's versions, oldest first; Sending is
+	// the version being sent (0: none yet), Progress how far it got.
+	Notices       []NoticeVersion `json:"notices,omitempty"`
+	NoticeSending int             `json:"notice_sending,omitempty"`
+	NoticeSentAt  time.Time       `json:"notice_sent_at,omitzero"`
+	UpdatedAt     time.Time       `json:"updated_at"`
 	// Seq is the sequence number of the last audit entry folded in.
 	Seq int64 `json:"seq"`
 }
@@ -200,6 +205,34 @@ func (inc *Incident) Obligation(id string) *Obligation {
 	for i := range inc.Obligations {
 		if inc.Obligations[i].ID == id {
 			return &inc.Obligations[i]
+		}
+	}
+	return nil
+}
+
+// Notice returns version n of the notice, or nil.
+func (inc *Incident) Notice(n int) *NoticeVersion {
+	if n < 1 || n > len(inc.Notices) {
+		return nil
+	}
+	return &inc.Notices[n-1]
+}
+
+// NeedsNotice reports whether the incident owes its customers a notice.
+func (inc *Incident) NeedsNotice() bool {
+	for _, o := range inc.Obligations {
+		if o.Recipient == "customers" {
+			return true
+		}
+	}
+	return false
+}
+
+// LatestApproved is the newest approved notice version, or nil.
+func (inc *Incident) LatestApproved() *NoticeVersion {
+	for i := len(inc.Notices) - 1; i >= 0; i-- {
+		if inc.Notices[i].Approved() {
+			return &inc.Notices[i]
 		}
 	}
 	return nil

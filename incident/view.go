@@ -34,6 +34,35 @@ type View struct {
 	AuditSeq     int64             `json:"audit_seq"`
 	TimeZone     string            `json:"time_zone"` // the organisation's, for the *_local fields
 	Links        map[string]string `json:"links,omitempty"`
+	// Notice is the customer notice's workflow; null when the incident owes
+	// customers no notice and none was drafted.
+	Notice *NoticeView `json:"notice"`
+}
+
+// NoticeView is the customer notice's workflow as the API shows it.
+type NoticeView struct {
+	Versions []NoticeVersionView `json:"versions"`
+	// AwaitingApproval: no version is approved yet.
+	AwaitingApproval bool       `json:"awaiting_approval"`
+	Sending          int        `json:"sending"` // the version being sent; 0: none
+	SentAt           *time.Time `json:"sent_at"` // every customer reached
+}
+
+// NoticeVersionView is one version, without its text.
+type NoticeVersionView struct {
+	Version      int        `json:"version"`
+	Author       string     `json:"author"`
+	At           time.Time  `json:"at"`
+	Hash         string     `json:"hash"`
+	ApprovedBy   string     `json:"approved_by,omitempty"`
+	ApprovedAt   *time.Time `json:"approved_at"`
+	SelfApproved bool       `json:"self_approved,omitempty"`
+	// Missing names the required elements it lacks (it cannot be
+	// approved while any are).
+	Missing []string `json:"missing"`
+	// ScopeCurrent: the affected customers are still those it was
+	// written against.
+	ScopeCurrent bool `json:"scope_current"`
 }
 
 // Deadline is an obligation as the API shows it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -78,6 +79,7 @@ func (t *Tracker) View(inc incident.Incident) View {
 			}
 		}
 	}
+	v.Notice = noticeView(&inc)
 	if t.opts.ConsoleURL != "" {
 		v.Links = map[string]string{"console": t.opts.ConsoleURL + "/incidents/" + inc.ID}
 	}
@@ -165,6 +167,11 @@ type commandBody struct {
 	To        string    `json:"to"`
 	At        time.Time `json:"at"`
 	Reference string    `json:"reference"`
+	// The notice workflow: draft takes notice; approve takes version and
+	// hash.
+	Notice  *incident.Notice `json:"notice"`
+	Version int              `json:"version"`
+	Hash    string           `json:"hash"`
 }
 
 // Command serves POST /api/v1/incidents/{id}/{command}.
@@ -177,14 +184,16 @@ func (a *API) Command() http.Handler {
 		}
 		var b commandBody
 		if r.ContentLength != 0 {
-			dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&b); err != nil && !errors.Is(err, io.EOF) {
-				writeError(w, http.StatusBadRequest, "body: want a JSON object with reason, to, at (RFC 3339) or reference")
+				writeError(w, http.StatusBadRequest, "body: want a JSON object with reason, to, at (RFC 3339), reference, notice, version or hash: "+
+					strings.TrimPrefix(err.Error(), "json: "))
 				return
 			}
 		}
-		cmd := Command{Incident: r.PathValue("id"), Name: r.PathValue("command"), Reason: b.Reason, To: b.To, At: b.At, Reference: b.Reference}
+		cmd := Command{Incident: r.PathValue("id"), Name: r.PathValue("command"), Reason: b.Reason, To: b.To, At: b.At, Reference: b.Reference,
+			Notice: b.Notice, Version: b.Version, Hash: b.Hash}
 		inc, err := a.t.Do(r.Context(), by, cmd)
 		var ie *InvalidError
 		switch {
@@ -201,4 +210,21 @@ func (a *API) Command() http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "the change could not be recorded; try again")
 		}
 	})
+}
+
+// noticeView summarizes the notice workflow for the incident's view: the
+// versions (without their text), what is missing from each, what is sent.
+func noticeView(inc *incident.Incident) *incident.NoticeView {
+	if len(inc.Notices) == 0 && !inc.NeedsNotice() {
+		return nil
+	}
+	nv := &incident.NoticeView{Versions: []incident.NoticeVersionView{}, Sending: inc.NoticeSending, SentAt: ptr(inc.NoticeSentAt)}
+	for i := range inc.Notices {
+		v := &inc.Notices[i]
+		nv.Versions = append(nv.Versions, incident.NoticeVersionView{Version: v.Version, Author: v.Author, At: v.At, Hash: v.Hash,
+			ApprovedBy: v.ApprovedBy, ApprovedAt: ptr(v.ApprovedAt), SelfApproved: v.SelfApproved, Missing: nonNil(v.Missing()),
+			ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope)})
+	}
+	nv.AwaitingApproval = inc.LatestApproved() == nil
+	return nv
 }

@@ -81,6 +81,10 @@ func apply(inc *incident.Incident, e *incident.AuditEntry) error {
 				o.LateReason = e.Reason
 			}
 		}
+	case incident.ActNoticeDrafted, incident.ActNoticeApproved, incident.ActNoticeSend, incident.ActNoticeSent:
+		if err := applyNotice(inc, e); err != nil {
+			return err
+		}
 	case incident.ActReminded, incident.ActAlerted:
 		// Ledger entries: they change no state the API shows; the tracker
 		// reads them back through its reminder and alert ledgers.

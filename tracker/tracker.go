@@ -65,6 +65,10 @@ type Options struct {
 	Inventory func() *incident.Inventory
 	// PrivilegedGroups: employees in these may read customer data.
 	PrivilegedGroups []string
+	// SelfApproval lets a DPO approve a notice version they wrote (a
+	// one-person team). Off by default: four eyes. Each such approval
+	// needs a reason and is marked in the audit log.
+	SelfApproval bool
 	// Registerer receives the tracker's metrics; nil: none.
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -416,6 +420,9 @@ const (
 	CmdAssign      = "assign"    // To
 	CmdNote        = "note"      // Reason: the text
 	CmdFile        = "file"      // To: the obligation; At; Reference; reason required when late; DPO only
+	CmdDraft       = "draft"     // Notice: a new version of the customer notice
+	CmdApprove     = "approve"   // Version and Hash; DPO only, not the version's author (see Options.SelfApproval)
+	CmdSend        = "send"      // send the latest approved version to every affected customer
 )
 
 // Command is a change someone asks for.
@@ -426,6 +433,9 @@ type Command struct {
 	To        string
 	At        time.Time
 	Reference string
+	Notice    *incident.Notice // CmdDraft
+	Version   int              // CmdApprove
+	Hash      string           // CmdApprove: the content hash the approver reviewed
 }
 
 // roles says who may give each command (admin may give all).
@@ -440,6 +450,9 @@ var roles = map[string][]string{
 	CmdAwareness:   {"dpo"},
 	CmdDetermine:   {"dpo"},
 	CmdFile:        {"dpo"},
+	CmdDraft:       {"engineer", "dpo"},
+	CmdApprove:     {"dpo"},
+	CmdSend:        {"engineer", "dpo"},
 }
 
 // Allowed reports whether a role may give a command.
@@ -563,6 +576,11 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 			return *inc, invalid("this filing is late (due %s): give the reasons for the delay", o.DueAt.Format(time.RFC3339))
 		}
 		action, data, recompute = incident.ActFiled, incident.Filing{Obligation: o.ID, At: c.At.UTC(), Reference: c.Reference}, true
+	case CmdDraft, CmdApprove, CmdSend:
+		var err error
+		if action, data, err = t.noticeCommand(inc, by, c, now); err != nil {
+			return *inc, err
+		}
 	}
 	e, err := entry(inc.ID, by, action, c.Reason, data, now)
 	if err != nil {

@@ -1,0 +1,158 @@
+package tracker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// noticeCommand validates a draft, approve or send command and returns the
+// audit entry's action and data. Called with t.mu held.
+func (t *Tracker) noticeCommand(inc *incident.Incident, by Actor, c Command, now time.Time) (string, any, error) {
+	switch c.Name {
+	case CmdDraft:
+		if !inc.Status.Active() {
+			return "", nil, invalid("the incident is %s: reopen it before drafting a notice", inc.Status)
+		}
+		if c.Notice == nil {
+			return "", nil, invalid("a draft needs the notice's content")
+		}
+		if err := incident.CheckNotice(c.Notice); err != nil {
+			return "", nil, invalid("notice: %v", err)
+		}
+		from, to := incident.NoticeWindow(inc)
+		v := incident.NoticeVersion{Version: len(inc.Notices) + 1, Author: by.Name, At: now, Notice: *c.Notice,
+			WindowFrom: from, WindowTo: to, ScopeHash: incident.ScopeHash(inc.Scope)}
+		v.Hash = v.ComputeHash()
+		return incident.ActNoticeDrafted, v, nil
+	case CmdApprove:
+		v := inc.Notice(c.Version)
+		switch {
+		case v == nil:
+			return "", nil, invalid("the incident has no notice version %d", c.Version)
+		case v.Approved():
+			return "", nil, invalid("version %d was already approved by %s", v.Version, v.ApprovedBy)
+		case c.Hash != v.Hash:
+			return "", nil, invalid("version %d's content hash is %s, not %q: review the version you approve", v.Version, v.Hash, c.Hash)
+		case v.ScopeHash != incident.ScopeHash(inc.Scope):
+			return "", nil, invalid("the affected customers changed after version %d was drafted: draft a new version", v.Version)
+		}
+		if miss := v.Missing(); len(miss) > 0 {
+			return "", nil, invalid("version %d lacks required elements: %s", v.Version, strings.Join(miss, "; "))
+		}
+		self := v.Author == by.Name
+		if self && !t.opts.SelfApproval {
+			return "", nil, invalid("four eyes: %s wrote version %d, so another DPO must approve it", by.Name, v.Version)
+		}
+		if self && c.Reason == "" {
+			return "", nil, invalid("approving your own version needs a reason (it is kept in the audit log)")
+		}
+		return incident.ActNoticeApproved, incident.Approval{Version: v.Version, Hash: v.Hash, SelfApproved: self}, nil
+	case CmdSend:
+		v := inc.LatestApproved()
+		switch {
+		case v == nil:
+			return "", nil, invalid("no notice version is approved yet")
+		case inc.NoticeSending == v.Version:
+			return "", nil, invalid("version %d is already being sent", v.Version)
+		case v.ScopeHash != incident.ScopeHash(inc.Scope):
+			return "", nil, invalid("the affected customers changed after version %d was drafted: draft and approve a new version", v.Version)
+		case inc.Status != incident.StatusConfirmed && inc.Status != incident.StatusNotifying && inc.Status != incident.StatusNotified:
+			return "", nil, invalid("notices go out for confirmed incidents; this one is %s", inc.Status)
+		}
+		return incident.ActNoticeSend, map[string]int{"version": v.Version}, nil
+	}
+	return "", nil, invalid("unknown command %q", c.Name)
+}
+
+// applyNotice folds the notice workflow's entries.
+func applyNotice(inc *incident.Incident, e *incident.AuditEntry) error {
+	switch e.Action {
+	case incident.ActNoticeDrafted:
+		var v incident.NoticeVersion
+		if err := json.Unmarshal(e.Data, &v); err != nil {
+			return fmt.Errorf("audit entry %d: notice: %w", e.Seq, err)
+		}
+		inc.Notices = append(inc.Notices, v)
+	case incident.ActNoticeApproved:
+		var a incident.Approval
+		if err := json.Unmarshal(e.Data, &a); err != nil {
+			return fmt.Errorf("audit entry %d: approval: %w", e.Seq, err)
+		}
+		if v := inc.Notice(a.Version); v != nil && v.Hash == a.Hash {
+			v.ApprovedBy, v.ApprovedAt, v.SelfApproved = e.Actor, e.At, a.SelfApproved
+		}
+	case incident.ActNoticeSend:
+		var d struct{ Version int }
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return fmt.Errorf("audit entry %d: send: %w", e.Seq, err)
+		}
+		inc.NoticeSending, inc.NoticeSentAt = d.Version, time.Time{}
+		if inc.Status == incident.StatusConfirmed {
+			inc.Status = incident.StatusNotifying
+		}
+	case incident.ActNoticeSent:
+		var p incident.NoticeProgress
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return fmt.Errorf("audit entry %d: progress: %w", e.Seq, err)
+		}
+		if p.Version != inc.NoticeSending {
+			return nil // a report about a version no longer being sent
+		}
+		inc.NoticeSentAt = e.At
+		for i := range inc.Obligations {
+			o := &inc.Obligations[i]
+			if o.Recipient == "customers" && !o.Met() {
+				o.MetAt = e.At
+				o.Late = !o.DueAt.IsZero() && e.At.After(o.DueAt)
+			}
+		}
+		if inc.Status == incident.StatusNotifying {
+			inc.Status = incident.StatusNotified
+		}
+	}
+	return nil
+}
+
+// Sending lists the incidents whose notice is being sent (or was sent):
+// the notifier's work. Each carries its notice versions and scope.
+func (t *Tracker) Sending() []incident.Incident {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []incident.Incident
+	for _, inc := range t.incidents {
+		if inc.NoticeSending > 0 {
+			out = append(out, *inc)
+		}
+	}
+	return out
+}
+
+// NoticeReached records that every affected customer of an incident was
+// reached with the version being sent (e-mail accepted or in-app notice
+// published): the customer obligations are met then. A report about
+// another version, or a repeated one, changes nothing.
+func (t *Tracker) NoticeReached(ctx context.Context, id string, p incident.NoticeProgress) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	inc := t.incidents[id]
+	if inc == nil {
+		return ErrNotFound
+	}
+	if inc.NoticeSending != p.Version || !inc.NoticeSentAt.IsZero() {
+		return nil
+	}
+	now := t.opts.Now().UTC()
+	e, err := entry(id, System, incident.ActNoticeSent, "", p, now)
+	if err != nil {
+		return err
+	}
+	if err := t.appendEntries(ctx, []incident.AuditEntry{e}); err != nil {
+		return err
+	}
+	return t.rescope(ctx, id, now)
+}
