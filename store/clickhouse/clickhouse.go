@@ -228,6 +228,39 @@ var migrations = [][]string{
 			SELECT resource_store AS store, tenant, toDate(time) AS day, count() AS events, sum(records) AS records
 			FROM {db}.access_events GROUP BY store, tenant, day`,
 	},
+	// v5: the notice outbox (one row per delivery, written before sending;
+	// each state change is a row with a higher ver, the newest wins) and
+	// the events that happened to deliveries afterwards (once per id).
+	{
+		`CREATE TABLE IF NOT EXISTS {db}.outbox (
+			id String,
+			incident String,
+			version UInt32,
+			tenant String,
+			recipient String,
+			channel String,
+			facts String,
+			state String,
+			attempts UInt32,
+			batch String,
+			error String,
+			created_ns Int64,
+			updated_ns Int64,
+			sent_ns Int64,
+			ver UInt64
+		) ENGINE = ReplacingMergeTree(ver)
+		ORDER BY (incident, id)`,
+		`CREATE TABLE IF NOT EXISTS {db}.delivery_events (
+			id String,
+			delivery String,
+			incident String,
+			tenant String,
+			type String,
+			at_ns Int64,
+			detail String
+		) ENGINE = ReplacingMergeTree()
+		ORDER BY (incident, id)`,
+	},
 }
 
 // SchemaVersion is the schema version this code writes.
@@ -882,4 +915,218 @@ func (s *Store) holders(ctx context.Context, q incident.AccessQuery) ([]incident
 // values are bound (and quoted) by the driver.
 func placeholders(n int) string {
 	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+const outboxCols = "id, incident, version, tenant, recipient, channel, facts, state, attempts, batch, error, created_ns, updated_ns, sent_ns"
+
+// EnqueueDeliveries writes outbox rows that are not there yet; a row
+// already written (whatever its state) is left as it is. The outbox has
+// one writer (the notifier), so reading the incident's ids first is safe.
+func (s *Store) EnqueueDeliveries(ctx context.Context, ds []incident.Delivery) error {
+	have := map[string]bool{}
+	incs := map[string]bool{}
+	for i := range ds {
+		incs[ds[i].Incident] = true
+	}
+	for inc := range incs {
+		rows, err := s.conn.Query(ctx, "SELECT DISTINCT id FROM "+s.table("outbox")+" WHERE incident = ?", inc)
+		if err != nil {
+			return fmt.Errorf("clickhouse store: outbox: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("clickhouse store: outbox: %w", err)
+			}
+			have[id] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("clickhouse store: outbox: %w", err)
+		}
+	}
+	var fresh []incident.Delivery
+	for _, d := range ds {
+		if !have[d.ID] {
+			have[d.ID] = true
+			fresh = append(fresh, d)
+		}
+	}
+	return s.putDeliveries(ctx, fresh, false)
+}
+
+// UpdateDeliveries records new states of outbox rows (the newest wins).
+func (s *Store) UpdateDeliveries(ctx context.Context, ds []incident.Delivery) error {
+	return s.putDeliveries(ctx, ds, true)
+}
+
+func (s *Store) putDeliveries(ctx context.Context, ds []incident.Delivery, update bool) error {
+	n := len(ds)
+	if n == 0 {
+		return nil
+	}
+	id, inc, tenant, rcpt, ch, facts, state, batch, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	version, attempts := make([]uint32, n), make([]uint32, n)
+	created, updated, sent := make([]int64, n), make([]int64, n), make([]int64, n)
+	ver := make([]uint64, n)
+	for i := range ds {
+		d := &ds[i]
+		f, err := json.Marshal(d.Facts)
+		if err != nil {
+			return fmt.Errorf("clickhouse store: outbox: %w", err)
+		}
+		id[i], inc[i], tenant[i], rcpt[i], ch[i], facts[i], state[i], batch[i], errs[i] = d.ID, d.Incident, d.Tenant, d.Recipient,
+			d.Channel, string(f), d.State, d.Batch, d.Error
+		version[i], attempts[i] = uint32(d.Version), uint32(d.Attempts)
+		created[i], updated[i], sent[i] = d.CreatedAt.UnixNano(), d.UpdatedAt.UnixNano(), 0
+		if !d.SentAt.IsZero() {
+			sent[i] = d.SentAt.UnixNano()
+		}
+		if update {
+			ver[i] = uint64(d.UpdatedAt.UnixNano())
+		}
+	}
+	return s.send(ctx, "outbox", outboxCols+", ver", []any{id, inc, version, tenant, rcpt, ch, facts, state, attempts, batch, errs,
+		created, updated, sent, ver})
+}
+
+// Deliveries calls fn for each outbox row q selects, by incident, tenant
+// and id.
+func (s *Store) Deliveries(ctx context.Context, q incident.DeliveryQuery, fn func(*incident.Delivery) error) error {
+	where, args := []string{"1 = 1"}, []any{}
+	if q.Incident != "" {
+		where, args = append(where, "incident = ?"), append(args, q.Incident)
+	}
+	if q.Version != 0 {
+		where, args = append(where, "version = ?"), append(args, uint32(q.Version))
+	}
+	if q.Tenant != "" {
+		where, args = append(where, "tenant = ?"), append(args, q.Tenant)
+	}
+	if q.Channel != "" {
+		where, args = append(where, "channel = ?"), append(args, q.Channel)
+	}
+	if len(q.States) > 0 {
+		where = append(where, "state IN "+placeholders(len(q.States)))
+		for _, st := range q.States {
+			args = append(args, st)
+		}
+	}
+	rows, err := s.conn.Query(ctx, "SELECT "+outboxCols+" FROM "+s.table("outbox")+" FINAL WHERE "+strings.Join(where, " AND ")+
+		" ORDER BY incident, tenant, id", args...)
+	if err != nil {
+		return fmt.Errorf("clickhouse store: outbox: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d incident.Delivery
+		var facts string
+		var version, attempts uint32
+		var created, updated, sent int64
+		if err := rows.Scan(&d.ID, &d.Incident, &version, &d.Tenant, &d.Recipient, &d.Channel, &facts, &d.State, &attempts,
+			&d.Batch, &d.Error, &created, &updated, &sent); err != nil {
+			return fmt.Errorf("clickhouse store: outbox: %w", err)
+		}
+		if err := json.Unmarshal([]byte(facts), &d.Facts); err != nil {
+			return fmt.Errorf("clickhouse store: outbox row %s: facts: %w", d.ID, err)
+		}
+		d.Version, d.Attempts = int(version), int(attempts)
+		d.CreatedAt, d.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+		if sent != 0 {
+			d.SentAt = time.Unix(0, sent).UTC()
+		}
+		if err := fn(&d); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("clickhouse store: outbox: %w", err)
+	}
+	return nil
+}
+
+// AddDeliveryEvents keeps the events not seen before (by id) and returns
+// those. Two writers racing on one event may both report it as new; the
+// table keeps it once.
+func (s *Store) AddDeliveryEvents(ctx context.Context, es []incident.DeliveryEvent) ([]incident.DeliveryEvent, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	have := map[string]bool{}
+	for start := 0; start < len(es); start += 1000 {
+		part := es[start:min(start+1000, len(es))]
+		args := make([]any, len(part))
+		for i, e := range part {
+			args[i] = e.ID
+		}
+		rows, err := s.conn.Query(ctx, "SELECT id FROM "+s.table("delivery_events")+" WHERE id IN "+placeholders(len(part)), args...)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse store: delivery events: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("clickhouse store: delivery events: %w", err)
+			}
+			have[id] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse store: delivery events: %w", err)
+		}
+	}
+	var added []incident.DeliveryEvent
+	var id, del, inc, tenant, typ, detail []string
+	var at []int64
+	for _, e := range es {
+		if have[e.ID] {
+			continue
+		}
+		have[e.ID] = true
+		added = append(added, e)
+		id, del, inc, tenant, typ, detail = append(id, e.ID), append(del, e.Delivery), append(inc, e.Incident), append(tenant, e.Tenant),
+			append(typ, e.Type), append(detail, e.Detail)
+		at = append(at, e.At.UnixNano())
+	}
+	if len(added) == 0 {
+		return nil, nil
+	}
+	if err := s.send(ctx, "delivery_events", "id, delivery, incident, tenant, type, at_ns, detail", []any{id, del, inc, tenant, typ, at, detail}); err != nil {
+		return nil, err
+	}
+	return added, nil
+}
+
+// DeliveryEvents calls fn for each event of an incident's deliveries
+// (those of one delivery when delivery is not empty), oldest first.
+func (s *Store) DeliveryEvents(ctx context.Context, inc, delivery string, fn func(*incident.DeliveryEvent) error) error {
+	q, args := "SELECT id, delivery, incident, tenant, type, at_ns, detail FROM "+s.table("delivery_events")+" FINAL WHERE incident = ?", []any{inc}
+	if delivery != "" {
+		q, args = q+" AND delivery = ?", append(args, delivery)
+	}
+	rows, err := s.conn.Query(ctx, q+" ORDER BY at_ns, id", args...)
+	if err != nil {
+		return fmt.Errorf("clickhouse store: delivery events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e incident.DeliveryEvent
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Delivery, &e.Incident, &e.Tenant, &e.Type, &at, &e.Detail); err != nil {
+			return fmt.Errorf("clickhouse store: delivery events: %w", err)
+		}
+		e.At = time.Unix(0, at).UTC()
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("clickhouse store: delivery events: %w", err)
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/breachwatch/breachwatch/event"
@@ -153,6 +154,36 @@ var migrations = []string{
 	) WITHOUT ROWID;
 	INSERT INTO store_tenants (store, tenant, day, events, records)
 		SELECT resource_store, tenant, day, count(*), sum(records) FROM access_events GROUP BY resource_store, tenant, day;`,
+	// v5: the notice outbox (one row per delivery, written before sending)
+	// and the events that happened to deliveries afterwards.
+	`CREATE TABLE outbox (
+		id TEXT NOT NULL PRIMARY KEY,
+		incident TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		tenant TEXT NOT NULL,
+		recipient TEXT NOT NULL,
+		channel TEXT NOT NULL,
+		facts TEXT NOT NULL,
+		state TEXT NOT NULL,
+		attempts INTEGER NOT NULL,
+		batch TEXT NOT NULL,
+		error TEXT NOT NULL,
+		created_ns INTEGER NOT NULL,
+		updated_ns INTEGER NOT NULL,
+		sent_ns INTEGER NOT NULL
+	);
+	CREATE INDEX outbox_incident ON outbox (incident, version, state);
+	CREATE INDEX outbox_tenant ON outbox (tenant, channel);
+	CREATE TABLE delivery_events (
+		id TEXT NOT NULL PRIMARY KEY,
+		delivery TEXT NOT NULL,
+		incident TEXT NOT NULL,
+		tenant TEXT NOT NULL,
+		type TEXT NOT NULL,
+		at_ns INTEGER NOT NULL,
+		detail TEXT NOT NULL
+	);
+	CREATE INDEX delivery_events_incident ON delivery_events (incident, delivery);`,
 }
 
 // SchemaVersion is the schema version this code writes.
@@ -692,4 +723,169 @@ func endOf(t time.Time) time.Time {
 		return event.MaxTime()
 	}
 	return t
+}
+
+// EnqueueDeliveries writes outbox rows that are not there yet; a row
+// already written (whatever its state) is left as it is.
+func (s *Store) EnqueueDeliveries(ctx context.Context, ds []incident.Delivery) error {
+	return s.putDeliveries(ctx, ds, `INSERT INTO outbox (id, incident, version, tenant, recipient, channel, facts, state,
+		attempts, batch, error, created_ns, updated_ns, sent_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING`)
+}
+
+// UpdateDeliveries records new states of outbox rows.
+func (s *Store) UpdateDeliveries(ctx context.Context, ds []incident.Delivery) error {
+	return s.putDeliveries(ctx, ds, `INSERT INTO outbox (id, incident, version, tenant, recipient, channel, facts, state,
+		attempts, batch, error, created_ns, updated_ns, sent_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts, batch = excluded.batch,
+		error = excluded.error, updated_ns = excluded.updated_ns, sent_ns = excluded.sent_ns`)
+}
+
+func (s *Store) putDeliveries(ctx context.Context, ds []incident.Delivery, stmt string) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite store: begin: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, stmt)
+	if err != nil {
+		return fmt.Errorf("sqlite store: outbox: %w", err)
+	}
+	defer st.Close()
+	for i := range ds {
+		d := &ds[i]
+		facts, err := json.Marshal(d.Facts)
+		if err != nil {
+			return fmt.Errorf("sqlite store: outbox: %w", err)
+		}
+		if _, err := st.ExecContext(ctx, d.ID, d.Incident, d.Version, d.Tenant, d.Recipient, d.Channel, string(facts), d.State,
+			d.Attempts, d.Batch, d.Error, d.CreatedAt.UnixNano(), d.UpdatedAt.UnixNano(), nanos(d.SentAt)); err != nil {
+			return fmt.Errorf("sqlite store: outbox: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite store: commit: %w", err)
+	}
+	return nil
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Deliveries calls fn for each outbox row q selects, by incident, tenant
+// and id.
+func (s *Store) Deliveries(ctx context.Context, q incident.DeliveryQuery, fn func(*incident.Delivery) error) error {
+	where, args := []string{"1=1"}, []any{}
+	for _, c := range []struct {
+		col string
+		val any
+		set bool
+	}{{"incident", q.Incident, q.Incident != ""}, {"version", q.Version, q.Version != 0}, {"tenant", q.Tenant, q.Tenant != ""},
+		{"channel", q.Channel, q.Channel != ""}} {
+		if c.set {
+			where, args = append(where, c.col+" = ?"), append(args, c.val)
+		}
+	}
+	if len(q.States) > 0 {
+		where = append(where, "state IN ("+strings.TrimSuffix(strings.Repeat("?,", len(q.States)), ",")+")")
+		for _, st := range q.States {
+			args = append(args, st)
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, incident, version, tenant, recipient, channel, facts, state, attempts, batch,
+		error, created_ns, updated_ns, sent_ns FROM outbox WHERE `+strings.Join(where, " AND ")+` ORDER BY incident, tenant, id`, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite store: outbox: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d incident.Delivery
+		var facts string
+		var created, updated, sent int64
+		if err := rows.Scan(&d.ID, &d.Incident, &d.Version, &d.Tenant, &d.Recipient, &d.Channel, &facts, &d.State, &d.Attempts,
+			&d.Batch, &d.Error, &created, &updated, &sent); err != nil {
+			return fmt.Errorf("sqlite store: outbox: %w", err)
+		}
+		if err := json.Unmarshal([]byte(facts), &d.Facts); err != nil {
+			return fmt.Errorf("sqlite store: outbox row %s: facts: %w", d.ID, err)
+		}
+		d.CreatedAt, d.UpdatedAt, d.SentAt = fromNanos(created), fromNanos(updated), fromNanos(sent)
+		if err := fn(&d); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite store: outbox: %w", err)
+	}
+	return nil
+}
+
+// AddDeliveryEvents keeps the events not seen before (by id) and returns
+// those.
+func (s *Store) AddDeliveryEvents(ctx context.Context, es []incident.DeliveryEvent) ([]incident.DeliveryEvent, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: begin: %w", err)
+	}
+	defer tx.Rollback()
+	var added []incident.DeliveryEvent
+	for _, e := range es {
+		res, err := tx.ExecContext(ctx, `INSERT INTO delivery_events (id, delivery, incident, tenant, type, at_ns, detail)
+			VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING`, e.ID, e.Delivery, e.Incident, e.Tenant, e.Type, e.At.UnixNano(), e.Detail)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: delivery events: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			added = append(added, e)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite store: commit: %w", err)
+	}
+	return added, nil
+}
+
+// DeliveryEvents calls fn for each event of an incident's deliveries
+// (those of one delivery when delivery is not empty), oldest first.
+func (s *Store) DeliveryEvents(ctx context.Context, inc, delivery string, fn func(*incident.DeliveryEvent) error) error {
+	q, args := `SELECT id, delivery, incident, tenant, type, at_ns, detail FROM delivery_events WHERE incident = ?`, []any{inc}
+	if delivery != "" {
+		q, args = q+" AND delivery = ?", append(args, delivery)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY at_ns, id", args...)
+	if err != nil {
+		return fmt.Errorf("sqlite store: delivery events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e incident.DeliveryEvent
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Delivery, &e.Incident, &e.Tenant, &e.Type, &at, &e.Detail); err != nil {
+			return fmt.Errorf("sqlite store: delivery events: %w", err)
+		}
+		e.At = fromNanos(at)
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite store: delivery events: %w", err)
+	}
+	return nil
 }

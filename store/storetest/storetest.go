@@ -34,6 +34,11 @@ type Store interface {
 	AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error)
 	AppendAudit(ctx context.Context, es []incident.AuditEntry) error
 	ScanAudit(ctx context.Context, after int64, fn func(*incident.AuditEntry) error) error
+	EnqueueDeliveries(ctx context.Context, ds []incident.Delivery) error
+	UpdateDeliveries(ctx context.Context, ds []incident.Delivery) error
+	Deliveries(ctx context.Context, q incident.DeliveryQuery, fn func(*incident.Delivery) error) error
+	AddDeliveryEvents(ctx context.Context, es []incident.DeliveryEvent) ([]incident.DeliveryEvent, error)
+	DeliveryEvents(ctx context.Context, inc, delivery string, fn func(*incident.DeliveryEvent) error) error
 }
 
 // RunReopen checks that a store closed and opened again on the same data
@@ -73,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Findings", testFindings},
 		{"AuditLog", testAudit},
 		{"AccessByTenant", testAccessByTenant},
+		{"Outbox", testOutbox},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -590,4 +596,120 @@ func normAccess(ts []incident.TenantAccess) []incident.TenantAccess {
 		}
 	}
 	return out
+}
+
+func outboxRows(inc string, version, n int, at time.Time) []incident.Delivery {
+	ds := make([]incident.Delivery, n)
+	for i := range ds {
+		tenant := fmt.Sprintf("cust-%04d", i)
+		rcpt := fmt.Sprintf("owner@%04d.example", i)
+		ds[i] = incident.Delivery{ID: incident.DeliveryID(inc, version, tenant, rcpt, incident.ChannelEmail), Incident: inc, Version: version,
+			Tenant: tenant, Recipient: rcpt, Channel: incident.ChannelEmail, State: incident.DeliveryPending, CreatedAt: at, UpdatedAt: at,
+			Facts: incident.AffectedTenant{Tenant: tenant, Records: int64(i), Categories: []string{"contact"}, How: incident.HowExposed,
+				Locale: "nl", TimeZone: "Europe/Amsterdam"}}
+	}
+	return ds
+}
+
+func readOutbox(t *testing.T, s Store, q incident.DeliveryQuery) map[string]incident.Delivery {
+	t.Helper()
+	out := map[string]incident.Delivery{}
+	if err := s.Deliveries(context.Background(), q, func(d *incident.Delivery) error {
+		if _, dup := out[d.ID]; dup {
+			return fmt.Errorf("delivery %s read twice", d.ID)
+		}
+		out[d.ID] = *d
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// testOutbox: rows are written once however often they are enqueued; a
+// later state wins over an earlier one and over a re-enqueue; queries
+// select by incident, version, tenant, channel and state; delivery events
+// are kept once per id.
+func testOutbox(t *testing.T, s Store) {
+	ctx := context.Background()
+	at := Day0.Add(9*time.Hour + 123456789)
+	ds := outboxRows("inc-a", 1, 50, at)
+	if err := s.EnqueueDeliveries(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	got := readOutbox(t, s, incident.DeliveryQuery{Incident: "inc-a"})
+	if len(got) != 50 || !reflect.DeepEqual(got[ds[7].ID], ds[7]) {
+		t.Fatalf("read back %d rows; row 7 = %+v, want %+v", len(got), got[ds[7].ID], ds[7])
+	}
+	// Claim, then record the outcome, then enqueue everything again: the
+	// outcome stands.
+	upd := slices.Clone(ds[:10])
+	for i := range upd {
+		upd[i].State, upd[i].Attempts, upd[i].Batch, upd[i].UpdatedAt = incident.DeliverySending, 1, "b-1", at.Add(time.Second)
+	}
+	if err := s.UpdateDeliveries(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	for i := range upd {
+		upd[i].State, upd[i].SentAt, upd[i].UpdatedAt = incident.DeliverySent, at.Add(2*time.Second), at.Add(2*time.Second)
+	}
+	upd[9].State, upd[9].SentAt, upd[9].Error = incident.DeliveryFailed, time.Time{}, "rejected: 400"
+	if err := s.UpdateDeliveries(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnqueueDeliveries(ctx, outboxRows("inc-a", 1, 60, at.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	got = readOutbox(t, s, incident.DeliveryQuery{Incident: "inc-a"})
+	if len(got) != 60 {
+		t.Fatalf("%d rows after re-enqueueing 60 (50 known); want 60", len(got))
+	}
+	if g := got[upd[3].ID]; !reflect.DeepEqual(g, upd[3]) {
+		t.Errorf("sent row = %+v\nwant %+v", g, upd[3])
+	}
+	if g := got[ds[20].ID]; !g.CreatedAt.Equal(at) {
+		t.Errorf("re-enqueueing rewrote a pending row: created %v, want %v", g.CreatedAt, at)
+	}
+	sent := readOutbox(t, s, incident.DeliveryQuery{Incident: "inc-a", Version: 1, States: []string{incident.DeliverySent}})
+	failed := readOutbox(t, s, incident.DeliveryQuery{Incident: "inc-a", States: []string{incident.DeliveryFailed, incident.DeliverySending}})
+	if len(sent) != 9 || len(failed) != 1 || failed[upd[9].ID].Error != "rejected: 400" {
+		t.Errorf("by state: %d sent, %d failed", len(sent), len(failed))
+	}
+	if err := s.EnqueueDeliveries(ctx, outboxRows("inc-b", 2, 3, at)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readOutbox(t, s, incident.DeliveryQuery{Tenant: "cust-0001"})); n != 2 {
+		t.Errorf("tenant cust-0001 has %d rows over both incidents; want 2", n)
+	}
+	if n := len(readOutbox(t, s, incident.DeliveryQuery{Incident: "inc-b", Version: 1})); n != 0 {
+		t.Errorf("inc-b version 1: %d rows; want 0", n)
+	}
+	if n := len(readOutbox(t, s, incident.DeliveryQuery{Channel: incident.ChannelInApp})); n != 0 {
+		t.Errorf("in-app rows: %d; want 0", n)
+	}
+
+	// Delivery events: once per id, whatever the replays.
+	evs := []incident.DeliveryEvent{
+		{ID: "sg-1", Delivery: ds[0].ID, Incident: "inc-a", Tenant: ds[0].Tenant, Type: incident.EventDelivered, At: at.Add(time.Minute)},
+		{ID: "sg-2", Delivery: ds[1].ID, Incident: "inc-a", Tenant: ds[1].Tenant, Type: incident.EventBounce, At: at.Add(2 * time.Minute), Detail: "invalid"},
+	}
+	added, err := s.AddDeliveryEvents(ctx, evs)
+	if err != nil || len(added) != 2 {
+		t.Fatalf("added %d, %v; want 2", len(added), err)
+	}
+	evs = append(evs, incident.DeliveryEvent{ID: "sg-3", Delivery: ds[0].ID, Incident: "inc-a", Tenant: ds[0].Tenant, Type: incident.EventRead, At: at.Add(3 * time.Minute)})
+	added, err = s.AddDeliveryEvents(ctx, evs)
+	if err != nil || len(added) != 1 || added[0].ID != "sg-3" {
+		t.Fatalf("replay added %v, %v; want only sg-3", added, err)
+	}
+	var all, one []incident.DeliveryEvent
+	if err := s.DeliveryEvents(ctx, "inc-a", "", func(e *incident.DeliveryEvent) error { all = append(all, *e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeliveryEvents(ctx, "inc-a", ds[0].ID, func(e *incident.DeliveryEvent) error { one = append(one, *e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 || !reflect.DeepEqual(all[1], evs[1]) || len(one) != 2 || one[1].Type != incident.EventRead {
+		t.Errorf("events: all %+v\none %+v", all, one)
+	}
 }
