@@ -29,6 +29,7 @@ import (
 	"github.com/breachwatch/breachwatch/detect"
 	"github.com/breachwatch/breachwatch/incident"
 	"github.com/breachwatch/breachwatch/ingest"
+	"github.com/breachwatch/breachwatch/notify"
 	slacknotify "github.com/breachwatch/breachwatch/notify/slack"
 	"github.com/breachwatch/breachwatch/store"
 	"github.com/breachwatch/breachwatch/store/clickhouse"
@@ -56,6 +57,7 @@ type Info struct {
 	Embedded     bool   // the broker is the embedded one
 	Store        string // a description, e.g. "sqlite data/breachwatch.db"
 	DevTokenFile string // set when the development token is on
+	Notices      string // where customer e-mails go: SendGrid or the dev mailbox
 	Rules        int    // rules running (0: detection off)
 	RulesVersion string
 }
@@ -65,6 +67,9 @@ type appStore interface {
 	ingest.Store
 	detect.Store
 	SaveFindings(ctx context.Context, fs []incident.Finding) error
+	Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error)
+	notify.Outbox
+	notify.Ledger
 	tracker.Store
 	tracker.AccessSource
 	Latest(ctx context.Context) (time.Time, error)
@@ -150,9 +155,23 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	if err != nil {
 		return err
 	}
+	orgZone, err := time.LoadLocation(o.Tracker.TimeZone)
+	if err != nil {
+		return fmt.Errorf("tracker.time_zone: %w", err)
+	}
+	nt, err := newNotices(o, st, tr, orgZone, reg, rt.Now, log.Named("notify"))
+	if err != nil {
+		return err
+	}
+	feed := newTrackerFeed(tr, log.Named("tracker"))
+	if n, err := replayFindings(ctx, st, feed, rt.Now()); err != nil {
+		return fmt.Errorf("reading the stored findings: %w", err)
+	} else if n > 0 {
+		log.Info("stored findings queued for the tracker again (it ignores what it has)", zap.Int("findings", n))
+	}
 	var handoff ingest.Handoff
 	if o.Detect.RulesDir != "" {
-		if engine, err = newEngine(ctx, o, st, tr, reg, log.Named("detect"), rt.Now); err != nil {
+		if engine, err = newEngine(ctx, o, st, feed, reg, log.Named("detect"), rt.Now); err != nil {
 			return err
 		}
 		handoff = engine
@@ -201,7 +220,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		Routes: append([]web.Route{
 			{Method: "POST", Path: "/api/v1/events/access", Roles: ingestRoles, Handler: httpIngest.Access()},
 			{Method: "POST", Path: "/api/v1/events/config", Roles: ingestRoles, Handler: httpIngest.Config()},
-		}, incidentRoutes(tr)...),
+		}, append(incidentRoutes(tr), nt.routes...)...),
 		Webhooks: webhooks,
 		Checks: []web.Check{
 			{Name: "kafka", Fn: consumer.Ping},
@@ -228,6 +247,8 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		g.Go("rule reloader", func() error { reloader.Run(ctx, rt.Reload); return nil })
 	}
 	g.Go("kafka consumer", func() error { return consumer.Run(ctx) })
+	g.Go("findings to the tracker", func() error { feed.Run(ctx); return nil })
+	g.Go("customer notices", func() error { nt.notifier.Run(ctx, time.Duration(o.Notify.Interval), nil); return nil })
 	g.Go("incident alerts and reminders", func() error {
 		tr.Run(ctx, alerter, o.reminders(), 30*time.Second)
 		return nil
@@ -246,7 +267,8 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	}
 	select {
 	case addr := <-listening:
-		info := Info{HTTPAddr: addr, KafkaBrokers: kopts.Brokers, Embedded: embedded, Store: storeDesc, DevTokenFile: devTokenFile}
+		info := Info{HTTPAddr: addr, KafkaBrokers: kopts.Brokers, Embedded: embedded, Store: storeDesc, DevTokenFile: devTokenFile,
+			Notices: nt.sender}
 		if engine != nil {
 			info.Rules, info.RulesVersion = engine.Set().Len(), engine.Set().Version()
 		}
@@ -264,7 +286,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 
 // newEngine loads the rules, builds the engine reporting to the store and
 // the log, and warms its windows from the stored tail of the stream.
-func newEngine(ctx context.Context, o Options, st appStore, tr *tracker.Tracker, reg prometheus.Registerer, log *zap.Logger, now func() time.Time) (*detect.Engine, error) {
+func newEngine(ctx context.Context, o Options, st appStore, feed *trackerFeed, reg prometheus.Registerer, log *zap.Logger, now func() time.Time) (*detect.Engine, error) {
 	if _, err := os.Stat(o.Detect.RulesDir); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("the rules folder %s does not exist: set detect.rules_dir (or set it to \"\" to run without detection)", o.Detect.RulesDir)
 	}
@@ -272,7 +294,7 @@ func newEngine(ctx context.Context, o Options, st appStore, tr *tracker.Tracker,
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	sink := &findingSink{store: st, tracker: tr, log: log}
+	sink := &findingSink{store: st, feed: feed, log: log}
 	engine, err := detect.New(set, sink, detect.Options{Lateness: time.Duration(o.Detect.Lateness), MaxGroups: o.Detect.MaxGroups,
 		MatchGap: time.Duration(o.Detect.MatchGap), Now: now}, reg, log)
 	if err != nil {
@@ -300,20 +322,17 @@ type findingSink struct {
 	store interface {
 		SaveFindings(ctx context.Context, fs []incident.Finding) error
 	}
-	tracker *tracker.Tracker // nil: findings are only stored and logged
-	log     *zap.Logger
+	feed *trackerFeed // nil: findings are only stored and logged
+	log  *zap.Logger
 }
 
 func (s *findingSink) Findings(ctx context.Context, fs []incident.Finding) error {
 	for attempt := 1; ; attempt++ {
 		err := s.store.SaveFindings(ctx, fs)
-		if err == nil && s.tracker != nil {
-			var opened []string
-			if opened, err = s.tracker.Findings(ctx, fs); err == nil && len(opened) > 0 {
-				s.log.Info("incidents opened or updated", zap.Strings("incidents", opened))
-			}
-		}
 		if err == nil {
+			if s.feed != nil {
+				s.feed.Add(fs)
+			}
 			break
 		}
 		if ctx.Err() != nil {
@@ -358,7 +377,7 @@ func newTracker(ctx context.Context, o Options, st interface {
 	tr, err := tracker.New(ctx, st, tracker.Options{Regimes: regimes, Apply: o.Tracker.Regimes, ByCountry: o.Tracker.RegimesByCountry,
 		Customers: customers, ProcessorTarget: time.Duration(o.Tracker.ProcessorTarget), Zone: zone,
 		ConsoleURL: strings.TrimSuffix(o.Tracker.ConsoleURL, "/"), Access: st, Inventory: inventory,
-		PrivilegedGroups: o.Tracker.PrivilegedGroups, Registerer: reg, Now: now, Log: log})
+		PrivilegedGroups: o.Tracker.PrivilegedGroups, SelfApproval: o.Notify.SelfApproval, Registerer: reg, Now: now, Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -603,6 +622,9 @@ func printBanner(w io.Writer, o Options, i Info) {
 	fmt.Fprintf(w, "  %-13s %v   topics %s, %s (bad records go to <topic>%s)\n", broker, i.KafkaBrokers,
 		o.Kafka.Topics.Access, o.Kafka.Topics.Config, o.Kafka.DLQSuffix)
 	fmt.Fprintf(w, "  store         %s\n", i.Store)
+	if i.Notices != "" {
+		fmt.Fprintf(w, "  notices       e-mail to the %s\n", i.Notices)
+	}
 	if i.Rules > 0 {
 		fmt.Fprintf(w, "  rules         %d from %s (version %s); findings are logged and stored\n", i.Rules, o.Detect.RulesDir, i.RulesVersion)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"sort"
@@ -40,6 +41,7 @@ type Options struct {
 	Detect     DetectOptions     `yaml:"detect"`
 	Tracker    TrackerOptions    `yaml:"tracker"`
 	Slack      SlackOptions      `yaml:"slack"`
+	Notify     NotifyOptions     `yaml:"notify"`
 	Debug      DebugOptions      `yaml:"debug"`
 }
 
@@ -55,6 +57,30 @@ type SlackOptions struct {
 	APIURL string `yaml:"api_url"`
 	// Users may use the buttons, each acting in a breachwatch role.
 	Users []SlackUser `yaml:"users"`
+}
+
+// NotifyOptions configure the customer notices: who they come from, and
+// SendGrid. Without a SendGrid API key, e-mails go to the dev mailbox.
+type NotifyOptions struct {
+	From     string `yaml:"from"` // the sender address (a verified SendGrid sender)
+	FromName string `yaml:"from_name"`
+	ReplyTo  string `yaml:"reply_to"` // e.g. the DPO's address
+	// SendGrid's API key: BREACHWATCH_SENDGRID_API_KEY or the file.
+	SendGridAPIKeyFile string `yaml:"sendgrid_api_key_file"`
+	SendGridAPIKey     string `yaml:"-" env:"SENDGRID_API_KEY" secret:"sendgrid_api_key"`
+	// SendGridURL is the API's base (https://api.eu.sendgrid.com for the
+	// EU region).
+	SendGridURL string `yaml:"sendgrid_url"`
+	// MailboxDir is the dev mailbox (default: <data_dir>/mailbox).
+	MailboxDir string `yaml:"mailbox_dir"`
+	// ReconcileAfter: a send interrupted by a crash is looked up with
+	// SendGrid this long after it began (its activity search lags).
+	ReconcileAfter Duration `yaml:"reconcile_after"`
+	// Interval: the outbox is worked at least this often.
+	Interval Duration `yaml:"interval"`
+	// SelfApproval lets a DPO approve a notice they wrote (a one-person
+	// team); each such approval needs a reason and is audited.
+	SelfApproval bool `yaml:"self_approval"`
 }
 
 // SlackUser maps a Slack user to a breachwatch role.
@@ -293,6 +319,8 @@ func Defaults() Options {
 			TimeZone: "UTC", RemindBefore: Durations{Duration(48 * time.Hour), Duration(24 * time.Hour), Duration(12 * time.Hour),
 				Duration(4 * time.Hour), Duration(time.Hour)}, RemindOverdueEvery: Duration(4 * time.Hour),
 			PrivilegedGroups: []string{"support", "db-admins"}},
+		Notify: NotifyOptions{From: "security@breachwatch.invalid", FromName: "Security", SendGridURL: "https://api.sendgrid.com",
+			ReconcileAfter: Duration(10 * time.Minute), Interval: Duration(5 * time.Second)},
 	}
 }
 
@@ -578,6 +606,13 @@ func (o *Options) resolveSecrets() error {
 		}
 		o.Slack.SigningSecret = p
 	}
+	if o.Notify.SendGridAPIKeyFile != "" {
+		p, err := readSecretFile(o.Notify.SendGridAPIKeyFile)
+		if err != nil {
+			return fmt.Errorf("config: notify.sendgrid_api_key_file: %w", err)
+		}
+		o.Notify.SendGridAPIKey = p
+	}
 	if o.Kafka.SASL.PasswordFile != "" {
 		p, err := readSecretFile(o.Kafka.SASL.PasswordFile)
 		if err != nil {
@@ -782,6 +817,18 @@ func (o *Options) Validate() error {
 		if o.Slack.SigningSecret == "" {
 			bad("slack.signing_secret_file", "slack.channel is set but there is no signing secret for the buttons (BREACHWATCH_SLACK_SIGNING_SECRET or slack.signing_secret_file)")
 		}
+	}
+	if o.Notify.From == "" || strings.Count(o.Notify.From, "@") != 1 || strings.ContainsAny(o.Notify.From, " <>\r\n") {
+		bad("notify.from", "want the sender's e-mail address")
+	}
+	if o.Notify.Interval < Duration(100*time.Millisecond) {
+		bad("notify.interval", "want at least 100ms")
+	}
+	if o.Notify.ReconcileAfter < 0 {
+		bad("notify.reconcile_after", "want a duration of 0 or more")
+	}
+	if u, err := url.Parse(o.Notify.SendGridURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("notify.sendgrid_url", "want an http(s) URL such as https://api.sendgrid.com")
 	}
 	for i, u := range o.Slack.Users {
 		if u.ID == "" || u.Name == "" || (u.Role != "engineer" && u.Role != "dpo" && u.Role != "admin") {

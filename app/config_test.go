@@ -188,7 +188,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 			t.Fatal(err)
 		}
 		text := strings.ReplaceAll(string(data), "/run/secrets/", dir+"/")
-		for _, name := range []string{"breachwatch-shipper-token", "breachwatch-oncall-token", "breachwatch-dpo-token", "breachwatch-app-token", "kafka-password", "slack-bot-token", "slack-signing-secret"} {
+		for _, name := range []string{"breachwatch-shipper-token", "breachwatch-oncall-token", "breachwatch-dpo-token", "breachwatch-app-token", "kafka-password", "slack-bot-token", "slack-signing-secret", "sendgrid-api-key"} {
 			if err := os.WriteFile(filepath.Join(dir, name), []byte("example-secret-long-enough-0123456789\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/breachwatch/breachwatch/incident"
+	"github.com/breachwatch/breachwatch/notify"
 	"github.com/breachwatch/breachwatch/tracker"
 )
 
@@ -34,6 +36,10 @@ func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
   breachwatch incidents assign ID --to NAME
   breachwatch incidents awareness|determine ID --at TIME --reason TEXT   (DPO)
   breachwatch incidents file ID --to OBLIGATION [--at TIME] [--reference REF] [--reason TEXT]   (DPO)
+  breachwatch incidents draft ID --notice FILE.json        a new version of the customer notice
+  breachwatch incidents notice ID [--json]                 versions, what each lacks, delivery progress
+  breachwatch incidents approve ID --version N --hash H [--reason TEXT]   (DPO; not the version's author)
+  breachwatch incidents send ID [--wait]                   send the approved notice (--wait: a progress bar)
 flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
   --token-file FILE (default $BREACHWATCH_TOKEN, else ./data/dev-token)`
 	if len(args) == 0 {
@@ -51,6 +57,10 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 	to := fs.String("to", "", "assign: to whom; file: the obligation id, e.g. gdpr/art33")
 	at := fs.String("at", "", "awareness, determine, file: the `time` (RFC 3339)")
 	ref := fs.String("reference", "", "file: the recipient's reference, e.g. a case number")
+	noticeFile := fs.String("notice", "", "draft: the notice as a JSON `file` (text per locale, contact, authority, product)")
+	version := fs.Int("version", 0, "approve: the notice version")
+	hash := fs.String("hash", "", "approve: the version's content hash (as `incidents notice` shows it)")
+	wait := fs.Bool("wait", false, "send: show progress until every customer is reached")
 	// Flags may come after the incident id.
 	var pos []string
 	rest := args[1:]
@@ -141,9 +151,130 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 		}
 		fmt.Fprintf(stdout, "%s: %s, now %s\n", termSafe(v.ID), sub, v.Status)
 		return 0
+	case tracker.CmdDraft, tracker.CmdApprove, tracker.CmdSend:
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, use)
+			return 2
+		}
+		body := map[string]any{"reason": *reason}
+		switch sub {
+		case tracker.CmdDraft:
+			raw, err := os.ReadFile(*noticeFile)
+			if err != nil {
+				fmt.Fprintln(stderr, "breachwatch incidents: --notice:", err)
+				return 2
+			}
+			var n incident.Notice
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&n); err != nil {
+				fmt.Fprintf(stderr, "breachwatch incidents: %s: %v\n", *noticeFile, err)
+				return 2
+			}
+			body["notice"] = n
+		case tracker.CmdApprove:
+			body["version"], body["hash"] = *version, *hash
+		}
+		var v tracker.View
+		if _, err := c.do(ctx, "POST", "/api/v1/incidents/"+url.PathEscape(pos[0])+"/"+sub, body, &v); err != nil {
+			fmt.Fprintln(stderr, "breachwatch incidents:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: %s, now %s\n", termSafe(v.ID), sub, v.Status)
+		if v.Notice != nil && len(v.Notice.Versions) > 0 {
+			last := v.Notice.Versions[len(v.Notice.Versions)-1]
+			if sub == tracker.CmdDraft {
+				fmt.Fprintf(stdout, "version %d, hash %s\n", last.Version, last.Hash)
+				for _, m := range last.Missing {
+					fmt.Fprintf(stdout, "  missing: %s\n", termSafe(m))
+				}
+			}
+		}
+		if sub == tracker.CmdSend && *wait {
+			return waitNotice(ctx, c, pos[0], stdout, stderr)
+		}
+		return 0
+	case "notice":
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, use)
+			return 2
+		}
+		var out noticeOut
+		raw, err := c.do(ctx, "GET", "/api/v1/incidents/"+url.PathEscape(pos[0])+"/notice", nil, &out)
+		if err != nil {
+			fmt.Fprintln(stderr, "breachwatch incidents:", err)
+			return 1
+		}
+		if *asJSON {
+			stdout.Write(raw)
+			return 0
+		}
+		for _, v := range out.Versions {
+			state := "draft"
+			if v.ApprovedBy != "" {
+				state = "approved by " + termSafe(v.ApprovedBy)
+			}
+			fmt.Fprintf(stdout, "version %d by %s, %s\n  hash %s\n", v.Version, termSafe(v.Author), state, v.Hash)
+			for _, m := range v.Missing {
+				fmt.Fprintf(stdout, "  missing: %s\n", termSafe(m))
+			}
+		}
+		if out.Progress != nil {
+			fmt.Fprintln(stdout, progressLine(out.Progress))
+		}
+		return 0
 	}
 	fmt.Fprintln(stderr, use)
 	return 2
+}
+
+type noticeOut struct {
+	Versions []struct {
+		Version    int      `json:"version"`
+		Author     string   `json:"author"`
+		Hash       string   `json:"hash"`
+		ApprovedBy string   `json:"approved_by"`
+		Missing    []string `json:"missing"`
+	} `json:"versions"`
+	Progress *notify.Progress `json:"progress"`
+}
+
+// progressLine draws the delivery progress as a bar.
+func progressLine(p *notify.Progress) string {
+	const width = 30
+	done := 0
+	if p.Customers > 0 {
+		done = p.Reached * width / p.Customers
+	}
+	return fmt.Sprintf("[%s%s] %d/%d customers reached; e-mails: %d sent, %d pending, %d failed, %d delivered, %d bounced; %d read in the app",
+		strings.Repeat("#", done), strings.Repeat(".", width-done), p.Reached, p.Customers, p.Counts[incident.DeliverySent],
+		p.Counts[incident.DeliveryPending]+p.Counts[incident.DeliverySending], p.Counts[incident.DeliveryFailed],
+		p.Counts[incident.EventDelivered], p.Counts[incident.EventBounce]+p.Counts[incident.EventDropped], p.Counts[incident.EventRead])
+}
+
+// waitNotice redraws the progress every second until every e-mail left
+// the outbox (sent or failed).
+func waitNotice(ctx context.Context, c *apiClient, id string, stdout, stderr io.Writer) int {
+	for {
+		var out noticeOut
+		if _, err := c.do(ctx, "GET", "/api/v1/incidents/"+url.PathEscape(id)+"/notice", nil, &out); err != nil {
+			fmt.Fprintln(stderr, "\nbreachwatch incidents:", err)
+			return 1
+		}
+		if p := out.Progress; p != nil {
+			fmt.Fprintf(stdout, "\r%s", progressLine(p))
+			if p.Customers > 0 && p.Counts[incident.DeliveryPending]+p.Counts[incident.DeliverySending] == 0 && p.Reached == p.Customers {
+				fmt.Fprintln(stdout)
+				return 0
+			}
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stdout)
+			return 1
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -62,6 +62,11 @@ func ParseCustomers(name string, data []byte) (map[string]Customer, error) {
 		case c.Country != "" && (len(c.Country) != 2 || strings.ToUpper(c.Country) != c.Country):
 			return nil, bad(p+".country", "want an ISO 3166-1 alpha-2 code such as NL, got %q", c.Country)
 		}
+		for j, e := range c.Emails {
+			if strings.Count(e, "@") != 1 || strings.ContainsAny(e, " <>\"',;\r\n") || strings.HasPrefix(e, "@") || strings.HasSuffix(e, "@") {
+				return nil, bad(fmt.Sprintf("%s.emails[%d]", p, j), "not an e-mail address")
+			}
+		}
 		if c.TimeZone != "" {
 			if _, err := time.LoadLocation(c.TimeZone); err != nil {
 				return nil, bad(p+".time_zone", "unknown time zone %q", c.TimeZone)

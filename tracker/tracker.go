@@ -38,6 +38,9 @@ type Customer struct {
 	Country  string `yaml:"country" json:"country,omitempty"`     // ISO 3166-1 alpha-2
 	Locale   string `yaml:"locale" json:"locale,omitempty"`       // BCP 47, e.g. "nl", "ar"
 	TimeZone string `yaml:"time_zone" json:"time_zone,omitempty"` // IANA, e.g. "Europe/Amsterdam"
+	// Emails are the addresses notices go to (personal data: never shown
+	// by the API nor logged).
+	Emails []string `yaml:"emails" json:"-"`
 }
 
 // Options configure a Tracker.
@@ -117,6 +120,7 @@ type Tracker struct {
 	alerts    map[string]incident.AlertRef
 	updated   map[string]updateMark // what each alert last showed
 	scopedAt  map[string]time.Time  // when each incident was last scoped (in memory)
+	unscoped  map[string]bool       // incidents with evidence not yet scoped
 	m         metrics
 	changed   chan struct{}
 }
@@ -153,7 +157,7 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 	}
 	t := &Tracker{st: st, opts: o, log: o.Log, incidents: map[string]*incident.Incident{}, byFP: map[string]string{},
 		byGroup: map[string]string{}, reminded: map[string]bool{}, alerts: map[string]incident.AlertRef{},
-		updated: map[string]updateMark{}, scopedAt: map[string]time.Time{}, changed: make(chan struct{}, 1)}
+		updated: map[string]updateMark{}, scopedAt: map[string]time.Time{}, unscoped: map[string]bool{}, changed: make(chan struct{}, 1)}
 	var v incident.ChainVerifier
 	err := st.ScanAudit(ctx, 0, func(e *incident.AuditEntry) error {
 		if err := v.Add(*e); err != nil {
@@ -260,8 +264,9 @@ func entry(inc string, by Actor, action, reason string, data any, now time.Time)
 // Findings takes findings from detection: a finding of a known fingerprint
 // updates its incident's evidence (nothing is recorded when it brings
 // nothing new, so replays are harmless); a new one joins the active
-// incident of its rule and group, or opens one. It returns the ids of the
-// incidents that were opened or changed.
+// incident of its rule and group, or opens one. Each incident changed is
+// scoped once, after all of fs. It returns the ids of the incidents that
+// were opened or changed.
 func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -273,31 +278,40 @@ func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string
 		if !known {
 			id = t.byGroup[groupKey(f.RuleID, f.GroupKey)]
 		}
-		var es []incident.AuditEntry
+		var e incident.AuditEntry
+		var err error
 		if inc := t.incidents[id]; inc != nil {
 			if sameEvidence(inc, f) {
 				continue
 			}
-			e, err := entry(id, System, incident.ActEvidence, "", f, now)
-			if err != nil {
-				return changed, err
-			}
-			es = append(es, e)
+			e, err = entry(id, System, incident.ActEvidence, "", f, now)
 		} else {
 			id = incident.IncidentID(f.Fingerprint)
-			e, err := entry(id, System, incident.ActOpened, "", f, now)
-			if err != nil {
-				return changed, err
-			}
-			es = append(es, e)
+			e, err = entry(id, System, incident.ActOpened, "", f, now)
 		}
-		if err := t.appendEntries(ctx, es); err != nil {
+		if err != nil {
 			return changed, err
 		}
-		if err := t.rescope(ctx, id, now); err != nil {
+		if err := t.appendEntries(ctx, []incident.AuditEntry{e}); err != nil {
 			return changed, err
 		}
-		changed = append(changed, id)
+		if !slices.Contains(changed, id) {
+			changed = append(changed, id)
+		}
+		t.unscoped[id] = true
+	}
+	// Scoped once each; an incident whose scoping failed in an earlier
+	// call (the store was down) is scoped now.
+	ids := make([]string, 0, len(t.unscoped))
+	for id := range t.unscoped {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if err := t.rescope(ctx, id, t.opts.Now().UTC()); err != nil {
+			return changed, err
+		}
+		delete(t.unscoped, id)
 	}
 	return changed, nil
 }
@@ -595,6 +609,12 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 		}
 	}
 	return *t.incidents[inc.ID], nil
+}
+
+// Customer returns a tenant's entry of the customer directory.
+func (t *Tracker) Customer(tenant string) (Customer, bool) {
+	c, ok := t.opts.Customers[tenant]
+	return c, ok
 }
 
 // Get returns one incident.

@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"mime/quotedprintable"
+	"net/http"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -210,4 +212,35 @@ func (mb *Mailbox) Read(id string) ([]byte, error) {
 		return nil, ErrNoMessage
 	}
 	return b, err
+}
+
+// ListHandler serves GET /api/v1/mailbox: the dev mailbox's messages.
+func (mb *Mailbox) ListHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		list, err := mb.List()
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "the dev mailbox cannot be read"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"messages": list, "dir": mb.dir})
+	})
+}
+
+// MessageHandler serves GET /api/v1/mailbox/{id}: one message, raw
+// (message/rfc822, as a download: never rendered by the browser here).
+func (mb *Mailbox) MessageHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, err := mb.Read(r.PathValue("id"))
+		if err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "no such message"})
+			return
+		}
+		w.Header().Set("Content-Type", "message/rfc822")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+r.PathValue("id")+`.eml"`)
+		_, _ = w.Write(raw)
+	})
 }

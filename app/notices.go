@@ -1,0 +1,82 @@
+package app
+
+import (
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/notify"
+	"github.com/breachwatch/breachwatch/notify/email"
+	"github.com/breachwatch/breachwatch/notify/inapp"
+	"github.com/breachwatch/breachwatch/tracker"
+	"github.com/breachwatch/breachwatch/web"
+)
+
+// notices is the customer-notice side: the outbox worker and its routes.
+type notices struct {
+	notifier *notify.Notifier
+	mailbox  *email.Mailbox // nil with SendGrid
+	routes   []web.Route
+	sender   string // "sendgrid" or the mailbox's folder
+}
+
+// newNotices builds the notifier: SendGrid when an API key is configured,
+// the dev mailbox under the data dir otherwise.
+func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location, reg prometheus.Registerer, now func() time.Time,
+	log *zap.Logger) (*notices, error) {
+	cs, err := notify.LoadCatalogs()
+	if err != nil {
+		return nil, err
+	}
+	n := &notices{}
+	var mailer notify.Mailer
+	if o.Notify.SendGridAPIKey != "" {
+		sg, err := email.NewSendGrid(email.SendGridOptions{APIKey: o.Notify.SendGridAPIKey, BaseURL: o.Notify.SendGridURL,
+			From: o.Notify.From, FromName: o.Notify.FromName, ReplyTo: o.Notify.ReplyTo, Log: log.Named("sendgrid")})
+		if err != nil {
+			return nil, err
+		}
+		mailer, n.sender = sg, "SendGrid API at "+o.Notify.SendGridURL
+	} else {
+		dir := o.Notify.MailboxDir
+		if dir == "" {
+			dir = filepath.Join(o.DataDir, "mailbox")
+		}
+		mb, err := email.NewMailbox(dir, o.Notify.From)
+		if err != nil {
+			return nil, err
+		}
+		mailer, n.mailbox, n.sender = mb, mb, "dev mailbox "+dir
+	}
+	n.notifier, err = notify.New(notify.Options{Outbox: st, Work: tr, Mailer: mailer, Catalog: cs,
+		Recipients: func(tenant string) []string {
+			c, _ := tr.Customer(tenant)
+			return c.Emails
+		},
+		ReconcileAfter: time.Duration(o.Notify.ReconcileAfter), Registerer: reg, Now: now, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	staff := []web.Role{web.RoleEngineer, web.RoleDPO}
+	api := &notify.API{Incidents: tr, Outbox: st, Ledger: st, Catalog: cs, Zone: zone, Log: log}
+	app := inapp.New(inapp.Options{Outbox: st, Ledger: st, Incidents: tr, Catalog: cs, Now: now, Log: log,
+		MayServe: func(r *http.Request, tenant string) (bool, bool) {
+			p, ok := web.PrincipalOf(r)
+			return ok && p.CanServe(tenant), ok
+		}})
+	n.routes = []web.Route{
+		{Method: "GET", Path: "/api/v1/incidents/{id}/notice", Roles: staff, Handler: api.Get()},
+		{Method: "GET", Path: "/api/v1/incidents/{id}/notice/preview", Roles: staff, Handler: api.Preview()},
+		{Method: "GET", Path: "/api/v1/tenants/{tenant}/notices", Roles: []web.Role{web.RoleApp}, Handler: app.List()},
+		{Method: "POST", Path: "/api/v1/tenants/{tenant}/notices/{id}/read", Roles: []web.Role{web.RoleApp}, Handler: app.Read()},
+	}
+	if n.mailbox != nil {
+		n.routes = append(n.routes,
+			web.Route{Method: "GET", Path: "/api/v1/mailbox", Roles: staff, Handler: n.mailbox.ListHandler()},
+			web.Route{Method: "GET", Path: "/api/v1/mailbox/{id}", Roles: staff, Handler: n.mailbox.MessageHandler()})
+	}
+	return n, nil
+}

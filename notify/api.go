@@ -1,0 +1,143 @@
+package notify
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// Incidents finds an incident (the tracker).
+type Incidents interface {
+	Get(id string) (incident.Incident, bool)
+}
+
+// API serves the notice routes for engineers and the DPO: the versions
+// with their text and lint, previews in every locale, delivery progress.
+type API struct {
+	Incidents Incidents
+	Outbox    Outbox
+	Ledger    Ledger
+	Catalog   *Catalogs
+	Zone      *time.Location // the organisation's, for previews of customers without one
+	Log       *zap.Logger
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// VersionDetail is a notice version with what it lacks.
+type VersionDetail struct {
+	incident.NoticeVersion
+	Missing      []string `json:"missing"`
+	ScopeCurrent bool     `json:"scope_current"`
+}
+
+// Get serves GET /api/v1/incidents/{id}/notice: every version in full, the
+// lint of each, and the progress of the one being sent.
+func (a *API) Get() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inc, ok := a.Incidents.Get(r.PathValue("id"))
+		if !ok {
+			writeError(w, http.StatusNotFound, "no such incident")
+			return
+		}
+		vs := []VersionDetail{}
+		for _, v := range inc.Notices {
+			m := v.Missing()
+			if m == nil {
+				m = []string{}
+			}
+			vs = append(vs, VersionDetail{NoticeVersion: v, Missing: m, ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope)})
+		}
+		out := map[string]any{"incident": inc.ID, "versions": vs, "sending": inc.NoticeSending, "locales": a.Catalog.Locales()}
+		if inc.NoticeSending > 0 {
+			p, err := ProgressOf(r.Context(), a.Outbox, a.Ledger, &inc, 0, r.URL.Query().Get("per_tenant") == "true")
+			if err != nil {
+				a.Log.Error("notice progress", zap.String("incident", inc.ID), zap.Error(err))
+				writeError(w, http.StatusServiceUnavailable, "progress is unavailable; try again")
+				return
+			}
+			out["progress"] = p
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// Preview serves GET /api/v1/incidents/{id}/notice/preview[?version=N]:
+// the version (the newest when not given) rendered in every locale, for an
+// affected customer of that locale when there is one (else the first
+// customer's facts), with the fields that fell back to English.
+func (a *API) Preview() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inc, ok := a.Incidents.Get(r.PathValue("id"))
+		if !ok {
+			writeError(w, http.StatusNotFound, "no such incident")
+			return
+		}
+		n := len(inc.Notices)
+		if s := r.URL.Query().Get("version"); s != "" {
+			var err error
+			if n, err = strconv.Atoi(s); err != nil {
+				writeError(w, http.StatusBadRequest, "version: want a number")
+				return
+			}
+		}
+		v := inc.Notice(n)
+		if v == nil {
+			writeError(w, http.StatusNotFound, "no such notice version")
+			return
+		}
+		type preview struct {
+			Rendered
+			Customer string `json:"customer,omitempty"` // whose facts it shows
+			TimeZone string `json:"time_zone"`
+		}
+		out := []preview{}
+		for _, loc := range a.Catalog.Locales() {
+			f := incident.AffectedTenant{How: incident.HowExposed, Records: 0}
+			if len(inc.Scope.Tenants) > 0 {
+				f = inc.Scope.Tenants[0]
+			}
+			for _, t := range inc.Scope.Tenants {
+				if a.Catalog.Match(t.Locale).Locale == loc {
+					f = t
+					break
+				}
+			}
+			zone := a.Zone
+			if z, err := time.LoadLocation(f.TimeZone); err == nil && f.TimeZone != "" {
+				zone = z
+			}
+			if zone == nil {
+				zone = time.UTC
+			}
+			rd, err := a.Catalog.Render(v, Facts{How: f.How, Records: f.Records, Categories: f.Categories, Locale: loc, Zone: zone})
+			if err != nil {
+				a.Log.Error("notice preview", zap.String("incident", inc.ID), zap.Error(err))
+				writeError(w, http.StatusInternalServerError, "the preview could not be rendered")
+				return
+			}
+			out = append(out, preview{Rendered: rd, Customer: f.Tenant, TimeZone: zone.String()})
+		}
+		m := v.Missing()
+		if m == nil {
+			m = []string{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"incident": inc.ID, "version": v.Version, "hash": v.Hash, "missing": m, "previews": out})
+	})
+}
