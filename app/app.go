@@ -221,7 +221,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 			{Method: "POST", Path: "/api/v1/events/access", Roles: ingestRoles, Handler: httpIngest.Access()},
 			{Method: "POST", Path: "/api/v1/events/config", Roles: ingestRoles, Handler: httpIngest.Config()},
 		}, append(incidentRoutes(tr), nt.routes...)...),
-		Webhooks: webhooks,
+		Webhooks: append(webhooks, nt.webhooks...),
 		Checks: []web.Check{
 			{Name: "kafka", Fn: consumer.Ping},
 			{Name: "store", Fn: func(ctx context.Context) error {

@@ -71,6 +71,10 @@ type NotifyOptions struct {
 	// SendGridURL is the API's base (https://api.eu.sendgrid.com for the
 	// EU region).
 	SendGridURL string `yaml:"sendgrid_url"`
+	// SendGridWebhookKey is the Event Webhook's verification key (public:
+	// base64, as SendGrid's settings show it); set, the webhook is served
+	// at /hooks/sendgrid/events.
+	SendGridWebhookKey string `yaml:"sendgrid_webhook_key"`
 	// MailboxDir is the dev mailbox (default: <data_dir>/mailbox).
 	MailboxDir string `yaml:"mailbox_dir"`
 	// ReconcileAfter: a send interrupted by a crash is looked up with

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -20,6 +21,7 @@ type notices struct {
 	notifier *notify.Notifier
 	mailbox  *email.Mailbox // nil with SendGrid
 	routes   []web.Route
+	webhooks []web.Webhook
 	sender   string // "sendgrid" or the mailbox's folder
 }
 
@@ -72,6 +74,17 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 		{Method: "GET", Path: "/api/v1/incidents/{id}/notice/preview", Roles: staff, Handler: api.Preview()},
 		{Method: "GET", Path: "/api/v1/tenants/{tenant}/notices", Roles: []web.Role{web.RoleApp}, Handler: app.List()},
 		{Method: "POST", Path: "/api/v1/tenants/{tenant}/notices/{id}/read", Roles: []web.Role{web.RoleApp}, Handler: app.Read()},
+	}
+	if o.Notify.SendGridWebhookKey != "" {
+		key, err := email.ParsePublicKey(o.Notify.SendGridWebhookKey)
+		if err != nil {
+			return nil, fmt.Errorf("notify.sendgrid_webhook_key: %w", err)
+		}
+		wh, err := email.NewWebhook(email.WebhookOptions{Key: key, Ledger: st, Registerer: reg, Now: now, Log: log.Named("sendgrid")})
+		if err != nil {
+			return nil, err
+		}
+		n.webhooks = append(n.webhooks, web.Webhook{Method: "POST", Path: "/hooks/sendgrid/events", Handler: wh})
 	}
 	if n.mailbox != nil {
 		n.routes = append(n.routes,

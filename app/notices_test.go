@@ -3,9 +3,18 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +52,9 @@ customers:
 	o.Tracker.Customers = customers
 	o.Notify.SendGridAPIKey, o.Notify.SendGridURL, o.Notify.From = "SG.key-for-tests", sg.URL, "security@bookly.example"
 	o.Notify.Interval = Duration(200 * time.Millisecond)
+	whKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&whKey.PublicKey)
+	o.Notify.SendGridWebhookKey = base64.StdEncoding.EncodeToString(der)
 	info := start(t, o)
 
 	// cust-0007's user reads cust-0042's contacts: cust-0042 is the victim.
@@ -152,6 +164,35 @@ customers:
 		}
 	}
 
+	// SendGrid reports one address delivered and the other bounced, on
+	// its signed webhook: the customer is flagged for follow-up.
+	var events []map[string]any
+	for i, m := range sg.Messages() {
+		ev := map[string]any{"event": "delivered", "sg_event_id": fmt.Sprintf("e-%d", i), "timestamp": time.Now().Unix(),
+			"bw_delivery": m.Delivery, "bw_incident": m.Incident, "email": m.To}
+		if m.To == "dpo@cust-0042.example" {
+			ev["event"], ev["type"], ev["status"] = "bounce", "bounce", "5.1.1"
+		}
+		events = append(events, ev)
+	}
+	whBody, _ := json.Marshal(events)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	h := sha256.Sum256(append([]byte(ts), whBody...))
+	sig, _ := ecdsa.SignASN1(rand.Reader, whKey, h[:])
+	req, _ := http.NewRequest("POST", "http://"+info.HTTPAddr+"/hooks/sendgrid/events", bytes.NewReader(whBody))
+	req.Header.Set("X-Twilio-Email-Event-Webhook-Signature", base64.StdEncoding.EncodeToString(sig))
+	req.Header.Set("X-Twilio-Email-Event-Webhook-Timestamp", ts)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("webhook: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest("POST", "http://"+info.HTTPAddr+"/hooks/sendgrid/events", bytes.NewReader(whBody))
+	req.Header.Set("X-Twilio-Email-Event-Webhook-Timestamp", ts)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("unsigned webhook: %v %v", resp, err)
+	}
+
 	// In the app: the victim's token sees its notice; the other tenant's
 	// token sees nothing of it, whatever it asks.
 	list := mustCall("GET", "/api/v1/tenants/cust-0042/notices", appToken, nil, 200)
@@ -192,8 +233,12 @@ customers:
 	nv := mustCall("GET", path+"/notice?per_tenant=true", dpoToken, nil, 200)
 	p := nv["progress"].(map[string]any)
 	pt := p["per_tenant"].([]any)[0].(map[string]any)
-	if p["customers"] != 1.0 || p["reached"] != 1.0 || pt["tenant"] != "cust-0042" || pt["sent"] != 2.0 || pt["read"] != true {
+	if p["customers"] != 1.0 || p["reached"] != 1.0 || pt["tenant"] != "cust-0042" || pt["sent"] != 2.0 || pt["read"] != true ||
+		pt["delivered"] != 1.0 || pt["bounced"] != 1.0 {
 		t.Errorf("progress: %v", p)
+	}
+	if fu := p["follow_up"].([]any); len(fu) != 1 || fu[0].(map[string]any)["tenant"] != "cust-0042" {
+		t.Errorf("follow-up: %v", p["follow_up"])
 	}
 	// The audit log holds the workflow.
 	audit := mustCall("GET", path+"/audit", dpoToken, nil, 200)
