@@ -418,7 +418,16 @@ func newAlerter(o Options, tr *tracker.Tracker, log *zap.Logger) (tracker.Alerte
 type slackTriage struct{ tr *tracker.Tracker }
 
 func (s slackTriage) Triage(ctx context.Context, actor, role, id, command, reason string) (string, bool) {
-	_, err := s.tr.Do(ctx, tracker.Actor{Name: actor, Role: role}, tracker.Command{Incident: id, Name: command, Reason: reason})
+	return s.do(ctx, tracker.Actor{Name: actor, Role: role}, tracker.Command{Incident: id, Name: command, Reason: reason})
+}
+
+func (s slackTriage) Approve(ctx context.Context, actor, role, id string, version int, hash string) (string, bool) {
+	return s.do(ctx, tracker.Actor{Name: actor, Role: role}, tracker.Command{Incident: id, Name: tracker.CmdApprove, Version: version, Hash: hash})
+}
+
+func (s slackTriage) do(ctx context.Context, by tracker.Actor, c tracker.Command) (string, bool) {
+	role, command := by.Role, c.Name
+	_, err := s.tr.Do(ctx, by, c)
 	var ie *tracker.InvalidError
 	switch {
 	case err == nil:

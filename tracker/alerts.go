@@ -228,6 +228,10 @@ func (l LogAlerter) Remind(_ context.Context, _ incident.AlertRef, v View, d Dea
 	}
 	l.Log.Warn(msg, zap.String("incident", v.ID), zap.String("obligation", d.ID), zap.String("what", d.What),
 		zap.Timep("due_at", d.DueAt), zap.Duration("left", left.Round(time.Minute)), zap.Bool("legal", d.Legal))
+	if d.Recipient == "customers" && v.Notice != nil && v.Notice.AwaitingApproval {
+		l.Log.Warn("escalation: the customer notice is not approved yet; a DPO must review and approve it",
+			zap.String("incident", v.ID), zap.String("obligation", d.ID), zap.Duration("left", left.Round(time.Minute)))
+	}
 	return nil
 }
 

@@ -44,7 +44,7 @@ func (t *Tracker) noticeCommand(inc *incident.Incident, by Actor, c Command, now
 		if miss := v.Missing(); len(miss) > 0 {
 			return "", nil, invalid("version %d lacks required elements: %s", v.Version, strings.Join(miss, "; "))
 		}
-		self := v.Author == by.Name
+		self := person(v.Author) == person(by.Name)
 		if self && !t.opts.SelfApproval {
 			return "", nil, invalid("four eyes: %s wrote version %d, so another DPO must approve it", by.Name, v.Version)
 		}
@@ -155,4 +155,14 @@ func (t *Tracker) NoticeReached(ctx context.Context, id string, p incident.Notic
 		return err
 	}
 	return t.rescope(ctx, id, now)
+}
+
+// person is who an actor is, whatever the channel: "token:dana",
+// "slack:dana" and "cli:dana" are one person (token names and Slack user
+// names must name people alike for four eyes to hold).
+func person(actor string) string {
+	if _, name, ok := strings.Cut(actor, ":"); ok {
+		return name
+	}
+	return actor
 }

@@ -88,6 +88,9 @@ func TestNoticeSignOff(t *testing.T) {
 	// Four eyes: dana wrote it, so dana cannot approve it.
 	_, err = do(dpo, Command{Name: CmdApprove, Version: 2, Hash: v2.Hash})
 	wantInvalid(err, "four eyes")
+	// The same person through another channel is still the author.
+	_, err = do(Actor{Name: "slack:dana", Role: "dpo"}, Command{Name: CmdApprove, Version: 2, Hash: v2.Hash})
+	wantInvalid(err, "four eyes")
 	// The approver names the hash they reviewed.
 	_, err = do(other, Command{Name: CmdApprove, Version: 2, Hash: v1.Hash})
 	wantInvalid(err, "content hash")

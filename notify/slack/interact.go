@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +22,9 @@ import (
 // false when the command was refused.
 type Triage interface {
 	Triage(ctx context.Context, actorName, role, incidentID, command, reason string) (msg string, ok bool)
+	// Approve approves version of the incident's customer notice, whose
+	// content hash the approver saw.
+	Approve(ctx context.Context, actorName, role, incidentID string, version int, hash string) (msg string, ok bool)
 }
 
 // Interactions serves Slack's interactivity requests (button clicks and
@@ -123,6 +129,17 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if _, err := h.n.api.OpenViewContext(ctx, cb.TriggerID, dismissDialog(a.Value)); err != nil {
 				h.log.Warn("slack: could not open the dismissal dialog", zap.Error(err))
 			}
+		case ActionApprove:
+			id, version, hash, ok := parseApproval(a.Value)
+			if !ok {
+				h.tell(ctx, cb, "This button is malformed.")
+				return
+			}
+			if msg, ok := h.triage.Approve(ctx, "slack:"+user.Name, user.Role, id, version, hash); !ok {
+				h.tell(ctx, cb, msg)
+			} else {
+				h.tell(ctx, cb, fmt.Sprintf("You approved version %d of the customer notice of %s.", version, id))
+			}
 		}
 	case slack.InteractionTypeViewSubmission:
 		if cb.View.CallbackID != callbackDismiss {
@@ -169,4 +186,23 @@ func dismissDialog(incidentID string) slack.ModalViewRequest {
 		Type: slack.VTModal, Title: plain("Dismiss incident"), Submit: plain("Dismiss"), Close: plain("Cancel"),
 		Blocks: slack.Blocks{BlockSet: []slack.Block{block}}, CallbackID: callbackDismiss, PrivateMetadata: incidentID,
 	}
+}
+
+// approvalValue is the approve button's value: the incident, the version
+// and its content hash, so that a click approves exactly what the message
+// showed.
+func approvalValue(id string, version int, hash string) string {
+	return id + "/" + strconv.Itoa(version) + "/" + hash
+}
+
+func parseApproval(v string) (id string, version int, hash string, ok bool) {
+	parts := strings.Split(v, "/")
+	if len(parts) != 3 {
+		return "", 0, "", false
+	}
+	n, err := strconv.Atoi(parts[1])
+	if err != nil || n < 1 {
+		return "", 0, "", false
+	}
+	return parts[0], n, parts[2], true
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,6 +105,10 @@ func (n *Notifier) Remind(ctx context.Context, ref incident.AlertRef, v incident
 	if !v.Acknowledged {
 		text += "\nNobody has acknowledged this incident yet."
 	}
+	if d.Recipient == "customers" && v.Notice != nil && v.Notice.AwaitingApproval {
+		// Escalation: the customer notice still lacks a DPO's sign-off.
+		text += "\n:warning: The customer notice is not approved yet. " + n.dpoMentions() + " please review and approve it."
+	}
 	_, _, err := n.api.PostMessageContext(ctx, ref.Channel, slack.MsgOptionTS(ref.TS), slack.MsgOptionText(text, false),
 		slack.MsgOptionDisableLinkUnfurl())
 	if err != nil {
@@ -112,12 +117,60 @@ func (n *Notifier) Remind(ctx context.Context, ref incident.AlertRef, v incident
 	return nil
 }
 
+// awaiting is the notice version a DPO could approve now: the newest,
+// unapproved, complete and written against the current affected
+// customers; nil when there is none.
+func awaiting(v incident.View) *incident.NoticeVersionView {
+	if v.Notice == nil || len(v.Notice.Versions) == 0 || !v.Status.Active() {
+		return nil
+	}
+	last := v.Notice.Versions[len(v.Notice.Versions)-1]
+	if last.ApprovedBy != "" || len(last.Missing) > 0 || !last.ScopeCurrent {
+		return nil
+	}
+	return &last
+}
+
+func noticeState(nv *incident.NoticeView) string {
+	switch {
+	case nv.SentAt != nil:
+		return fmt.Sprintf("version %d sent to every customer", nv.Sending)
+	case nv.Sending > 0:
+		return fmt.Sprintf("version %d being sent", nv.Sending)
+	case len(nv.Versions) == 0:
+		return "not drafted yet"
+	case nv.AwaitingApproval:
+		last := nv.Versions[len(nv.Versions)-1]
+		if len(last.Missing) > 0 {
+			return fmt.Sprintf("draft v%d lacks %d required element(s)", last.Version, len(last.Missing))
+		}
+		return fmt.Sprintf("v%d awaiting DPO approval", last.Version)
+	}
+	return "approved, not sent yet"
+}
+
+// dpoMentions mentions the Slack users mapped to the DPO role.
+func (n *Notifier) dpoMentions() string {
+	var ids []string
+	for id, u := range n.opts.Users {
+		if u.Role == "dpo" {
+			ids = append(ids, "<@"+id+">")
+		}
+	}
+	if len(ids) == 0 {
+		return "DPO,"
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, " ") + ","
+}
+
 // Action ids of the buttons and the dismissal dialog.
 const (
 	ActionAcknowledge = "bw_acknowledge"
 	ActionConfirm     = "bw_confirm"
 	ActionDismiss     = "bw_dismiss"
 	ActionOpen        = "bw_open"
+	ActionApprove     = "bw_approve"
 	callbackDismiss   = "bw_dismiss_reason"
 	blockReason       = "reason"
 )
@@ -159,6 +212,9 @@ func (n *Notifier) message(v incident.View) []slack.MsgOption {
 	if len(lines) == 0 {
 		lines = []string{"no notification duty applies"}
 	}
+	if v.Notice != nil {
+		fields = append(fields, md("*Customer notice*\n"+noticeState(v.Notice)))
+	}
 	blocks := []slack.Block{
 		header,
 		slack.NewSectionBlock(nil, fields, nil),
@@ -173,6 +229,10 @@ func (n *Notifier) message(v incident.View) []slack.MsgOption {
 		buttons = append(buttons,
 			slack.NewButtonBlockElement(ActionConfirm, v.ID, plain("Confirm")).WithStyle(slack.StylePrimary),
 			slack.NewButtonBlockElement(ActionDismiss, v.ID, plain("Dismiss…")).WithStyle(slack.StyleDanger))
+	}
+	if ap := awaiting(v); ap != nil {
+		buttons = append(buttons, slack.NewButtonBlockElement(ActionApprove, approvalValue(v.ID, ap.Version, ap.Hash),
+			plain(fmt.Sprintf("Approve notice v%d (DPO)", ap.Version))).WithStyle(slack.StylePrimary))
 	}
 	if n.opts.ConsoleURL != "" {
 		b := slack.NewButtonBlockElement(ActionOpen, v.ID, plain("Open in console"))

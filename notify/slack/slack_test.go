@@ -101,7 +101,7 @@ func newNotifier(t *testing.T) (*Notifier, *slackServer) {
 	srv := httptest.NewServer(ss)
 	t.Cleanup(srv.Close)
 	n, err := New(Options{Token: "xoxb-test-token", Channel: "C0ALERTS", SigningSecret: secret, APIURL: srv.URL + "/api/",
-		ConsoleURL: "https://breachwatch.example.com", Users: map[string]User{"U0ERIN": {Name: "erin", Role: "engineer"}}})
+		ConsoleURL: "https://breachwatch.example.com", Users: map[string]User{"U0ERIN": {Name: "erin", Role: "engineer"}, "U0DANA": {Name: "dana", Role: "dpo"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +206,16 @@ type triage struct {
 	mu   sync.Mutex
 	got  []string
 	fail string
+}
+
+func (t *triage) Approve(_ context.Context, actor, role, id string, version int, hash string) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.got = append(t.got, strings.Join([]string{actor, role, id, "approve", strconv.Itoa(version), hash}, "|"))
+	if t.fail != "" {
+		return t.fail, false
+	}
+	return "ok", true
 }
 
 func (t *triage) Triage(_ context.Context, actor, role, id, cmd, reason string) (string, bool) {
@@ -320,5 +330,85 @@ func TestInteractions(t *testing.T) {
 	w := post(t, h, body, sign(body, now, secret))
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"response_action":"errors"`) || !strings.Contains(w.Body.String(), "needs a reason") {
 		t.Fatalf("refused submission: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestNoticeApproval: a complete notice version awaiting approval gets a
+// button carrying its version and hash; a reminder of the customer
+// deadline escalates to the DPOs while it waits; a click approves exactly
+// that version (the tracker decides whether the clicker may).
+func TestNoticeApproval(t *testing.T) {
+	ctx := context.Background()
+	n, ss := newNotifier(t)
+	v := view()
+	due := time.Now().Add(3 * time.Hour).UTC()
+	v.Deadlines = append(v.Deadlines, incident.Deadline{ID: "gdpr/art34", Regime: "gdpr", What: "notify the affected customers",
+		Recipient: "customers", DueAt: &due, Legal: true})
+	v.Notice = &incident.NoticeView{AwaitingApproval: true, Versions: []incident.NoticeVersionView{
+		{Version: 1, Hash: "h1", Missing: []string{"measures taken"}, ScopeCurrent: true},
+		{Version: 2, Hash: "abc123", Missing: []string{}, ScopeCurrent: true}}}
+	ref, err := n.Alert(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := ss.take()[0].form.Get("blocks")
+	if !strings.Contains(b, `"action_id":"bw_approve"`) || !strings.Contains(b, `"value":"inc-1/2/abc123"`) || !strings.Contains(b, "v2 awaiting DPO approval") {
+		t.Fatalf("no approve button for v2: %s", b)
+	}
+	// Incomplete or stale: no button.
+	for _, mod := range []func(*incident.NoticeVersionView){
+		func(x *incident.NoticeVersionView) { x.Missing = []string{"x"} },
+		func(x *incident.NoticeVersionView) { x.ScopeCurrent = false },
+	} {
+		w := view()
+		w.Notice = &incident.NoticeView{AwaitingApproval: true, Versions: []incident.NoticeVersionView{{Version: 1, Hash: "h", ScopeCurrent: true}}}
+		mod(&w.Notice.Versions[0])
+		if err := n.Update(ctx, ref, w); err != nil {
+			t.Fatal(err)
+		}
+		if b := ss.take()[0].form.Get("blocks"); strings.Contains(b, "bw_approve") {
+			t.Errorf("approve offered for a version that cannot be approved: %s", b)
+		}
+	}
+	// The customer-deadline reminder escalates to the DPO while the notice waits.
+	if err := n.Remind(ctx, ref, v, v.Deadlines[2], 3*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if text := ss.take()[0].form.Get("text"); !strings.Contains(text, "not approved yet. <@U0DANA>, please review") {
+		t.Errorf("reminder does not escalate: %q", text)
+	}
+	if err := n.Remind(ctx, ref, v, v.Deadlines[0], 3*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if text := ss.take()[0].form.Get("text"); strings.Contains(text, "<@U0DANA>") {
+		t.Errorf("the authority deadline's reminder escalates the customer notice: %q", text)
+	}
+
+	tr := &triage{}
+	h := n.Interactions(tr)
+	now := time.Now().Unix()
+	body := click("U0DANA", ActionApprove, "inc-1/2/abc123")
+	if w := post(t, h, body, sign(body, now, secret)); w.Code != 200 {
+		t.Fatal(w.Code)
+	}
+	if len(tr.got) != 1 || tr.got[0] != "slack:dana|dpo|inc-1|approve|2|abc123" {
+		t.Fatalf("approve: %q", tr.got)
+	}
+	if calls := ss.take(); len(calls) != 1 || calls[0].method != "chat.postEphemeral" || !strings.Contains(calls[0].form.Get("text"), "approved version 2") {
+		t.Errorf("confirmation: %+v", calls)
+	}
+	// A refusal (an engineer; four eyes) is told to the clicker.
+	tr.fail = "role engineer may not approve"
+	body = click("U0ERIN", ActionApprove, "inc-1/2/abc123")
+	if w := post(t, h, body, sign(body, now, secret)); w.Code != 200 {
+		t.Fatal(w.Code)
+	}
+	if calls := ss.take(); len(calls) != 1 || !strings.Contains(calls[0].form.Get("text"), "may not approve") {
+		t.Errorf("refusal: %+v", calls)
+	}
+	body = click("U0DANA", ActionApprove, "inc-1/two/abc")
+	post(t, h, body, sign(body, now, secret))
+	if len(tr.got) != 2 {
+		t.Errorf("a malformed value reached the tracker: %q", tr.got)
 	}
 }
