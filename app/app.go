@@ -454,6 +454,9 @@ func incidentRoutes(tr *tracker.Tracker) []web.Route {
 		{Method: "GET", Path: "/api/v1/incidents", Roles: staff, Handler: api.List()},
 		{Method: "GET", Path: "/api/v1/incidents/{id}", Roles: staff, Handler: api.Get()},
 		{Method: "GET", Path: "/api/v1/incidents/{id}/audit", Roles: staff, Handler: api.Audit()},
+		{Method: "GET", Path: "/api/v1/incidents/{id}/report", Roles: staff, Handler: api.ReportJSON()},
+		{Method: "GET", Path: "/api/v1/incidents/{id}/report.html", Roles: staff, Handler: api.ReportPage()},
+		{Method: "GET", Path: "/api/v1/register", Roles: staff, Handler: api.RegisterJSON()},
 		{Method: "POST", Path: "/api/v1/incidents/{id}/{command}", Roles: staff, Handler: api.Command()},
 	}
 }

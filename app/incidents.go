@@ -40,6 +40,10 @@ func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
   breachwatch incidents notice ID [--json]                 versions, what each lacks, delivery progress
   breachwatch incidents approve ID --version N --hash H [--reason TEXT]   (DPO; not the version's author)
   breachwatch incidents send ID [--wait]                   send the approved notice (--wait: a progress bar)
+  breachwatch incidents waive ID --to OBLIGATION --reason TEXT   (DPO) a notification is not required, and why
+  breachwatch incidents update ID --reason TEXT            (DPO) a phased update to the authority (Art. 33(4))
+  breachwatch incidents report ID [--html]                 the supervisory-authority report (JSON, or a printable page)
+  breachwatch incidents register [--csv]                   the breach register (JSON or CSV)
 flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
   --token-file FILE (default $BREACHWATCH_TOKEN, else ./data/dev-token)`
 	if len(args) == 0 {
@@ -61,6 +65,8 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 	version := fs.Int("version", 0, "approve: the notice version")
 	hash := fs.String("hash", "", "approve: the version's content hash (as `incidents notice` shows it)")
 	wait := fs.Bool("wait", false, "send: show progress until every customer is reached")
+	asHTML := fs.Bool("html", false, "report: the printable HTML page")
+	asCSV := fs.Bool("csv", false, "register: CSV")
 	// Flags may come after the incident id.
 	var pos []string
 	rest := args[1:]
@@ -130,7 +136,7 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 		printIncident(stdout, v, time.Now())
 		return 0
 	case tracker.CmdAcknowledge, tracker.CmdConfirm, tracker.CmdDismiss, tracker.CmdReopen, tracker.CmdAssign, tracker.CmdNote,
-		tracker.CmdAwareness, tracker.CmdDetermine, tracker.CmdFile, tracker.CmdStatus:
+		tracker.CmdAwareness, tracker.CmdDetermine, tracker.CmdFile, tracker.CmdStatus, tracker.CmdWaive, tracker.CmdUpdate:
 		if len(pos) != 1 {
 			fmt.Fprintln(stderr, use)
 			return 2
@@ -193,6 +199,29 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 		if sub == tracker.CmdSend && *wait {
 			return waitNotice(ctx, c, pos[0], stdout, stderr)
 		}
+		return 0
+	case "report", "register":
+		p := "/api/v1/register"
+		switch {
+		case sub == "report" && len(pos) == 1:
+			p = "/api/v1/incidents/" + url.PathEscape(pos[0]) + "/report"
+			if *asHTML {
+				p += ".html"
+			}
+		case sub == "register" && len(pos) == 0:
+			if *asCSV {
+				p += "?format=csv"
+			}
+		default:
+			fmt.Fprintln(stderr, use)
+			return 2
+		}
+		raw, err := c.do(ctx, "GET", p, nil, nil)
+		if err != nil {
+			fmt.Fprintln(stderr, "breachwatch incidents:", err)
+			return 1
+		}
+		stdout.Write(raw)
 		return 0
 	case "notice":
 		if len(pos) != 1 {
@@ -323,6 +352,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		var e struct{ Error string }
 		_ = json.Unmarshal(raw, &e)
 		return nil, fmt.Errorf("%s (HTTP %d)", termSafe(firstNonEmpty(e.Error, resp.Status)), resp.StatusCode)
+	}
+	if out == nil {
+		return raw, nil
 	}
 	return raw, json.Unmarshal(raw, out)
 }

@@ -240,6 +240,23 @@ customers:
 	if fu := p["follow_up"].([]any); len(fu) != 1 || fu[0].(map[string]any)["tenant"] != "cust-0042" {
 		t.Errorf("follow-up: %v", p["follow_up"])
 	}
+	// The authority report and the register, through the API and the CLI.
+	rep := mustCall("GET", path+"/report", dpoToken, nil, 200)
+	if rep["nature"] != "Another customer's account read your contacts." || rep["customers"] != 1.0 || rep["records"] != 1234.0 {
+		t.Errorf("report: %v", rep)
+	}
+	stdout.Reset()
+	if code := incidentsCommand(context.Background(), []string{"report", id, "--html", "--url", base, "--token-file", tokFile}, &stdout, &stderr,
+		func(string) string { return "" }); code != 0 || !strings.Contains(stdout.String(), "Personal data breach report") {
+		t.Errorf("CLI report: %d %.200s %s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	if code := incidentsCommand(context.Background(), []string{"register", "--csv", "--url", base, "--token-file", tokFile}, &stdout, &stderr,
+		func(string) string { return "" }); code != 0 || !strings.HasPrefix(stdout.String(), "incident,rule,title") || !strings.Contains(stdout.String(), id) {
+		t.Errorf("CLI register: %d %.300s %s", code, stdout.String(), stderr.String())
+	}
+	mustCall("GET", "/api/v1/register", appToken, nil, 403)
+
 	// The audit log holds the workflow.
 	audit := mustCall("GET", path+"/audit", dpoToken, nil, 200)
 	var acts []string

@@ -17,16 +17,18 @@ const (
 	ActObligations  = "obligations"  // the obligations were (re)computed; Data: []Obligation
 	ActAcknowledged = "acknowledged" // someone took it up
 	ActConfirmed    = "confirmed"
-	ActDismissed    = "dismissed"  // Reason required
-	ActReopened     = "reopened"   // Reason required
-	ActStatus       = "status"     // another lifecycle move; Data: {"to": status}
-	ActAwareness    = "awareness"  // aware_at set; Reason required; Data: {"at": time}
-	ActDetermined   = "determined" // determination recorded; Reason required; Data: {"at": time}
-	ActAssigned     = "assigned"   // Data: {"to": name}
-	ActNote         = "note"       // Reason holds the text
-	ActFiled        = "filed"      // an obligation met; Data: Filing
-	ActReminded     = "reminded"   // a reminder went out; Data: Reminder
-	ActAlerted      = "alerted"    // the alert message was posted; Data: AlertRef
+	ActDismissed    = "dismissed"     // Reason required
+	ActReopened     = "reopened"      // Reason required
+	ActStatus       = "status"        // another lifecycle move; Data: {"to": status}
+	ActAwareness    = "awareness"     // aware_at set; Reason required; Data: {"at": time}
+	ActDetermined   = "determined"    // determination recorded; Reason required; Data: {"at": time}
+	ActAssigned     = "assigned"      // Data: {"to": name}
+	ActNote         = "note"          // Reason holds the text
+	ActFiled        = "filed"         // an obligation met; Data: Filing
+	ActReminded     = "reminded"      // a reminder went out; Data: Reminder
+	ActAlerted      = "alerted"       // the alert message was posted; Data: AlertRef
+	ActWaived       = "waived"        // an obligation is not required; Reason required; Data: {"obligation": id}
+	ActReportUpdate = "report-update" // a phased update to the authority (Art. 33(4)); Reason holds the text
 )
 
 // AuditEntry is one change to an incident: who, when, what and why. Entries

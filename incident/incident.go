@@ -122,12 +122,20 @@ type Obligation struct {
 	Late       bool      `json:"late,omitempty"`
 	LateReason string    `json:"late_reason,omitempty"`
 	Reference  string    `json:"reference,omitempty"` // e.g. the authority's case number
+	// Waived: a DPO decided, with a written reason, that this notification
+	// is not required (e.g. the breach is unlikely to result in a risk, GDPR
+	// Art. 33(1)); the register keeps the reasoning (Art. 33(5)).
+	WaivedAt     time.Time `json:"waived_at,omitzero"`
+	WaivedReason string    `json:"waived_reason,omitempty"`
 	// TableVersion is the version of the regime table it was computed from.
 	TableVersion string `json:"table_version"`
 }
 
 // Met reports whether the obligation has been met.
 func (o *Obligation) Met() bool { return !o.MetAt.IsZero() }
+
+// Settled reports whether nothing more is owed: met or waived.
+func (o *Obligation) Settled() bool { return o.Met() || !o.WaivedAt.IsZero() }
 
 // Note is a free-text note on an incident.
 type Note struct {
@@ -178,6 +186,9 @@ type Incident struct {
 	Scope        Scope        `json:"scope"`
 	Obligations  []Obligation `json:"obligations"`
 	Notes        []Note       `json:"notes,omitempty"`
+	// ReportUpdates are the phased updates to the supervisory authority
+	// (GDPR Art. 33(4)), oldest first: an append-only series.
+	ReportUpdates []Note `json:"report_updates,omitempty"`
 	// Notices are the customer notice's versions, oldest first; Sending is
 	// the version being sent (0: none yet), Progress how far it got.
 	Notices       []NoticeVersion `json:"notices,omitempty"`
@@ -244,7 +255,7 @@ func (inc *Incident) NextDeadline() *Obligation {
 	var next *Obligation
 	for i := range inc.Obligations {
 		o := &inc.Obligations[i]
-		if o.Met() || o.DueAt.IsZero() {
+		if o.Settled() || o.DueAt.IsZero() {
 			continue
 		}
 		if next == nil || o.DueAt.Before(next.DueAt) {

@@ -81,6 +81,9 @@ type Deadline struct {
 	Late       bool   `json:"late"`
 	LateReason string `json:"late_reason,omitempty"`
 	Reference  string `json:"reference,omitempty"`
+	// WaivedAt/WaivedReason: a DPO decided it is not required, and why.
+	WaivedAt     *time.Time `json:"waived_at"`
+	WaivedReason string     `json:"waived_reason,omitempty"`
 	// TableVersion is the regime table's version the deadline comes from.
 	TableVersion string `json:"table_version"`
 	// DueLocal is the due time in the organisation's time zone and in the

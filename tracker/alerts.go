@@ -139,7 +139,7 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 		return nil
 	}
 	for _, d := range v.Deadlines {
-		if d.DueAt == nil || d.MetAt != nil {
+		if d.DueAt == nil || d.MetAt != nil || d.WaivedAt != nil {
 			continue
 		}
 		point, left := ReminderPoint(*d.DueAt, now, r)

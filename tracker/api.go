@@ -62,7 +62,8 @@ func (t *Tracker) View(inc incident.Incident) View {
 	for _, o := range inc.Obligations {
 		d := Deadline{Regime: o.Regime, What: o.What, DueAt: ptr(o.DueAt), MetAt: ptr(o.MetAt), ID: o.ID, Recipient: o.Recipient,
 			Source: o.Source, Legal: o.Legal, Anchor: o.Anchor, Late: o.Late, LateReason: o.LateReason, Reference: o.Reference,
-			TableVersion: o.TableVersion}
+			TableVersion: o.TableVersion,
+			WaivedAt:     ptr(o.WaivedAt), WaivedReason: o.WaivedReason}
 		if !o.DueAt.IsZero() {
 			d.DueLocal = o.DueAt.In(org).Format(localLayout)
 			if r := t.opts.Regimes.Regime(o.Regime); r != nil && r.Location() != nil {

@@ -85,6 +85,16 @@ func apply(inc *incident.Incident, e *incident.AuditEntry) error {
 		if err := applyNotice(inc, e); err != nil {
 			return err
 		}
+	case incident.ActWaived:
+		var d struct{ Obligation string }
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return fmt.Errorf("audit entry %d: waiver: %w", e.Seq, err)
+		}
+		if o := inc.Obligation(d.Obligation); o != nil {
+			o.WaivedAt, o.WaivedReason = e.At, e.Reason
+		}
+	case incident.ActReportUpdate:
+		inc.ReportUpdates = append(inc.ReportUpdates, incident.Note{At: e.At, Author: e.Actor, Text: e.Reason})
 	case incident.ActReminded, incident.ActAlerted:
 		// Ledger entries: they change no state the API shows; the tracker
 		// reads them back through its reminder and alert ledgers.

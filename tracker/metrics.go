@@ -40,7 +40,7 @@ func (t *Tracker) register(reg prometheus.Registerer) error {
 					continue
 				}
 				for _, o := range inc.Obligations {
-					if !o.Met() && !o.DueAt.IsZero() && now.After(o.DueAt) {
+					if !o.Settled() && !o.DueAt.IsZero() && now.After(o.DueAt) {
 						late[o.Legal]++
 					}
 				}

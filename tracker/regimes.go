@@ -390,6 +390,7 @@ func (rs *Regimes) Obligations(apply []string, inc *incident.Incident, processor
 				LateReasonRequired: d.LateReasonRequired, TableVersion: rs.Version}
 			if prev := inc.Obligation(o.ID); prev != nil {
 				o.MetAt, o.Late, o.LateReason, o.Reference = prev.MetAt, prev.Late, prev.LateReason, prev.Reference
+				o.WaivedAt, o.WaivedReason = prev.WaivedAt, prev.WaivedReason
 			}
 			switch {
 			case d.Anchor == "awareness":

@@ -437,6 +437,8 @@ const (
 	CmdDraft       = "draft"     // Notice: a new version of the customer notice
 	CmdApprove     = "approve"   // Version and Hash; DPO only, not the version's author (see Options.SelfApproval)
 	CmdSend        = "send"      // send the latest approved version to every affected customer
+	CmdWaive       = "waive"     // To: the obligation; reason required (why notifying is not required); DPO only
+	CmdUpdate      = "update"    // Reason: a phased update to the authority (Art. 33(4)); DPO only
 )
 
 // Command is a change someone asks for.
@@ -467,6 +469,8 @@ var roles = map[string][]string{
 	CmdDraft:       {"engineer", "dpo"},
 	CmdApprove:     {"dpo"},
 	CmdSend:        {"engineer", "dpo"},
+	CmdWaive:       {"dpo"},
+	CmdUpdate:      {"dpo"},
 }
 
 // Allowed reports whether a role may give a command.
@@ -590,6 +594,23 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 			return *inc, invalid("this filing is late (due %s): give the reasons for the delay", o.DueAt.Format(time.RFC3339))
 		}
 		action, data, recompute = incident.ActFiled, incident.Filing{Obligation: o.ID, At: c.At.UTC(), Reference: c.Reference}, true
+	case CmdWaive:
+		o := inc.Obligation(c.To)
+		if o == nil {
+			return *inc, invalid("the incident has no obligation %q", c.To)
+		}
+		if o.Settled() {
+			return *inc, invalid("obligation %s is already met or waived", o.ID)
+		}
+		if err := needReason("waiving a notification"); err != nil {
+			return *inc, err
+		}
+		action, data = incident.ActWaived, map[string]string{"obligation": o.ID}
+	case CmdUpdate:
+		if c.Reason == "" {
+			return *inc, invalid("the update is empty")
+		}
+		action = incident.ActReportUpdate
 	case CmdDraft, CmdApprove, CmdSend:
 		var err error
 		if action, data, err = t.noticeCommand(inc, by, c, now); err != nil {

@@ -196,6 +196,8 @@ func (n *Notifier) message(v incident.View) []slack.MsgOption {
 			line += " _(internal target)_"
 		}
 		switch {
+		case d.WaivedAt != nil:
+			line += ": not required (a DPO's decision, with reasons)"
 		case d.MetAt != nil && d.Late:
 			line += ": met " + slackDate(*d.MetAt) + " *late*"
 		case d.MetAt != nil:
