@@ -222,6 +222,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 			{Method: "POST", Path: "/api/v1/events/config", Roles: ingestRoles, Handler: httpIngest.Config()},
 		}, append(incidentRoutes(tr), nt.routes...)...),
 		Webhooks: append(webhooks, nt.webhooks...),
+		Assets:   nt.assets,
 		Checks: []web.Check{
 			{Name: "kafka", Fn: consumer.Ping},
 			{Name: "store", Fn: func(ctx context.Context) error {

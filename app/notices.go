@@ -22,6 +22,7 @@ type notices struct {
 	mailbox  *email.Mailbox // nil with SendGrid
 	routes   []web.Route
 	webhooks []web.Webhook
+	assets   []web.Asset
 	sender   string // "sendgrid" or the mailbox's folder
 }
 
@@ -84,7 +85,10 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 		if err != nil {
 			return nil, err
 		}
-		n.webhooks = append(n.webhooks, web.Webhook{Method: "POST", Path: "/hooks/sendgrid/events", Handler: wh})
+		n.webhooks = append(n.webhooks, web.Webhook{Method: "POST", Path: "/hooks/sendgrid/events", Handler: wh, MaxBytes: 8 << 20})
+	}
+	for _, f := range inapp.WidgetFiles {
+		n.assets = append(n.assets, web.Asset{Path: "/widget/v1/" + f, Handler: inapp.Widget(f)})
 	}
 	if n.mailbox != nil {
 		n.routes = append(n.routes,

@@ -10,11 +10,18 @@ have_clickhouse() {
 	command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || command -v clickhouse >/dev/null 2>&1
 }
 
-# ensure_packages installs Debian's clickhouse-server and kcat when missing.
+# have_chromium: a headless-capable Chromium is on PATH.
+have_chromium() {
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1
+}
+
+# ensure_packages installs Debian's clickhouse-server, kcat and chromium
+# (the browser tests) when missing.
 ensure_packages() {
 	local missing=()
 	have_clickhouse || missing+=(clickhouse-server)
 	command -v kcat >/dev/null 2>&1 || command -v kafkacat >/dev/null 2>&1 || missing+=(kcat)
+	have_chromium || missing+=(chromium)
 	if [ ${#missing[@]} -gt 0 ]; then
 		echo "== installing ${missing[*]} (Debian packages)"
 		export DEBIAN_FRONTEND=noninteractive
@@ -22,7 +29,7 @@ ensure_packages() {
 		# The package's own service may fail to start in a container; the
 		# tests run a server of their own, so that is fine.
 		as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
-			have_clickhouse && command -v kcat >/dev/null 2>&1 || { echo "could not install ${missing[*]}" >&2; exit 1; }
+			have_clickhouse && command -v kcat >/dev/null 2>&1 && have_chromium || { echo "could not install ${missing[*]}" >&2; exit 1; }
 		}
 	fi
 }

@@ -21,7 +21,9 @@ fi
 echo "== the rules and their fixtures"
 go run ./cmd/breachwatch rules check rules
 go run ./cmd/breachwatch rules test rules
-echo "== tests (race detector)"
+echo "== tests (race detector); browser screenshots go to ./test-artifacts"
+export BWTEST_ARTIFACTS="$PWD/test-artifacts"
+rm -rf "$BWTEST_ARTIFACTS"
 go test -race -count=1 -timeout 60m ./...
 echo "== fuzzing the decoders, the CloudTrail mapper and the rule loader (${FUZZTIME:=15s} each)"
 # A short minimization budget keeps the time for fuzzing (the default, 60s, ate it all).

@@ -39,6 +39,15 @@ type Webhook struct {
 	Method  string
 	Path    string // must start with /hooks/
 	Handler http.Handler
+	// MaxBytes bounds the request body (default 1 MiB).
+	MaxBytes int64
+}
+
+// Asset is a public, static file outside /api/ (the in-app widget's
+// script and style): GET only, no authentication, no data.
+type Asset struct {
+	Path    string // must start with /widget/
+	Handler http.Handler
 }
 
 // Options configure the server.
@@ -47,6 +56,7 @@ type Options struct {
 	Tokens   []Token
 	Routes   []Route
 	Webhooks []Webhook
+	Assets   []Asset
 	Checks   []Check
 	Metrics  http.Handler // serves /metrics
 	Log      *zap.Logger
@@ -128,7 +138,17 @@ func New(o Options) (s *Server, err error) {
 		if !strings.HasPrefix(h.Path, "/hooks/") {
 			return nil, errors.New("web: webhook outside /hooks/: " + h.Path)
 		}
-		root.Handle(h.Method+" "+h.Path, http.MaxBytesHandler(h.Handler, 1<<20))
+		limit := h.MaxBytes
+		if limit <= 0 {
+			limit = 1 << 20
+		}
+		root.Handle(h.Method+" "+h.Path, http.MaxBytesHandler(h.Handler, limit))
+	}
+	for _, a := range o.Assets {
+		if !strings.HasPrefix(a.Path, "/widget/") {
+			return nil, errors.New("web: asset outside /widget/: " + a.Path)
+		}
+		root.Handle("GET "+a.Path, a.Handler)
 	}
 	if o.Metrics != nil {
 		root.Handle("GET /metrics", o.Metrics)

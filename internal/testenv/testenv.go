@@ -99,3 +99,35 @@ func Kcat(t testing.TB) string {
 	unavailable(t, "kcat is not installed (Debian package kcat)")
 	return ""
 }
+
+// Chromium returns the path of a headless-capable Chromium (Debian's
+// chromium), skipping the test without one (failing it in CI).
+func Chromium(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	unavailable(t, "no Chromium on PATH (Debian package chromium)")
+	return ""
+}
+
+// EnvArtifacts names the folder where tests save artifacts such as
+// screenshots; make test sets it to ./test-artifacts.
+const EnvArtifacts = "BWTEST_ARTIFACTS"
+
+// Artifacts returns the folder for the test's artifacts (created): under
+// BWTEST_ARTIFACTS when set, else a temporary folder.
+func Artifacts(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(EnvArtifacts)
+	if base == "" {
+		return t.TempDir()
+	}
+	dir := base + "/" + regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "_")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

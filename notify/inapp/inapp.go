@@ -6,6 +6,7 @@ package inapp
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -194,5 +195,33 @@ func (a *API) Read() http.Handler {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+//go:embed widget/notices.js widget/notices.css
+var widget embed.FS
+
+// WidgetFiles are the widget's files, served under /widget/v1/.
+var WidgetFiles = []string{"notices.js", "notices.css"}
+
+// Widget serves one of the widget's files (public and static: it holds no
+// data; the notices come from the product's backend).
+func Widget(name string) http.Handler {
+	b, err := widget.ReadFile("widget/" + name)
+	ctype := "text/javascript; charset=utf-8"
+	if len(name) > 4 && name[len(name)-4:] == ".css" {
+		ctype = "text/css; charset=utf-8"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", ctype)
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		// Loaded by the product's pages, from another origin.
+		w.Header().Set("Cross-Origin-Resource-Policy", "cross-origin")
+		_, _ = w.Write(b)
 	})
 }
