@@ -19,6 +19,7 @@ run go test -run '^$' -bench 'DecodeEvaluate' -benchmem -cpu 1 -benchtime 3x -co
 run go test -run '^$' -bench 'WindowGroupsMemory' -benchtime 1x -count 1 ./detect
 run go test -run '^$' -bench 'EndToEnd|ClickHouseKafkaEngine|DetectionLatency' -benchtime 1x -count 1 -timeout 60m ./app
 run go test -run '^$' -bench 'Scope' -benchtime 5x -count 1 -timeout 60m ./tracker
+run go test -run '^$' -bench 'NoticeFanOut' -benchtime 1x -count 1 -timeout 30m ./notify
 
 figure() { # benchmark-name unit
 	awk -v name="$1" -v unit="$2" '
@@ -45,4 +46,7 @@ printf '  %-58s %14s %s\n' \
 	"  an access incident, by its evidence" "$(figure 'BenchmarkScopeClickHouse/.*access-evidence' ms/scope)" "ms" \
 	"scoping, embedded store, 10M events: exposure, 1 day" "$(figure 'BenchmarkScopeSQLite/.*exposure-1d' ms/scope)" "ms         (goal <= 3,000)" \
 	"  the same, a 7-day exposure window" "$(figure 'BenchmarkScopeSQLite/.*exposure-7d' ms/scope)" "ms" \
-	"  an access incident, by its evidence" "$(figure 'BenchmarkScopeSQLite/.*access-evidence' ms/scope)" "ms"
+	"  an access incident, by its evidence" "$(figure 'BenchmarkScopeSQLite/.*access-evidence' ms/scope)" "ms" \
+	"notices to 100,000 customers via a local SendGrid API" "$(figure '^BenchmarkNoticeFanOut-?[0-9]*$' ms/fan-out)" "ms         (goal <= 30,000)" \
+	"  the same, SIGKILLed a third of the way and restarted" "$(figure '^BenchmarkNoticeFanOutKilled' ms/fan-out)" "ms         (every recipient exactly once: verified)" \
+	"  progress counts over the 100,000 customers" "$(figure '^BenchmarkNoticeFanOut-?[0-9]*$' ms/progress-query)" "ms"

@@ -728,19 +728,39 @@ func endOf(t time.Time) time.Time {
 // EnqueueDeliveries writes outbox rows that are not there yet; a row
 // already written (whatever its state) is left as it is.
 func (s *Store) EnqueueDeliveries(ctx context.Context, ds []incident.Delivery) error {
-	return s.putDeliveries(ctx, ds, `INSERT INTO outbox (id, incident, version, tenant, recipient, channel, facts, state,
+	return s.insertDeliveries(ctx, ds, `INSERT INTO outbox (id, incident, version, tenant, recipient, channel, facts, state,
 		attempts, batch, error, created_ns, updated_ns, sent_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING`)
 }
 
-// UpdateDeliveries records new states of outbox rows.
+// UpdateDeliveries records new states of outbox rows (rows not written
+// yet are not created).
 func (s *Store) UpdateDeliveries(ctx context.Context, ds []incident.Delivery) error {
-	return s.putDeliveries(ctx, ds, `INSERT INTO outbox (id, incident, version, tenant, recipient, channel, facts, state,
-		attempts, batch, error, created_ns, updated_ns, sent_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts, batch = excluded.batch,
-		error = excluded.error, updated_ns = excluded.updated_ns, sent_ns = excluded.sent_ns`)
+	if len(ds) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite store: begin: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `UPDATE outbox SET state = ?, attempts = ?, batch = ?, error = ?, updated_ns = ?, sent_ns = ? WHERE id = ?`)
+	if err != nil {
+		return fmt.Errorf("sqlite store: outbox: %w", err)
+	}
+	defer st.Close()
+	for i := range ds {
+		d := &ds[i]
+		if _, err := st.ExecContext(ctx, d.State, d.Attempts, d.Batch, d.Error, d.UpdatedAt.UnixNano(), nanos(d.SentAt), d.ID); err != nil {
+			return fmt.Errorf("sqlite store: outbox: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite store: commit: %w", err)
+	}
+	return nil
 }
 
-func (s *Store) putDeliveries(ctx context.Context, ds []incident.Delivery, stmt string) error {
+func (s *Store) insertDeliveries(ctx context.Context, ds []incident.Delivery, stmt string) error {
 	if len(ds) == 0 {
 		return nil
 	}
