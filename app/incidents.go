@@ -290,7 +290,7 @@ func waitNotice(ctx context.Context, c *apiClient, id string, stdout, stderr io.
 			fmt.Fprintln(stderr, "\nbreachwatch incidents:", err)
 			return 1
 		}
-		if p := out.Progress; p != nil {
+		if p := out.Progress; p != nil && p.Customers > 0 {
 			fmt.Fprintf(stdout, "\r%s", progressLine(p))
 			if p.Customers > 0 && p.Counts[incident.DeliveryPending]+p.Counts[incident.DeliverySending] == 0 && p.Reached == p.Customers {
 				fmt.Fprintln(stdout)
