@@ -203,7 +203,8 @@ func (n *Notifier) enqueue(ctx context.Context, inc *incident.Incident) error {
 	n.mu.Lock()
 	done := n.enqueued[key]
 	n.mu.Unlock()
-	if done {
+	if done || !inc.NoticeSentAt.IsZero() {
+		// Written already (by this process, or everyone was reached).
 		return nil
 	}
 	v := inc.Notice(inc.NoticeSending)
@@ -211,6 +212,15 @@ func (n *Notifier) enqueue(ctx context.Context, inc *incident.Incident) error {
 		return fmt.Errorf("incident %s: version %d being sent is not approved", inc.ID, inc.NoticeSending)
 	}
 	if incident.ScopeHash(inc.Scope) != v.ScopeHash {
+		// Said once per version: the people who can act see it in the
+		// incident (the version is shown as not current).
+		n.mu.Lock()
+		said := n.enqueued[key+"/stale"]
+		n.enqueued[key+"/stale"] = true
+		n.mu.Unlock()
+		if said {
+			return nil
+		}
 		return fmt.Errorf("incident %s: the affected customers changed after version %d was approved; nothing enqueued (draft a new version)",
 			inc.ID, v.Version)
 	}
