@@ -36,6 +36,7 @@ import (
 	"github.com/breachwatch/breachwatch/store/sqlite"
 	"github.com/breachwatch/breachwatch/tracker"
 	"github.com/breachwatch/breachwatch/web"
+	"github.com/breachwatch/breachwatch/web/console"
 )
 
 // Runtime is what Run needs from its surroundings besides the Options.
@@ -163,6 +164,10 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	if err != nil {
 		return err
 	}
+	cons, err := newConsole(o, st, tr, orgZone, rt.Now, log.Named("console"))
+	if err != nil {
+		return err
+	}
 	feed := newTrackerFeed(tr, log.Named("tracker"))
 	if n, err := replayFindings(ctx, st, feed, rt.Now()); err != nil {
 		return fmt.Errorf("reading the stored findings: %w", err)
@@ -223,6 +228,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		}, append(incidentRoutes(tr), nt.routes...)...),
 		Webhooks: append(webhooks, nt.webhooks...),
 		Assets:   nt.assets,
+		Console:  consoleHandler(cons),
 		Checks: []web.Check{
 			{Name: "kafka", Fn: consumer.Ping},
 			{Name: "store", Fn: func(ctx context.Context) error {
@@ -665,4 +671,12 @@ func printBanner(w io.Writer, o Options, i Info) {
 		fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $(cat %s)\" http://%s/api/v1/incidents\n", i.DevTokenFile, i.HTTPAddr)
 	}
 	fmt.Fprintf(w, "\nStop with Ctrl-C.\n\n")
+}
+
+// consoleHandler is the console's handler, nil when it is off.
+func consoleHandler(c *console.Console) http.Handler {
+	if c == nil {
+		return nil
+	}
+	return c.Handler()
 }

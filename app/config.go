@@ -42,6 +42,7 @@ type Options struct {
 	Tracker    TrackerOptions    `yaml:"tracker"`
 	Slack      SlackOptions      `yaml:"slack"`
 	Notify     NotifyOptions     `yaml:"notify"`
+	Console    ConsoleOptions    `yaml:"console"`
 	Debug      DebugOptions      `yaml:"debug"`
 }
 
@@ -85,6 +86,23 @@ type NotifyOptions struct {
 	// SelfApproval lets a DPO approve a notice they wrote (a one-person
 	// team); each such approval needs a reason and is audited.
 	SelfApproval bool `yaml:"self_approval"`
+}
+
+// ConsoleOptions configure the web console. Without users it is off.
+type ConsoleOptions struct {
+	// Users may sign in: name, role (engineer, dpo or admin) and a bcrypt
+	// hash of the password (`breachwatch hash-password` prints one).
+	Users []ConsoleUser `yaml:"users"`
+	// SecureCookies marks the session cookie Secure; default: on unless
+	// HTTP listens on loopback only (development).
+	SecureCookies *bool `yaml:"secure_cookies"`
+}
+
+// ConsoleUser is a person who may sign in to the console.
+type ConsoleUser struct {
+	Name         string `yaml:"name"`
+	Role         string `yaml:"role"`
+	PasswordHash string `yaml:"password_hash"`
 }
 
 // SlackUser maps a Slack user to a breachwatch role.
@@ -833,6 +851,20 @@ func (o *Options) Validate() error {
 	}
 	if u, err := url.Parse(o.Notify.SendGridURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("notify.sendgrid_url", "want an http(s) URL such as https://api.sendgrid.com")
+	}
+	seenUsers := map[string]bool{}
+	for i, u := range o.Console.Users {
+		switch {
+		case u.Name == "" || len(u.Name) > 64 || strings.ContainsAny(u.Name, " :\t\r\n"):
+			bad(fmt.Sprintf("console.users[%d].name", i), "want a name of 1 to 64 characters without spaces or colons")
+		case seenUsers[u.Name]:
+			bad(fmt.Sprintf("console.users[%d].name", i), "user "+u.Name+" is listed twice")
+		case u.Role != "engineer" && u.Role != "dpo" && u.Role != "admin":
+			bad(fmt.Sprintf("console.users[%d].role", i), "want engineer, dpo or admin")
+		case !strings.HasPrefix(u.PasswordHash, "$2"):
+			bad(fmt.Sprintf("console.users[%d].password_hash", i), "want a bcrypt hash ($2a$…, $2b$…); `breachwatch hash-password` prints one")
+		}
+		seenUsers[u.Name] = true
 	}
 	for i, u := range o.Slack.Users {
 		if u.ID == "" || u.Name == "" || (u.Role != "engineer" && u.Role != "dpo" && u.Role != "admin") {

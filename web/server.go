@@ -57,9 +57,12 @@ type Options struct {
 	Routes   []Route
 	Webhooks []Webhook
 	Assets   []Asset
-	Checks   []Check
-	Metrics  http.Handler // serves /metrics
-	Log      *zap.Logger
+	// Console serves every path not taken by the API, hooks, assets,
+	// health and metrics (the web console); nil: those paths are 404.
+	Console http.Handler
+	Checks  []Check
+	Metrics http.Handler // serves /metrics
+	Log     *zap.Logger
 }
 
 // Server is the HTTP server.
@@ -153,9 +156,13 @@ func New(o Options) (s *Server, err error) {
 	if o.Metrics != nil {
 		root.Handle("GET /metrics", o.Metrics)
 	}
-	root.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		errorJSON(w, http.StatusNotFound, "not found")
-	}))
+	if o.Console != nil {
+		root.Handle("/", o.Console)
+	} else {
+		root.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			errorJSON(w, http.StatusNotFound, "not found")
+		}))
+	}
 	s.handler = s.headers(root)
 	return s, nil
 }

@@ -1,0 +1,157 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/incident"
+	"github.com/breachwatch/breachwatch/tracker"
+	"github.com/breachwatch/breachwatch/web/console"
+)
+
+// newConsole builds the web console when users are configured.
+func newConsole(o Options, st appStore, tr *tracker.Tracker, zone *time.Location, now func() time.Time, log *zap.Logger) (*console.Console, error) {
+	if len(o.Console.Users) == 0 {
+		return nil, nil
+	}
+	var users []console.User
+	for _, u := range o.Console.Users {
+		users = append(users, console.User{Name: u.Name, Role: u.Role, Hash: []byte(u.PasswordHash)})
+	}
+	secure := !loopback(o.HTTP.Addr)
+	if o.Console.SecureCookies != nil {
+		secure = *o.Console.SecureCookies
+	}
+	return console.New(console.Options{Users: users, Incidents: tr, Audit: tr, Commander: consoleCommander{tr},
+		Evidence: evidenceReader{st}, Zone: zone, Secure: secure, Now: now, Log: log})
+}
+
+// loopback reports whether an HTTP address listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// consoleCommander carries out the console's forms on the tracker.
+type consoleCommander struct{ tr *tracker.Tracker }
+
+func (c consoleCommander) Command(ctx context.Context, actor, role, id, name string, form url.Values) (string, bool) {
+	cmd := tracker.Command{Incident: id, Name: name, Reason: form.Get("reason"), To: form.Get("to"), Reference: form.Get("reference"),
+		Hash: form.Get("hash")}
+	if v := form.Get("version"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return "version: want a number", false
+		}
+		cmd.Version = n
+	}
+	if at := form.Get("at"); at != "" {
+		// datetime-local inputs carry no zone: the console asks for UTC.
+		t, err := time.ParseInLocation("2006-01-02T15:04", at, time.UTC)
+		if err != nil {
+			if t, err = time.Parse(time.RFC3339, at); err != nil {
+				return "at: want a time such as 2026-11-20T14:00", false
+			}
+		}
+		cmd.At = t
+	}
+	_, err := c.tr.Do(ctx, tracker.Actor{Name: actor, Role: role}, cmd)
+	var ie *tracker.InvalidError
+	switch {
+	case err == nil:
+		return "done", true
+	case errors.Is(err, tracker.ErrNotFound):
+		return "There is no such incident.", false
+	case errors.Is(err, tracker.ErrForbidden):
+		return "Your role (" + role + ") may not " + name + " incidents.", false
+	case errors.As(err, &ie):
+		return ie.Msg, false
+	}
+	return "The change could not be recorded; try again.", false
+}
+
+// evidenceReader reads an incident's evidence events from the store: those
+// its findings name, within their event-time span.
+type evidenceReader struct {
+	st interface {
+		ScanAccess(ctx context.Context, from, to time.Time, fn func(*event.AccessEvent) error) error
+		ScanConfig(ctx context.Context, from, to time.Time, fn func(*event.ConfigChange) error) error
+	}
+}
+
+// maxEvidenceRows bounds the table.
+const maxEvidenceRows = 200
+
+func (e evidenceReader) Events(ctx context.Context, inc incident.Incident) ([]console.EvidenceRow, error) {
+	want := map[string]bool{}
+	for _, id := range inc.EventIDs {
+		want[id] = true
+	}
+	if len(want) == 0 || inc.FirstSeen.IsZero() {
+		return nil, nil
+	}
+	from, to := inc.FirstSeen, inc.LastSeen.Add(time.Millisecond)
+	var rows []console.EvidenceRow
+	stop := errors.New("enough")
+	ts := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }
+	err := e.st.ScanAccess(ctx, from, to, func(a *event.AccessEvent) error {
+		if want[a.ID] {
+			src := a.Country
+			if a.SourceIP.IsValid() {
+				src = a.SourceIP.String() + " " + a.Country
+			}
+			rows = append(rows, console.EvidenceRow{ID: a.ID, Time: ts(a.Time), Actor: fmt.Sprintf("%s %s (%s)", a.Actor.Type, a.Actor.ID, a.Actor.Tenant),
+				Action: a.Action, Resource: a.Resource.Type + " " + a.Resource.ID + " @ " + a.Resource.Store, Tenant: a.Tenant,
+				Outcome: a.Outcome, Source: src, UserAgent: a.UserAgent, Records: a.Records})
+		}
+		if len(rows) >= maxEvidenceRows {
+			return stop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, stop) {
+		return nil, err
+	}
+	if inc.Kind == incident.KindExposure {
+		err = e.st.ScanConfig(ctx, from, to, func(c *event.ConfigChange) error {
+			if want[c.ID] {
+				actor := ""
+				if c.Actor != nil {
+					actor = c.Actor.Type + " " + c.Actor.ID
+				}
+				rows = append(rows, console.EvidenceRow{ID: c.ID, Time: ts(c.Time), Actor: actor, Action: "set " + c.Setting + " to " + string(c.After),
+					Resource: c.Resource.Type + " " + c.Resource.ID, Source: c.Source})
+			}
+			if len(rows) >= maxEvidenceRows {
+				return stop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, stop) {
+			return nil, err
+		}
+	}
+	slices.SortFunc(rows, func(a, b console.EvidenceRow) int {
+		if a.Time != b.Time {
+			if a.Time < b.Time {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	return rows, nil
+}

@@ -1,0 +1,238 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/breachwatch/breachwatch/internal/testenv"
+)
+
+func consoleOptions(t *testing.T) Options {
+	t.Helper()
+	o := testOptions(t)
+	hash := func(pw string) string {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(h)
+	}
+	o.Console.Users = []ConsoleUser{{Name: "erin", Role: "engineer", PasswordHash: hash("erin-password")},
+		{Name: "dana", Role: "dpo", PasswordHash: hash("dana-password")}}
+	return o
+}
+
+func injectCrossTenantRead(t *testing.T, addr, ua string) string {
+	t.Helper()
+	when := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
+	ev := fmt.Sprintf(`{"id":"xt-c1","time":%q,"tenant":"cust-0042","actor":{"id":"u-evil","type":"customer_user","tenant":"cust-0007"},`+
+		`"action":"read","resource":{"type":"contact","id":"c-1","store":"postgres-eu-1"},"records":12,"categories":["contact"],`+
+		`"outcome":"success","user_agent":%q}`, when, ua)
+	if code, body := post(t, addr, "/api/v1/events/access", ingestToken, []byte(ev+"\n")); code != 202 {
+		t.Fatalf("ingest: %d %v", code, body)
+	}
+	var id string
+	waitFor(t, "the incident", 30*time.Second, func() bool {
+		_, body := call(t, "GET", addr, "/api/v1/incidents", engineerToken, nil)
+		if l, _ := body["incidents"].([]any); len(l) > 0 {
+			id = l[0].(map[string]any)["id"].(string)
+			return true
+		}
+		return false
+	})
+	return id
+}
+
+// TestConsoleAccess: sign-in, session cookie flags, CSRF on forms, the
+// security headers, sign-in throttling — without a browser.
+func TestConsoleAccess(t *testing.T) {
+	info := start(t, consoleOptions(t))
+	base := "http://" + info.HTTPAddr
+	id := injectCrossTenantRead(t, info.HTTPAddr, "curl/8")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	// Not signed in: pages redirect to the sign-in, forms are refused.
+	resp, err := noFollow.Get(base + "/incidents/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 || !strings.HasPrefix(resp.Header.Get("Location"), "/login?next=") {
+		t.Fatalf("anonymous page: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP: %q", csp)
+	}
+	resp, _ = noFollow.PostForm(base+"/incidents/"+id+"/confirm", url.Values{"csrf": {"x"}})
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("anonymous form: %d", resp.StatusCode)
+	}
+	// A wrong password, then the right one.
+	resp, _ = noFollow.PostForm(base+"/login", url.Values{"name": {"erin"}, "password": {"nope"}})
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(body), "Wrong name or password.") {
+		t.Fatalf("bad password: %d", resp.StatusCode)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err = noFollow.PostForm(base+"/login", url.Values{"name": {"erin"}, "password": {"erin-password"}, "next": {"//evil.example/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/incidents" {
+		t.Fatalf("sign-in: %d to %q (an off-site next must not be followed)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var ck *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "bw_session" {
+			ck = c
+		}
+	}
+	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie: %+v", ck)
+	}
+	u, _ := url.Parse(base)
+	jar.SetCookies(u, []*http.Cookie{ck})
+	// A form without the CSRF token, or from another origin, is refused.
+	resp, _ = client.PostForm(base+"/incidents/"+id+"/confirm", url.Values{})
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("form without CSRF token: %d", resp.StatusCode)
+	}
+	page, _ := client.Get(base + "/incidents/" + id)
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	i := strings.Index(string(html), `name="csrf" value="`)
+	if i < 0 {
+		t.Fatalf("no CSRF token in the page")
+	}
+	tok := string(html)[i+len(`name="csrf" value="`):]
+	tok = tok[:strings.IndexByte(tok, '"')]
+	req, _ := http.NewRequest("POST", base+"/incidents/"+id+"/confirm", strings.NewReader(url.Values{"csrf": {tok}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://evil.example")
+	resp, _ = client.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("cross-origin form: %d", resp.StatusCode)
+	}
+	// An engineer may not set awareness, even with a valid form.
+	resp, _ = client.PostForm(base+"/incidents/"+id+"/awareness", url.Values{"csrf": {tok}, "at": {"2026-11-20T10:00"}, "reason": {"x"}})
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 409 || !strings.Contains(string(b), "may not awareness") {
+		t.Errorf("engineer setting awareness: %d", resp.StatusCode)
+	}
+	// Five failures lock the name for a while.
+	for range 5 {
+		r, _ := noFollow.PostForm(base+"/login", url.Values{"name": {"dana"}, "password": {"guess"}})
+		r.Body.Close()
+	}
+	r, _ := noFollow.PostForm(base+"/login", url.Values{"name": {"dana"}, "password": {"dana-password"}})
+	b, _ = io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 401 || !strings.Contains(string(b), "Too many failed sign-ins") {
+		t.Errorf("throttling: %d", r.StatusCode)
+	}
+}
+
+// TestConsoleInBrowser: in headless Chromium, an engineer signs in, finds
+// the injected incident, sees the attacker's user agent as text, and
+// confirms the incident; screenshots of each page are kept.
+func TestConsoleInBrowser(t *testing.T) {
+	chromium := testenv.Chromium(t)
+	info := start(t, consoleOptions(t))
+	base := "http://" + info.HTTPAddr
+	id := injectCrossTenantRead(t, info.HTTPAddr, `<script>window.pwned=1</script><img src=x onerror="window.pwned=2">`)
+
+	allocOpts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), allocOpts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelT()
+	art := testenv.Artifacts(t)
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("browser: %s: %v", what, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		step("screenshot", err)
+		_ = os.WriteFile(filepath.Join(art, name+".png"), b, 0o644)
+	}
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		step(js, err)
+		return v
+	}
+	step("open", chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`input[name="name"]`)))
+	shot("login")
+	step("sign in", chromedp.Do(ctx,
+		chromedp.SendKeys(`input[name="name"]`, "erin"),
+		chromedp.SendKeys(`input[name="password"]`, "erin-password"),
+		chromedp.Submit(`input[name="password"]`),
+		chromedp.WaitVisible(`table.list`)))
+	if got := eval(`location.pathname`); got != "/incidents" {
+		t.Fatalf("after sign-in at %s", got)
+	}
+	shot("incidents")
+	if n := eval(`String(document.querySelectorAll('a[href="/incidents/` + id + `"]').length)`); n != "1" {
+		t.Fatalf("the incident is not listed (%s links)", n)
+	}
+	step("open the incident", chromedp.Do(ctx, chromedp.Click(`a[href="/incidents/`+id+`"]`), chromedp.WaitVisible(`#do-confirm`)))
+	ua := eval(`document.querySelector("td.ua").textContent`)
+	if !strings.Contains(ua, "<script>window.pwned=1</script>") {
+		t.Errorf("user agent shown as %q; want the markup as text", ua)
+	}
+	if p := eval(`String(window.pwned || "")`); p != "" {
+		t.Errorf("the user agent ran in the console: pwned=%s", p)
+	}
+	if n := eval(`String(document.querySelectorAll("td.ua script, td.ua img").length)`); n != "0" {
+		t.Errorf("the user agent became elements: %s", n)
+	}
+	if eval(`String(!!document.querySelector('form[action$="/awareness"]'))`) != "false" {
+		t.Error("an engineer is offered the awareness form")
+	}
+	if cd := eval(`document.querySelector(".countdown").textContent`); !strings.Contains(cd, "left") {
+		t.Errorf("countdown: %q", cd)
+	}
+	shot("incident")
+	step("confirm", chromedp.Do(ctx, chromedp.Click(`#do-confirm`), chromedp.WaitVisible(`.flash`)))
+	if s := eval(`document.querySelector("#status").textContent`); !strings.HasPrefix(strings.TrimSpace(s), "confirmed") {
+		t.Errorf("status after confirming: %q", s)
+	}
+	shot("incident-confirmed")
+	_, body := call(t, "GET", info.HTTPAddr, "/api/v1/incidents/"+id+"/audit", engineerToken, nil)
+	found := false
+	for _, e := range body["entries"].([]any) {
+		e := e.(map[string]any)
+		if e["action"] == "confirmed" && e["actor"] == "console:erin" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the audit log does not show console:erin confirming: %v", body)
+	}
+}

@@ -1,0 +1,264 @@
+// Package console is the web console where security engineers triage
+// incidents and the DPO signs off: server-rendered (html/template +
+// go:embed), a little plain JavaScript for countdowns, no framework. It
+// authenticates people (local users with bcrypt hashes), keeps sessions in
+// secure, HTTP-only, SameSite cookies, checks a CSRF token on every form,
+// and authorizes every page and action on the server. It reads and changes
+// incidents through the small interfaces it declares; app connects them.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// User is a person who may sign in, with the role they act in.
+type User struct {
+	Name string
+	Role string // engineer, dpo or admin
+	Hash []byte // bcrypt hash of the password
+}
+
+// Incidents is what the console reads of the incidents (the tracker).
+type Incidents interface {
+	List(status incident.Status) []incident.Incident
+	Get(id string) (incident.Incident, bool)
+	View(inc incident.Incident) incident.View
+}
+
+// Audit reads an incident's audit entries.
+type Audit interface {
+	Audit(ctx context.Context, id string) ([]incident.AuditEntry, error)
+}
+
+// Commander carries out a command for someone; msg is safe to show; ok is
+// false when it was refused.
+type Commander interface {
+	Command(ctx context.Context, actor, role, id, name string, form url.Values) (msg string, ok bool)
+}
+
+// Evidence reads the events an incident's evidence names (for the
+// evidence table: attacker-controlled strings among them).
+type Evidence interface {
+	Events(ctx context.Context, inc incident.Incident) ([]EvidenceRow, error)
+}
+
+// EvidenceRow is one evidence event as the console shows it.
+type EvidenceRow struct {
+	ID, Time, Actor, Action, Resource, Tenant, Outcome, Source, UserAgent string
+	Records                                                               int64
+}
+
+// Options configure the console.
+type Options struct {
+	Users     []User
+	Incidents Incidents
+	Audit     Audit
+	Commander Commander
+	Evidence  Evidence // nil: no evidence table
+	// Zone is the organisation's time zone (deadlines are shown in UTC and
+	// in it).
+	Zone *time.Location
+	// Secure marks cookies Secure (served over HTTPS, or behind a proxy
+	// that is); off only for http://127.0.0.1 development.
+	Secure bool
+	// SessionTTL: idle sessions end after this (default 12 h).
+	SessionTTL time.Duration
+	Now        func() time.Time
+	Log        *zap.Logger
+}
+
+// Console serves the console's pages.
+type Console struct {
+	o     Options
+	users map[string]User
+	tmpl  map[string]*template.Template
+	dummy []byte // a hash to compare against for unknown users
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	failures map[string][]time.Time // by user name and by address: recent failed logins
+}
+
+type session struct {
+	user, role string
+	csrf       string
+	expires    time.Time
+}
+
+// New builds the console.
+func New(o Options) (*Console, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Zone == nil {
+		o.Zone = time.UTC
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 12 * time.Hour
+	}
+	c := &Console{o: o, users: map[string]User{}, sessions: map[string]*session{}, failures: map[string][]time.Time{}}
+	for _, u := range o.Users {
+		if _, err := bcrypt.Cost(u.Hash); err != nil {
+			return nil, errors.New("console: user " + u.Name + ": the password hash is not a bcrypt hash")
+		}
+		c.users[u.Name] = u
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	c.dummy = dummy
+	c.tmpl = map[string]*template.Template{}
+	pages, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pages {
+		name := strings.TrimSuffix(strings.TrimPrefix(p, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(c.funcs()).ParseFS(templateFS, "templates/layout.html", p)
+		if err != nil {
+			return nil, err
+		}
+		c.tmpl[name] = t
+	}
+	return c, nil
+}
+
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+const cookieName = "bw_session"
+
+// current returns the request's session, or nil.
+func (c *Console) current(r *http.Request) *session {
+	ck, err := r.Cookie(cookieName)
+	if err != nil || ck.Value == "" {
+		return nil
+	}
+	now := c.o.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sessions[ck.Value]
+	if s == nil {
+		return nil
+	}
+	if now.After(s.expires) {
+		delete(c.sessions, ck.Value)
+		return nil
+	}
+	s.expires = now.Add(c.o.SessionTTL) // sliding
+	cp := *s
+	return &cp
+}
+
+func (c *Console) setCookie(w http.ResponseWriter, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: value, Path: "/", HttpOnly: true, Secure: c.o.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: maxAge})
+}
+
+// login checks a name and password; it takes bcrypt's time whether or not
+// the user exists, and refuses after 5 failures in 15 minutes for that
+// name or that address.
+func (c *Console) login(name, password, addr string) (*User, string) {
+	now := c.o.Now()
+	c.mu.Lock()
+	for _, k := range []string{"u:" + name, "a:" + addr} {
+		var recent []time.Time
+		for _, t := range c.failures[k] {
+			if now.Sub(t) < 15*time.Minute {
+				recent = append(recent, t)
+			}
+		}
+		c.failures[k] = recent
+		if len(recent) >= 5 {
+			c.mu.Unlock()
+			return nil, "Too many failed sign-ins; wait 15 minutes."
+		}
+	}
+	c.mu.Unlock()
+	u, ok := c.users[name]
+	hash := c.dummy
+	if ok {
+		hash = u.Hash
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !ok {
+		c.mu.Lock()
+		c.failures["u:"+name] = append(c.failures["u:"+name], now)
+		c.failures["a:"+addr] = append(c.failures["a:"+addr], now)
+		c.mu.Unlock()
+		return nil, "Wrong name or password."
+	}
+	return &u, ""
+}
+
+// newSession starts a session for u and returns its id.
+func (c *Console) newSession(u *User) string {
+	id := randomToken()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.o.Now()
+	for k, s := range c.sessions {
+		if now.After(s.expires) {
+			delete(c.sessions, k)
+		}
+	}
+	c.sessions[id] = &session{user: u.Name, role: u.Role, csrf: randomToken(), expires: now.Add(c.o.SessionTTL)}
+	return id
+}
+
+// checkCSRF verifies a form's token against the session's, and that the
+// request comes from this origin when the browser says where from.
+func checkCSRF(r *http.Request, s *session) bool {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return false
+		}
+	}
+	tok := r.PostFormValue("csrf")
+	return tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.csrf)) == 1
+}
+
+// headers are the console's security headers: a strict CSP (scripts and
+// styles from this origin only; notice previews in sandboxed frames).
+func headers(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+}

@@ -1,0 +1,335 @@
+package console
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// Handler serves the console: /login, /logout, /incidents…, and its static
+// files under /console/static/. Mount it at / (the API, hooks and widget
+// keep their own paths).
+func (c *Console) Handler() http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /login", c.loginPage)
+	mux.HandleFunc("POST /login", c.loginPost)
+	mux.HandleFunc("POST /logout", c.authed(c.logout))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/incidents", http.StatusSeeOther) })
+	mux.HandleFunc("GET /incidents", c.authed(c.incidents))
+	mux.HandleFunc("GET /incidents/{id}", c.authed(c.incidentPage))
+	mux.HandleFunc("POST /incidents/{id}/{command}", c.authed(c.command))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		headers(w)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type ctxPage struct {
+	Title   string
+	User    string
+	Role    string
+	CSRF    string
+	Flash   string
+	Error   string
+	Zone    string
+	Now     time.Time
+	Content any
+}
+
+// authed requires a signed-in person with a staff role; POSTs also need
+// the CSRF token.
+func (c *Console) authed(next func(w http.ResponseWriter, r *http.Request, s *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s := c.current(r)
+		if s == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "sign in first", http.StatusUnauthorized)
+			return
+		}
+		if s.role != "engineer" && s.role != "dpo" && s.role != "admin" {
+			http.Error(w, "your role may not use the console", http.StatusForbidden)
+			return
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			if err := r.ParseForm(); err != nil || !checkCSRF(r, s) {
+				http.Error(w, "the form expired or did not come from this console; reload the page", http.StatusForbidden)
+				return
+			}
+		}
+		next(w, r, s)
+	}
+}
+
+func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, name string, code int, p ctxPage) {
+	t := c.tmpl[name]
+	if t == nil {
+		http.Error(w, "no such page", http.StatusNotFound)
+		return
+	}
+	if s != nil {
+		p.User, p.Role, p.CSRF = s.user, s.role, s.csrf
+	}
+	p.Zone, p.Now = c.o.Zone.String(), c.o.Now()
+	if p.Flash == "" {
+		p.Flash = r.URL.Query().Get("done")
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, p); err != nil {
+		// Never the internal text to the browser.
+		c.o.Log.Error("console: rendering a page", zap.String("page", name), zap.Error(err))
+		http.Error(w, "the page could not be shown", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(b.Bytes())
+}
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	c.render(w, r, nil, "login", http.StatusOK, ctxPage{Title: "Sign in", Content: map[string]string{"Next": safeNext(r.URL.Query().Get("next"))}})
+}
+
+// safeNext keeps a redirect target on this site.
+func safeNext(n string) string {
+	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.HasPrefix(n, "/\\") {
+		return "/incidents"
+	}
+	return n
+}
+
+func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+			http.Error(w, "the form did not come from this console", http.StatusForbidden)
+			return
+		}
+	}
+	next := safeNext(r.PostFormValue("next"))
+	addr := r.RemoteAddr
+	if i := strings.LastIndexByte(addr, ':'); i > 0 {
+		addr = addr[:i]
+	}
+	u, msg := c.login(r.PostFormValue("name"), r.PostFormValue("password"), addr)
+	if u == nil {
+		c.o.Log.Info("console: sign-in refused", zap.String("remote", addr))
+		c.render(w, r, nil, "login", http.StatusUnauthorized, ctxPage{Title: "Sign in", Error: msg, Content: map[string]string{"Next": next}})
+		return
+	}
+	c.setCookie(w, c.newSession(u), 0)
+	c.o.Log.Info("console: signed in", zap.String("user", u.Name), zap.String("role", u.Role))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request, _ *session) {
+	if ck, err := r.Cookie(cookieName); err == nil {
+		c.mu.Lock()
+		delete(c.sessions, ck.Value)
+		c.mu.Unlock()
+	}
+	c.setCookie(w, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// listRow is an incident in the list.
+type listRow struct {
+	V    incident.View
+	Next *incident.Deadline
+}
+
+func (c *Console) incidents(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	status, severity, rule := q.Get("status"), q.Get("severity"), q.Get("rule")
+	var rows []listRow
+	rules := map[string]bool{}
+	for _, inc := range c.o.Incidents.List("") {
+		rules[inc.RuleID] = true
+		if (status != "" && string(inc.Status) != status) || (severity != "" && inc.Severity != severity) || (rule != "" && inc.RuleID != rule) {
+			continue
+		}
+		v := c.o.Incidents.View(inc)
+		rows = append(rows, listRow{V: v, Next: v.NextDeadline})
+	}
+	// Nearest deadline first; incidents without one last, newest first.
+	slices.SortStableFunc(rows, func(a, b listRow) int {
+		switch {
+		case a.Next != nil && a.Next.DueAt != nil && (b.Next == nil || b.Next.DueAt == nil):
+			return -1
+		case (a.Next == nil || a.Next.DueAt == nil) && b.Next != nil && b.Next.DueAt != nil:
+			return 1
+		case a.Next != nil && a.Next.DueAt != nil:
+			return a.Next.DueAt.Compare(*b.Next.DueAt)
+		}
+		return b.V.DetectedAt.Compare(a.V.DetectedAt)
+	})
+	ruleList := make([]string, 0, len(rules))
+	for r := range rules {
+		ruleList = append(ruleList, r)
+	}
+	slices.Sort(ruleList)
+	c.render(w, r, s, "incidents", http.StatusOK, ctxPage{Title: "Incidents", Content: map[string]any{
+		"Rows": rows, "Status": status, "Severity": severity, "Rule": rule, "Rules": ruleList,
+		"Statuses":   []string{"open", "confirmed", "dismissed", "notifying", "notified", "closed"},
+		"Severities": []string{"critical", "high", "medium", "low"},
+	}})
+}
+
+// timeline is the exposure window and the evidence, drawn as SVG.
+type timeline struct {
+	Width, Height int
+	Window        *bar
+	Marks         []bar
+	From, To      string
+}
+
+type bar struct {
+	X, W  float64
+	Label string
+}
+
+func (c *Console) drawTimeline(v incident.View, inc incident.Incident) timeline {
+	from, to := v.Exposure.From, c.o.Now()
+	if v.Exposure.To != nil {
+		to = *v.Exposure.To
+	}
+	for _, e := range inc.Evidence {
+		if !e.FirstSeen.IsZero() && (from.IsZero() || e.FirstSeen.Before(from)) {
+			from = e.FirstSeen
+		}
+		if e.LastSeen.After(to) {
+			to = e.LastSeen
+		}
+	}
+	if from.IsZero() || !to.After(from) {
+		to = from.Add(time.Minute)
+	}
+	const width = 800.0
+	x := func(t time.Time) float64 { return width * float64(t.Sub(from)) / float64(to.Sub(from)) }
+	tl := timeline{Width: int(width), Height: 60, From: c.ts(from), To: c.ts(to)}
+	if !v.Exposure.From.IsZero() && inc.Kind == incident.KindExposure {
+		end := to
+		if v.Exposure.To != nil {
+			end = *v.Exposure.To
+		}
+		tl.Window = &bar{X: x(v.Exposure.From), W: max(x(end)-x(v.Exposure.From), 2), Label: "exposure window"}
+	}
+	for _, e := range inc.Evidence {
+		tl.Marks = append(tl.Marks, bar{X: x(e.FirstSeen), W: max(x(e.LastSeen)-x(e.FirstSeen), 2),
+			Label: fmt.Sprintf("%d events, %s – %s", e.Count, c.ts(e.FirstSeen), c.ts(e.LastSeen))})
+	}
+	return tl
+}
+
+func (c *Console) incidentPage(w http.ResponseWriter, r *http.Request, s *session) {
+	inc, ok := c.o.Incidents.Get(r.PathValue("id"))
+	if !ok {
+		c.render(w, r, s, "notfound", http.StatusNotFound, ctxPage{Title: "Not found"})
+		return
+	}
+	v := c.o.Incidents.View(inc)
+	audit, err := c.o.Audit.Audit(r.Context(), inc.ID)
+	if err != nil {
+		c.o.Log.Warn("console: audit log", zap.String("incident", inc.ID), zap.Error(err))
+	}
+	var evidence []EvidenceRow
+	if c.o.Evidence != nil {
+		if evidence, err = c.o.Evidence.Events(r.Context(), inc); err != nil {
+			c.o.Log.Warn("console: evidence", zap.String("incident", inc.ID), zap.Error(err))
+		}
+	}
+	slices.SortFunc(v.Affected.List, func(a, b incident.AffectedTenant) int {
+		if a.How != b.How {
+			return cmp.Compare(a.How, b.How) // accessed before exposed
+		}
+		return cmp.Compare(b.Records, a.Records)
+	})
+	c.render(w, r, s, "incident", http.StatusOK, ctxPage{Title: inc.Title, Content: map[string]any{
+		"V": v, "Inc": inc, "Audit": audit, "Evidence": evidence, "Timeline": c.drawTimeline(v, inc),
+	}})
+}
+
+func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
+	id, name := r.PathValue("id"), r.PathValue("command")
+	msg, ok := c.o.Commander.Command(r.Context(), "console:"+s.user, s.role, id, name, r.PostForm)
+	if !ok {
+		inc, found := c.o.Incidents.Get(id)
+		if !found {
+			c.render(w, r, s, "notfound", http.StatusNotFound, ctxPage{Title: "Not found"})
+			return
+		}
+		v := c.o.Incidents.View(inc)
+		audit, _ := c.o.Audit.Audit(r.Context(), id)
+		c.render(w, r, s, "incident", http.StatusConflict, ctxPage{Title: inc.Title, Error: msg, Content: map[string]any{
+			"V": v, "Inc": inc, "Audit": audit, "Timeline": c.drawTimeline(v, inc)}})
+		return
+	}
+	http.Redirect(w, r, "/incidents/"+url.PathEscape(id)+"?done="+url.QueryEscape(name+": done"), http.StatusSeeOther)
+}
+
+func (c *Console) ts(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+func (c *Console) funcs() template.FuncMap {
+	return template.FuncMap{
+		"utc": c.ts,
+		"utcp": func(t *time.Time) string {
+			if t == nil {
+				return "—"
+			}
+			return c.ts(*t)
+		},
+		"local": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.In(c.o.Zone).Format("2006-01-02 15:04 MST")
+		},
+		"localp": func(t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return t.In(c.o.Zone).Format("2006-01-02 15:04 MST")
+		},
+		"iso": func(t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return t.UTC().Format(time.RFC3339)
+		},
+		"join":  strings.Join,
+		"upper": strings.ToUpper,
+		"can": func(role, cmd string) bool {
+			switch cmd {
+			case "awareness", "determine", "file", "approve", "waive", "update":
+				return role == "dpo" || role == "admin"
+			}
+			return role == "engineer" || role == "dpo" || role == "admin"
+		},
+		"fmtf": func(f float64) string { return fmt.Sprintf("%.1f", f) },
+	}
+}
