@@ -55,11 +55,13 @@ type Runtime struct {
 type Info struct {
 	HTTPAddr     string
 	KafkaBrokers []string
-	Embedded     bool   // the broker is the embedded one
-	Store        string // a description, e.g. "sqlite data/breachwatch.db"
-	DevTokenFile string // set when the development token is on
-	Notices      string // where customer e-mails go: SendGrid or the dev mailbox
-	Rules        int    // rules running (0: detection off)
+	Embedded     bool     // the broker is the embedded one
+	Store        string   // a description, e.g. "sqlite data/breachwatch.db"
+	DevTokenFile string   // set when the development token is on
+	Notices      string   // where customer e-mails go: SendGrid or the dev mailbox
+	Console      bool     // the web console is on
+	DemoLogins   []string // development: the console's demo logins (name, role, password)
+	Rules        int      // rules running (0: detection off)
 	RulesVersion string
 }
 
@@ -164,7 +166,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	if err != nil {
 		return err
 	}
-	cons, err := newConsole(o, st, tr, orgZone, rt.Now, log.Named("console"))
+	cons, demoLogins, err := newConsole(o, st, tr, orgZone, rt.Now, log.Named("console"))
 	if err != nil {
 		return err
 	}
@@ -275,7 +277,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	select {
 	case addr := <-listening:
 		info := Info{HTTPAddr: addr, KafkaBrokers: kopts.Brokers, Embedded: embedded, Store: storeDesc, DevTokenFile: devTokenFile,
-			Notices: nt.sender}
+			Notices: nt.sender, Console: cons != nil, DemoLogins: demoLogins}
 		if engine != nil {
 			info.Rules, info.RulesVersion = engine.Set().Len(), engine.Set().Version()
 		}
@@ -633,6 +635,12 @@ func (g *group) Wait() error {
 
 func printBanner(w io.Writer, o Options, i Info) {
 	fmt.Fprintf(w, "\nbreachwatch is running.\n\n")
+	if i.Console {
+		fmt.Fprintf(w, "  console       http://%s/\n", i.HTTPAddr)
+		for _, l := range i.DemoLogins {
+			fmt.Fprintf(w, "                  %s   (development only)\n", l)
+		}
+	}
 	fmt.Fprintf(w, "  HTTP API      http://%s   (health: /healthz  readiness: /readyz  metrics: /metrics)\n", i.HTTPAddr)
 	broker := "Kafka brokers"
 	if i.Embedded {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Version is breachwatch's version, set at build time.
@@ -27,6 +29,7 @@ Usage:
   breachwatch replay --from T [--to T] run the rules over stored events and print the findings
   breachwatch incidents list|show|confirm|dismiss|…  triage incidents through a running breachwatch
   breachwatch audit verify             check the incidents' audit log is intact
+  breachwatch hash-password            read a password on stdin, print its bcrypt hash (console.users)
   breachwatch config  [flags]          check a configuration and print it as it takes effect
   breachwatch version                  print the version
 
@@ -57,6 +60,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, reload <
 		return incidentsCommand(ctx, args, stdout, stderr, os.Getenv)
 	case "audit":
 		return auditCommand(ctx, args, stdout, stderr)
+	case "hash-password":
+		return hashPassword(os.Stdin, stdout, stderr)
 	case "serve", "demo", "config", "replay":
 	default:
 		fmt.Fprintf(stderr, "breachwatch: unknown command %q\n\n%s", cmd, usage)
@@ -194,4 +199,26 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (Options, extraFlag
 	}
 	o, err := Load(*config, os.Environ(), overrides)
 	return o, x, err
+}
+
+// hashPassword reads one password line and prints its bcrypt hash, for
+// console.users[].password_hash.
+func hashPassword(in io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(io.LimitReader(in, 1024)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		fmt.Fprintln(stderr, "breachwatch hash-password:", err)
+		return 1
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if len(pw) < 12 {
+		fmt.Fprintln(stderr, "breachwatch hash-password: use a password of at least 12 characters")
+		return 2
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), 12)
+	if err != nil {
+		fmt.Fprintln(stderr, "breachwatch hash-password:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, string(h))
+	return 0
 }

@@ -2,15 +2,21 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/breachwatch/breachwatch/event"
 	"github.com/breachwatch/breachwatch/incident"
@@ -18,21 +24,71 @@ import (
 	"github.com/breachwatch/breachwatch/web/console"
 )
 
-// newConsole builds the web console when users are configured.
-func newConsole(o Options, st appStore, tr *tracker.Tracker, zone *time.Location, now func() time.Time, log *zap.Logger) (*console.Console, error) {
-	if len(o.Console.Users) == 0 {
-		return nil, nil
+// newConsole builds the web console when users are configured, or with
+// demo logins in development (the dev token on, no users configured); it
+// returns the demo logins to print.
+func newConsole(o Options, st appStore, tr *tracker.Tracker, zone *time.Location, now func() time.Time, log *zap.Logger) (*console.Console, []string, error) {
+	cfg := o.Console.Users
+	var demo []string
+	if len(cfg) == 0 && o.Auth.DevToken {
+		var err error
+		if cfg, demo, err = devLogins(o.DataDir); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(cfg) == 0 {
+		return nil, nil, nil
 	}
 	var users []console.User
-	for _, u := range o.Console.Users {
+	for _, u := range cfg {
 		users = append(users, console.User{Name: u.Name, Role: u.Role, Hash: []byte(u.PasswordHash)})
 	}
 	secure := !loopback(o.HTTP.Addr)
 	if o.Console.SecureCookies != nil {
 		secure = *o.Console.SecureCookies
 	}
-	return console.New(console.Options{Users: users, Incidents: tr, Audit: tr, Commander: consoleCommander{tr},
+	c, err := console.New(console.Options{Users: users, Incidents: tr, Audit: tr, Commander: consoleCommander{tr},
 		Evidence: evidenceReader{st}, Zone: zone, Secure: secure, Now: now, Log: log})
+	return c, demo, err
+}
+
+// devLogins creates (once) the demo logins of development in
+// <data_dir>/dev-logins: an engineer and two DPOs (four eyes), with random
+// passwords.
+func devLogins(dataDir string) ([]ConsoleUser, []string, error) {
+	path := filepath.Join(dataDir, "dev-logins")
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		var b strings.Builder
+		for _, u := range [][2]string{{"erin", "engineer"}, {"dana", "dpo"}, {"olu", "dpo"}} {
+			var r [12]byte
+			if _, err := rand.Read(r[:]); err != nil {
+				return nil, nil, err
+			}
+			fmt.Fprintf(&b, "%s %s %s\n", u[0], u[1], base64.RawURLEncoding.EncodeToString(r[:]))
+		}
+		raw = []byte(b.String())
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			return nil, nil, fmt.Errorf("dev logins: %w", err)
+		}
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("dev logins: %w", err)
+	}
+	var users []ConsoleUser
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			return nil, nil, fmt.Errorf("dev logins: %s: want lines of name, role and password", path)
+		}
+		h, err := bcrypt.GenerateFromPassword([]byte(f[2]), bcrypt.DefaultCost)
+		if err != nil {
+			return nil, nil, err
+		}
+		users = append(users, ConsoleUser{Name: f[0], Role: f[1], PasswordHash: string(h)})
+		lines = append(lines, fmt.Sprintf("%-5s %-9s %s", f[0], f[1], f[2]))
+	}
+	return users, lines, nil
 }
 
 // loopback reports whether an HTTP address listens on loopback only.
