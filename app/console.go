@@ -27,7 +27,7 @@ import (
 // newConsole builds the web console when users are configured, or with
 // demo logins in development (the dev token on, no users configured); it
 // returns the demo logins to print.
-func newConsole(o Options, st appStore, tr *tracker.Tracker, zone *time.Location, now func() time.Time, log *zap.Logger) (*console.Console, []string, error) {
+func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, zone *time.Location, now func() time.Time, log *zap.Logger) (*console.Console, []string, error) {
 	cfg := o.Console.Users
 	var demo []string
 	if len(cfg) == 0 && o.Auth.DevToken {
@@ -47,8 +47,12 @@ func newConsole(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 	if o.Console.SecureCookies != nil {
 		secure = *o.Console.SecureCookies
 	}
-	c, err := console.New(console.Options{Users: users, Incidents: tr, Audit: tr, Commander: consoleCommander{tr},
-		Evidence: evidenceReader{st}, Zone: zone, Secure: secure, Now: now, Log: log})
+	co := console.Options{Users: users, Incidents: tr, Audit: tr, Commander: consoleCommander{tr},
+		Evidence: evidenceReader{st}, Notices: nt, Zone: zone, Secure: secure, Now: now, Log: log}
+	if nt.mailbox != nil {
+		co.Mailbox = consoleMailbox{nt.mailbox}
+	}
+	c, err := console.New(co)
 	return c, demo, err
 }
 
@@ -113,6 +117,9 @@ func (c consoleCommander) Command(ctx context.Context, actor, role, id, name str
 			return "version: want a number", false
 		}
 		cmd.Version = n
+	}
+	if name == tracker.CmdDraft {
+		cmd.Notice = noticeFromForm(form)
 	}
 	if at := form.Get("at"); at != "" {
 		// datetime-local inputs carry no zone: the console asks for UTC.
@@ -210,4 +217,38 @@ func (e evidenceReader) Events(ctx context.Context, inc incident.Incident) ([]co
 		return 0
 	})
 	return rows, nil
+}
+
+// noticeFromForm reads the console's draft form: text.<locale>.<field>,
+// contact.*, authority.*, product. Locales left entirely empty are left out.
+func noticeFromForm(form url.Values) *incident.Notice {
+	n := &incident.Notice{Text: map[string]incident.NoticeText{},
+		Contact:   incident.Contact{Name: strings.TrimSpace(form.Get("contact.name")), Email: strings.TrimSpace(form.Get("contact.email")), Phone: strings.TrimSpace(form.Get("contact.phone"))},
+		Authority: incident.Authority{Name: strings.TrimSpace(form.Get("authority.name")), Website: strings.TrimSpace(form.Get("authority.website"))},
+		Product:   strings.TrimSpace(form.Get("product"))}
+	for key := range form {
+		parts := strings.Split(key, ".")
+		if len(parts) != 3 || parts[0] != "text" {
+			continue
+		}
+		t := n.Text[parts[1]]
+		v := strings.TrimSpace(strings.ReplaceAll(form.Get(key), "\r\n", "\n"))
+		switch parts[2] {
+		case "nature":
+			t.Nature = v
+		case "consequences":
+			t.Consequences = v
+		case "measures":
+			t.Measures = v
+		case "actions":
+			t.Actions = v
+		}
+		n.Text[parts[1]] = t
+	}
+	for loc, t := range n.Text {
+		if t == (incident.NoticeText{}) {
+			delete(n.Text, loc)
+		}
+	}
+	return n
 }

@@ -236,3 +236,132 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the audit log does not show console:erin confirming: %v", body)
 	}
 }
+
+// TestConsoleNoticeInBrowser: an engineer drafts the notice in the
+// console and may not approve it; a DPO reviews the previews (Arabic right
+// to left, Dutch), approves and sends it, sees the delivery progress and the
+// dev mailbox; screenshots of each page are kept.
+func TestConsoleNoticeInBrowser(t *testing.T) {
+	chromium := testenv.Chromium(t)
+	o := consoleOptions(t)
+	dir := t.TempDir()
+	customers := filepath.Join(dir, "customers.yaml")
+	if err := os.WriteFile(customers, []byte("format: 1\ncustomers:\n  - {tenant: cust-0042, country: NL, locale: nl, time_zone: Europe/Amsterdam, emails: [owner@cust-0042.example]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.Tracker.Customers = customers
+	o.Notify.MailboxDir = filepath.Join(dir, "mailbox")
+	o.Notify.Interval = Duration(200 * time.Millisecond)
+	info := start(t, o)
+	base := "http://" + info.HTTPAddr
+	id := injectCrossTenantRead(t, info.HTTPAddr, "curl/8")
+
+	allocOpts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), allocOpts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
+	defer cancelT()
+	art := testenv.Artifacts(t)
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("browser: %s: %v", what, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		step("screenshot", err)
+		_ = os.WriteFile(filepath.Join(art, name+".png"), b, 0o644)
+	}
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		step(js, err)
+		return v
+	}
+	signIn := func(name, pw string) {
+		t.Helper()
+		step("sign in as "+name, chromedp.Do(ctx, chromedp.Navigate(base+"/login"), chromedp.WaitVisible(`input[name="name"]`),
+			chromedp.SendKeys(`input[name="name"]`, name), chromedp.SendKeys(`input[name="password"]`, pw),
+			chromedp.Submit(`input[name="password"]`), chromedp.WaitVisible(`table.list`)))
+	}
+	noticeURL := base + "/incidents/" + id + "/notice"
+
+	// The engineer confirms and drafts.
+	signIn("erin", "erin-password")
+	step("confirm", chromedp.Do(ctx, chromedp.Navigate(base+"/incidents/"+id), chromedp.WaitVisible(`#do-confirm`),
+		chromedp.Click(`#do-confirm`), chromedp.WaitVisible(`.flash`)))
+	step("open the notice page", chromedp.Do(ctx, chromedp.Click(`#notice-link`), chromedp.WaitVisible(`#do-draft`)))
+	for sel, val := range map[string]string{
+		`textarea[name="text.en.nature"]`:       "Another customer's account read your contacts.",
+		`textarea[name="text.en.consequences"]`: "Unwanted messages to your customers.",
+		`textarea[name="text.en.measures"]`:     "We blocked the account.",
+		`textarea[name="text.en.actions"]`:      "Warn your staff.",
+		`textarea[name="text.nl.nature"]`:       "Het account van een andere klant las uw contactgegevens.",
+		`input[name="contact.name"]`:            "Dana Okafor",
+		`input[name="contact.email"]`:           "dpo@bookly.example",
+		`input[name="authority.name"]`:          "Autoriteit Persoonsgegevens",
+		`input[name="product"]`:                 "Bookly",
+	} {
+		step("fill "+sel, chromedp.Do(ctx, chromedp.SendKeys(sel, val)))
+	}
+	step("draft", chromedp.Do(ctx, chromedp.Click(`#do-draft`), chromedp.WaitVisible(`#version-1`)))
+	if lint := eval(`document.querySelector("#version-1 td.lint").textContent.trim()`); lint != "nothing" {
+		t.Fatalf("lint of the complete draft: %q", lint)
+	}
+	if eval(`String(!!document.querySelector("#do-approve-1"))`) != "false" {
+		t.Error("an engineer is offered to approve")
+	}
+	// Even a hand-made approval form is refused (the tracker decides).
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const f = document.createElement("form"); f.method = "post"; f.action = location.pathname.replace(/\/notice$/, "/approve");
+		for (const [k, v] of [["csrf", document.querySelector('input[name="csrf"]').value], ["version", "1"],
+			["hash", document.querySelector("#version-1 code.hash").textContent]]) {
+			const i = document.createElement("input"); i.type = "hidden"; i.name = k; i.value = v; f.appendChild(i); }
+		document.body.appendChild(f); f.submit(); return "sent"; })()`))
+	step("forge an approval", err)
+	step("refused", chromedp.Do(ctx, chromedp.WaitVisible(`.error`)))
+	if e := eval(`document.querySelector(".error").textContent`); !strings.Contains(e, "may not approve") {
+		t.Errorf("an engineer's approval: %q", e)
+	}
+	step("back", chromedp.Do(ctx, chromedp.Navigate(noticeURL), chromedp.WaitVisible(`#version-1`)))
+	shot("notice-drafted-by-engineer")
+	step("sign out", chromedp.Do(ctx, chromedp.Click(`form.who button`), chromedp.WaitVisible(`input[name="name"]`)))
+
+	// The DPO reviews the previews, approves and sends.
+	signIn("dana", "dana-password")
+	step("open the notice page", chromedp.Do(ctx, chromedp.Navigate(noticeURL), chromedp.WaitVisible(`#do-approve-1`)))
+	if n := eval(`String(document.querySelectorAll("figure.preview iframe").length)`); n != "5" {
+		t.Errorf("%s previews; want 5", n)
+	}
+	if d := eval(`document.querySelector('figure.preview[data-locale="ar"]').getAttribute("dir")`); d != "rtl" {
+		t.Errorf("Arabic preview dir %q", d)
+	}
+	if s := eval(`document.querySelector('figure.preview[data-locale="nl"] figcaption').textContent`); !strings.Contains(s, "Beveiligingsmelding van Bookly") {
+		t.Errorf("Dutch preview caption %q", s)
+	}
+	step("let the previews load", chromedp.Do(ctx, chromedp.Sleep(500*time.Millisecond)))
+	shot("notice-previews")
+	step("approve", chromedp.Do(ctx, chromedp.Click(`#do-approve-1`), chromedp.WaitVisible(`.flash`)))
+	if a := eval(`document.querySelector("#version-1").textContent`); !strings.Contains(a, "console:dana") {
+		t.Errorf("approval not shown: %q", a)
+	}
+	step("send", chromedp.Do(ctx, chromedp.Click(`#do-send`), chromedp.WaitVisible(`.flash`)))
+	waitFor(t, "delivery progress", 30*time.Second, func() bool {
+		step("reload", chromedp.Do(ctx, chromedp.Navigate(noticeURL), chromedp.WaitVisible(`h1`)))
+		return eval(`String((document.querySelector("#reached") || {}).textContent || "")`) == "1/1 customers reached"
+	})
+	shot("notice-sent")
+	step("mailbox", chromedp.Do(ctx, chromedp.Navigate(base+"/mailbox"), chromedp.WaitVisible(`table.list`)))
+	if s := eval(`document.querySelector("table.list tbody").textContent`); !strings.Contains(s, "owner@cust-0042.example") || !strings.Contains(s, "Beveiligingsmelding") {
+		t.Errorf("mailbox: %q", s)
+	}
+	shot("mailbox")
+	step("open the message", chromedp.Do(ctx, chromedp.Click(`table.list tbody a[href^="/mailbox/"]`), chromedp.WaitVisible(`iframe.message`),
+		chromedp.Sleep(300*time.Millisecond)))
+	shot("mailbox-message")
+}

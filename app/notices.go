@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -9,11 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/breachwatch/breachwatch/incident"
 	"github.com/breachwatch/breachwatch/notify"
 	"github.com/breachwatch/breachwatch/notify/email"
 	"github.com/breachwatch/breachwatch/notify/inapp"
 	"github.com/breachwatch/breachwatch/tracker"
 	"github.com/breachwatch/breachwatch/web"
+	"github.com/breachwatch/breachwatch/web/console"
 )
 
 // notices is the customer-notice side: the outbox worker and its routes.
@@ -23,6 +26,10 @@ type notices struct {
 	routes   []web.Route
 	webhooks []web.Webhook
 	assets   []web.Asset
+	catalog  *notify.Catalogs
+	outbox   notify.Outbox
+	ledger   notify.Ledger
+	zone     *time.Location
 	sender   string // "sendgrid" or the mailbox's folder
 }
 
@@ -34,7 +41,7 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 	if err != nil {
 		return nil, err
 	}
-	n := &notices{}
+	n := &notices{catalog: cs, outbox: st, ledger: st, zone: zone}
 	var mailer notify.Mailer
 	if o.Notify.SendGridAPIKey != "" {
 		sg, err := email.NewSendGrid(email.SendGridOptions{APIKey: o.Notify.SendGridAPIKey, BaseURL: o.Notify.SendGridURL,
@@ -96,4 +103,76 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 			web.Route{Method: "GET", Path: "/api/v1/mailbox/{id}", Roles: staff, Handler: n.mailbox.MessageHandler()})
 	}
 	return n, nil
+}
+
+// NoticeData gives the console's notice page its data.
+func (n *notices) NoticeData(ctx context.Context, inc incident.Incident) (*console.NoticeData, error) {
+	d := &console.NoticeData{Locales: n.catalog.Locales()}
+	for _, v := range inc.Notices {
+		d.Versions = append(d.Versions, console.NoticeVersionRow{Version: v.Version, Author: v.Author, At: v.At, Hash: v.Hash,
+			ApprovedBy: v.ApprovedBy, ApprovedAt: v.ApprovedAt, SelfApproved: v.SelfApproved, Missing: v.Missing(),
+			ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope), Sending: v.Version == inc.NoticeSending})
+	}
+	if len(inc.Notices) == 0 {
+		return d, nil
+	}
+	latest := &inc.Notices[len(inc.Notices)-1]
+	d.Latest = &latest.Notice
+	for _, loc := range d.Locales {
+		f := incident.AffectedTenant{How: incident.HowExposed}
+		if len(inc.Scope.Tenants) > 0 {
+			f = inc.Scope.Tenants[0]
+		}
+		for _, t := range inc.Scope.Tenants {
+			if n.catalog.Match(t.Locale).Locale == loc {
+				f = t
+				break
+			}
+		}
+		zone := n.zone
+		if z, err := time.LoadLocation(f.TimeZone); err == nil && f.TimeZone != "" {
+			zone = z
+		}
+		r, err := n.catalog.Render(latest, notify.Facts{How: f.How, Records: f.Records, Categories: f.Categories, Locale: loc, Zone: zone})
+		if err != nil {
+			return nil, err
+		}
+		d.Previews = append(d.Previews, console.Preview{Locale: r.Locale, Dir: r.Dir, Subject: r.Subject, HTML: r.HTML, Customer: f.Tenant,
+			TimeZone: zone.String(), Fallback: r.Fallback})
+	}
+	if inc.NoticeSending > 0 {
+		p, err := notify.ProgressOf(ctx, n.outbox, n.ledger, &inc, 0, true)
+		if err != nil {
+			return nil, err
+		}
+		cp := &console.Progress{Customers: p.Customers, Reached: p.Reached, Sent: p.Counts[incident.DeliverySent],
+			Pending: p.Counts[incident.DeliveryPending] + p.Counts[incident.DeliverySending], Failed: p.Counts[incident.DeliveryFailed],
+			Delivered: p.Counts[incident.EventDelivered], Bounced: p.Counts[incident.EventBounce] + p.Counts[incident.EventDropped],
+			Read: p.Counts[incident.EventRead]}
+		for _, t := range p.PerTenant {
+			cp.Tenants = append(cp.Tenants, console.TenantProgress{Tenant: t.Tenant, Emails: t.Emails, Sent: t.Sent, Pending: t.Pending,
+				Failed: t.Failed, Delivered: t.Delivered, Bounced: t.Bounced, InApp: t.InApp, Read: t.Read})
+		}
+		d.Progress = cp
+	}
+	return d, nil
+}
+
+// consoleMailbox shows the dev mailbox in the console.
+type consoleMailbox struct{ mb *email.Mailbox }
+
+func (m consoleMailbox) Messages() ([]console.MailboxEntry, error) {
+	es, err := m.mb.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.MailboxEntry, len(es))
+	for i, e := range es {
+		out[i] = console.MailboxEntry{ID: e.ID, To: e.To, Subject: e.Subject, Incident: e.Incident, Date: e.Date}
+	}
+	return out, nil
+}
+
+func (m consoleMailbox) Message(id string) (string, string, string, string, error) {
+	return m.mb.Parts(id)
 }

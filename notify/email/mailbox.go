@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"mime/quotedprintable"
 	"net/http"
 	"net/mail"
@@ -243,4 +244,47 @@ func (mb *Mailbox) MessageHandler() http.Handler {
 		w.Header().Set("Content-Disposition", `attachment; filename="`+r.PathValue("id")+`.eml"`)
 		_, _ = w.Write(raw)
 	})
+}
+
+// Parts reads one message's subject, recipient and its HTML and plain-text
+// bodies (for showing it).
+func (mb *Mailbox) Parts(id string) (subject, to, html, text string, err error) {
+	raw, err := mb.Read(id)
+	if err != nil {
+		return "", "", "", "", err
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return "", "", "", "", err
+	}
+	dec := new(mime.WordDecoder)
+	if subject, err = dec.DecodeHeader(msg.Header.Get("Subject")); err != nil {
+		subject = msg.Header.Get("Subject")
+	}
+	to = msg.Header.Get("To")
+	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		return "", "", "", "", err
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", "", "", "", err
+		}
+		body, err := io.ReadAll(p) // multipart decodes quoted-printable
+		if err != nil {
+			return "", "", "", "", err
+		}
+		switch ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); ct {
+		case "text/html":
+			html = string(body)
+		case "text/plain":
+			text = string(body)
+		}
+	}
+	return subject, to, html, text, nil
 }

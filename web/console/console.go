@@ -78,6 +78,8 @@ type Options struct {
 	Audit     Audit
 	Commander Commander
 	Evidence  Evidence // nil: no evidence table
+	Notices   Notices  // nil: no notice page
+	Mailbox   Mailbox  // nil: no dev mailbox
 	// Zone is the organisation's time zone (deadlines are shown in UTC and
 	// in it).
 	Zone *time.Location
@@ -261,4 +263,66 @@ func headers(w http.ResponseWriter) {
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// Notices gives the notice page its data (app joins the tracker and
+// notify).
+type Notices interface {
+	NoticeData(ctx context.Context, inc incident.Incident) (*NoticeData, error)
+}
+
+// Mailbox lists the dev mailbox (nil with SendGrid).
+type Mailbox interface {
+	Messages() ([]MailboxEntry, error)
+	Message(id string) (subject, to, html, text string, err error)
+}
+
+// MailboxEntry is one dev-mailbox message.
+type MailboxEntry struct {
+	ID, To, Subject, Incident string
+	Date                      time.Time
+}
+
+// NoticeData is the notice page.
+type NoticeData struct {
+	Versions []NoticeVersionRow
+	// Latest is the newest version's content (to prefill a new draft).
+	Latest   *incident.Notice
+	Previews []Preview // of the newest version, in every locale
+	Progress *Progress // nil until sending
+	Locales  []string
+}
+
+// NoticeVersionRow is one version in the history.
+type NoticeVersionRow struct {
+	Version      int
+	Author       string
+	At           time.Time
+	Hash         string
+	ApprovedBy   string
+	ApprovedAt   time.Time
+	SelfApproved bool
+	Missing      []string
+	ScopeCurrent bool
+	Sending      bool
+}
+
+// Preview is a version rendered in one locale.
+type Preview struct {
+	Locale, Dir, Subject, HTML, Customer, TimeZone string
+	Fallback                                       []string
+}
+
+// Progress is the delivery progress.
+type Progress struct {
+	Customers, Reached, Sent, Pending, Failed, Delivered, Bounced, Read int
+	Tenants                                                             []TenantProgress
+}
+
+// TenantProgress is one customer's deliveries.
+type TenantProgress struct {
+	Tenant                                   string
+	Emails, Sent, Pending, Failed, Delivered int
+	Bounced                                  int
+	InApp, Read                              bool
 }

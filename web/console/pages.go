@@ -31,6 +31,11 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /incidents", c.authed(c.incidents))
 	mux.HandleFunc("GET /incidents/{id}", c.authed(c.incidentPage))
 	mux.HandleFunc("POST /incidents/{id}/{command}", c.authed(c.command))
+	mux.HandleFunc("GET /incidents/{id}/notice", c.authed(c.noticePage))
+	mux.HandleFunc("GET /mailbox", c.authed(c.mailboxPage))
+	mux.HandleFunc("GET /mailbox/{id}", c.authed(c.mailboxMessage))
+	mux.HandleFunc("GET /incidents/{id}/notice/preview/{locale}", c.authed(c.previewFrame))
+	mux.HandleFunc("GET /mailbox/{id}/html", c.authed(c.mailboxFrame))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		headers(w)
 		mux.ServeHTTP(w, r)
@@ -284,7 +289,56 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
 			"V": v, "Inc": inc, "Audit": audit, "Timeline": c.drawTimeline(v, inc)}})
 		return
 	}
-	http.Redirect(w, r, "/incidents/"+url.PathEscape(id)+"?done="+url.QueryEscape(name+": done"), http.StatusSeeOther)
+	back := "/incidents/" + url.PathEscape(id)
+	if name == "draft" || name == "approve" || name == "send" {
+		back += "/notice"
+	}
+	http.Redirect(w, r, back+"?done="+url.QueryEscape(name+": done"), http.StatusSeeOther)
+}
+
+func (c *Console) noticePage(w http.ResponseWriter, r *http.Request, s *session) {
+	inc, ok := c.o.Incidents.Get(r.PathValue("id"))
+	if !ok || c.o.Notices == nil {
+		c.render(w, r, s, "notfound", http.StatusNotFound, ctxPage{Title: "Not found"})
+		return
+	}
+	d, err := c.o.Notices.NoticeData(r.Context(), inc)
+	if err != nil {
+		c.o.Log.Error("console: notice page", zap.String("incident", inc.ID), zap.Error(err))
+		c.render(w, r, s, "notfound", http.StatusServiceUnavailable, ctxPage{Title: "Unavailable", Error: "The notice could not be read; try again."})
+		return
+	}
+	fields := []string{"nature", "consequences", "measures", "actions"}
+	c.render(w, r, s, "notice", http.StatusOK, ctxPage{Title: "Notice · " + inc.Title, Content: map[string]any{
+		"V": c.o.Incidents.View(inc), "D": d, "Fields": fields}})
+}
+
+func (c *Console) mailboxPage(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.o.Mailbox == nil {
+		c.render(w, r, s, "mailbox", http.StatusOK, ctxPage{Title: "Dev mailbox", Content: map[string]any{"Off": true}})
+		return
+	}
+	ms, err := c.o.Mailbox.Messages()
+	if err != nil {
+		c.o.Log.Error("console: mailbox", zap.Error(err))
+		ms = nil
+	}
+	c.render(w, r, s, "mailbox", http.StatusOK, ctxPage{Title: "Dev mailbox", Content: map[string]any{"Messages": ms}})
+}
+
+func (c *Console) mailboxMessage(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.o.Mailbox == nil {
+		c.render(w, r, s, "notfound", http.StatusNotFound, ctxPage{Title: "Not found"})
+		return
+	}
+	subject, to, html, text, err := c.o.Mailbox.Message(r.PathValue("id"))
+	if err != nil {
+		c.render(w, r, s, "notfound", http.StatusNotFound, ctxPage{Title: "Not found"})
+		return
+	}
+	c.render(w, r, s, "message", http.StatusOK, ctxPage{Title: subject, Content: map[string]any{"Subject": subject, "To": to, "Text": text,
+		"Self": "/mailbox/" + url.PathEscape(r.PathValue("id")) + "/html"}})
+	_ = html
 }
 
 func (c *Console) ts(t time.Time) string {
@@ -331,5 +385,62 @@ func (c *Console) funcs() template.FuncMap {
 			return role == "engineer" || role == "dpo" || role == "admin"
 		},
 		"fmtf": func(f float64) string { return fmt.Sprintf("%.1f", f) },
+		"text": func(n *incident.Notice, loc, field string) string {
+			if n == nil {
+				return ""
+			}
+			t := n.Text[loc]
+			return map[string]string{"nature": t.Nature, "consequences": t.Consequences, "measures": t.Measures, "actions": t.Actions}[field]
+		},
+		"add": func(a, b int) int { return a + b },
+		"pct": func(a, b int) int {
+			if b == 0 {
+				return 0
+			}
+			return a * 100 / b
+		},
 	}
+}
+
+// frame writes a notice's own HTML for a sandboxed iframe of the console:
+// its inline styles allowed, nothing else (no scripts, no requests).
+func frame(w http.ResponseWriter, html string) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox")
+	h.Set("X-Frame-Options", "SAMEORIGIN")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(html))
+}
+
+func (c *Console) previewFrame(w http.ResponseWriter, r *http.Request, s *session) {
+	inc, ok := c.o.Incidents.Get(r.PathValue("id"))
+	if !ok || c.o.Notices == nil {
+		http.NotFound(w, r)
+		return
+	}
+	d, err := c.o.Notices.NoticeData(r.Context(), inc)
+	if err != nil {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	for _, p := range d.Previews {
+		if p.Locale == r.PathValue("locale") {
+			frame(w, p.HTML)
+			return
+		}
+	}
+	http.NotFound(w, r)
+}
+
+func (c *Console) mailboxFrame(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.o.Mailbox == nil {
+		http.NotFound(w, r)
+		return
+	}
+	_, _, html, _, err := c.o.Mailbox.Message(r.PathValue("id"))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	frame(w, html)
 }
