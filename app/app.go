@@ -166,7 +166,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	if err != nil {
 		return err
 	}
-	cons, demoLogins, err := newConsole(o, st, tr, nt, orgZone, rt.Now, log.Named("console"))
+	cons, demoLogins, err := newConsole(o, st, tr, nt, func() *detect.Engine { return engine }, orgZone, rt.Now, log.Named("console"))
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -18,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/breachwatch/breachwatch/detect"
 	"github.com/breachwatch/breachwatch/event"
 	"github.com/breachwatch/breachwatch/incident"
 	"github.com/breachwatch/breachwatch/tracker"
@@ -27,7 +31,7 @@ import (
 // newConsole builds the web console when users are configured, or with
 // demo logins in development (the dev token on, no users configured); it
 // returns the demo logins to print.
-func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, zone *time.Location, now func() time.Time, log *zap.Logger) (*console.Console, []string, error) {
+func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, engine func() *detect.Engine, zone *time.Location, now func() time.Time, log *zap.Logger) (*console.Console, []string, error) {
 	cfg := o.Console.Users
 	var demo []string
 	if len(cfg) == 0 && o.Auth.DevToken {
@@ -48,7 +52,8 @@ func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, zone *
 		secure = *o.Console.SecureCookies
 	}
 	co := console.Options{Users: users, Incidents: tr, Audit: tr, Commander: consoleCommander{tr},
-		Evidence: evidenceReader{st}, Notices: nt, Zone: zone, Secure: secure, Now: now, Log: log}
+		Evidence: evidenceReader{st}, Notices: nt, Reports: consoleReports{tr}, Zone: zone, Secure: secure, Now: now, Log: log}
+	co.Rules = consoleRules{engine: engine, st: st}
 	if nt.mailbox != nil {
 		co.Mailbox = consoleMailbox{nt.mailbox}
 	}
@@ -251,4 +256,60 @@ func noticeFromForm(form url.Values) *incident.Notice {
 		}
 	}
 	return n
+}
+
+// consoleReports gives the console the regulator report and the register.
+type consoleReports struct{ tr *tracker.Tracker }
+
+func (c consoleReports) ReportHTML(inc incident.Incident) ([]byte, error) {
+	return tracker.RenderReportHTML(c.tr.Report(inc))
+}
+
+func (c consoleReports) RegisterRows() []console.RegisterRow {
+	var out []console.RegisterRow
+	for _, e := range c.tr.Register() {
+		out = append(out, console.RegisterRow{Incident: e.Incident, Title: e.Title, Status: e.Status, Severity: e.Severity,
+			DetectedAt: e.DetectedAt, Customers: e.Customers, Records: e.Records, AuthorityAt: e.AuthorityAt, CustomersAt: e.CustomersAt,
+			NotNotifiedWhy: e.NotNotifiedWhy, Late: e.Late})
+	}
+	return out
+}
+
+func (c consoleReports) RegisterCSV(w io.Writer) error {
+	return tracker.WriteRegisterCSV(csv.NewWriter(w), c.tr.Register())
+}
+
+func (c consoleReports) RegisterJSON(w io.Writer) error {
+	return json.NewEncoder(w).Encode(map[string]any{"entries": c.tr.Register()})
+}
+
+// consoleRules describes the running rule set and its findings of the
+// last day.
+type consoleRules struct {
+	engine func() *detect.Engine // nil result: detection is off
+	st     interface {
+		Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error)
+	}
+}
+
+func (c consoleRules) RuleSet(ctx context.Context, since time.Time) (string, []console.RuleRow, error) {
+	e := c.engine()
+	if e == nil {
+		return "", nil, nil
+	}
+	set := e.Set()
+	fs, err := c.st.Findings(ctx, since, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	count := map[string]int{}
+	for _, f := range fs {
+		count[f.RuleID]++
+	}
+	var out []console.RuleRow
+	for _, r := range set.Rules() {
+		out = append(out, console.RuleRow{ID: r.ID(), Title: r.Title(), Severity: r.Severity(), Kind: r.Kind(), Source: r.Source(),
+			Where: r.Where(), Tags: r.Tags(), Findings: count[r.ID()]})
+	}
+	return set.Version(), out, nil
 }

@@ -364,4 +364,23 @@ func TestConsoleNoticeInBrowser(t *testing.T) {
 	step("open the message", chromedp.Do(ctx, chromedp.Click(`table.list tbody a[href^="/mailbox/"]`), chromedp.WaitVisible(`iframe.message`),
 		chromedp.Sleep(300*time.Millisecond)))
 	shot("mailbox-message")
+	step("register", chromedp.Do(ctx, chromedp.Navigate(base+"/register"), chromedp.WaitVisible(`#export-csv`)))
+	if s := eval(`document.querySelector("table.list tbody").textContent`); !strings.Contains(s, id) {
+		t.Errorf("register: %q", s)
+	}
+	shot("register")
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(base+"/incidents/"+id+"/report"))
+	step("report", err)
+	if resp.Status != 200 || resp.MimeType != "text/html" {
+		t.Errorf("report: %d %s", resp.Status, resp.MimeType)
+	}
+	if s := eval(`document.body.textContent`); !strings.Contains(s, "Personal data breach report") || !strings.Contains(s, "Dana Okafor") {
+		t.Errorf("report: %.300q", s)
+	}
+	shot("report")
+	step("rules", chromedp.Do(ctx, chromedp.Navigate(base+"/rules"), chromedp.WaitVisible(`table.list`)))
+	if s := eval(`document.querySelector("table.list tbody").textContent`); !strings.Contains(s, "cross-tenant-read") {
+		t.Errorf("rules: %.300q", s)
+	}
+	shot("rules")
 }

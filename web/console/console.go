@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -80,6 +81,8 @@ type Options struct {
 	Evidence  Evidence // nil: no evidence table
 	Notices   Notices  // nil: no notice page
 	Mailbox   Mailbox  // nil: no dev mailbox
+	Reports   Reports  // nil: no report and register pages
+	Rules     Rules    // nil: no rules page
 	// Zone is the organisation's time zone (deadlines are shown in UTC and
 	// in it).
 	Zone *time.Location
@@ -325,4 +328,36 @@ type TenantProgress struct {
 	Emails, Sent, Pending, Failed, Delivered int
 	Bounced                                  int
 	InApp, Read                              bool
+}
+
+// Reports gives the regulator report and the breach register (the
+// tracker).
+type Reports interface {
+	ReportHTML(inc incident.Incident) ([]byte, error)
+	RegisterRows() []RegisterRow
+	RegisterCSV(w io.Writer) error
+	RegisterJSON(w io.Writer) error
+}
+
+// RegisterRow is one incident in the register page.
+type RegisterRow struct {
+	Incident, Title, Status, Severity string
+	DetectedAt                        time.Time
+	Customers                         int
+	Records                           int64
+	AuthorityAt, CustomersAt          *time.Time
+	NotNotifiedWhy                    string
+	Late                              bool
+}
+
+// Rules describes the loaded rule set and its recent findings.
+type Rules interface {
+	RuleSet(ctx context.Context, since time.Time) (version string, rules []RuleRow, err error)
+}
+
+// RuleRow is one rule.
+type RuleRow struct {
+	ID, Title, Severity, Kind, Source, Where string
+	Tags                                     []string
+	Findings                                 int // over the last day
 }

@@ -36,6 +36,11 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /mailbox/{id}", c.authed(c.mailboxMessage))
 	mux.HandleFunc("GET /incidents/{id}/notice/preview/{locale}", c.authed(c.previewFrame))
 	mux.HandleFunc("GET /mailbox/{id}/html", c.authed(c.mailboxFrame))
+	mux.HandleFunc("GET /incidents/{id}/report", c.authed(c.reportPage))
+	mux.HandleFunc("GET /register", c.authed(c.registerPage))
+	mux.HandleFunc("GET /register.csv", c.authed(c.registerExport))
+	mux.HandleFunc("GET /register.json", c.authed(c.registerExport))
+	mux.HandleFunc("GET /rules", c.authed(c.rulesPage))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		headers(w)
 		mux.ServeHTTP(w, r)
@@ -443,4 +448,65 @@ func (c *Console) mailboxFrame(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	frame(w, html)
+}
+
+// reportPage serves the printable regulator report (its own inline
+// styles; no scripts).
+func (c *Console) reportPage(w http.ResponseWriter, r *http.Request, s *session) {
+	inc, ok := c.o.Incidents.Get(r.PathValue("id"))
+	if !ok || c.o.Reports == nil {
+		c.render(w, r, s, "notfound", http.StatusNotFound, ctxPage{Title: "Not found"})
+		return
+	}
+	b, err := c.o.Reports.ReportHTML(inc)
+	if err != nil {
+		c.o.Log.Error("console: report", zap.String("incident", inc.ID), zap.Error(err))
+		http.Error(w, "the report could not be shown", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+func (c *Console) registerPage(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.o.Reports == nil {
+		c.render(w, r, s, "notfound", http.StatusNotFound, ctxPage{Title: "Not found"})
+		return
+	}
+	c.render(w, r, s, "register", http.StatusOK, ctxPage{Title: "Breach register", Content: map[string]any{"Rows": c.o.Reports.RegisterRows()}})
+}
+
+func (c *Console) registerExport(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.o.Reports == nil {
+		http.NotFound(w, r)
+		return
+	}
+	var err error
+	if strings.HasSuffix(r.URL.Path, ".csv") {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="breach-register.csv"`)
+		err = c.o.Reports.RegisterCSV(w)
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Disposition", `attachment; filename="breach-register.json"`)
+		err = c.o.Reports.RegisterJSON(w)
+	}
+	if err != nil {
+		c.o.Log.Error("console: register export", zap.Error(err))
+	}
+}
+
+func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.o.Rules == nil {
+		c.render(w, r, s, "rules", http.StatusOK, ctxPage{Title: "Rules", Content: map[string]any{"Off": true}})
+		return
+	}
+	version, rules, err := c.o.Rules.RuleSet(r.Context(), c.o.Now().Add(-24*time.Hour))
+	if err != nil {
+		c.o.Log.Error("console: rules", zap.Error(err))
+		c.render(w, r, s, "rules", http.StatusServiceUnavailable, ctxPage{Title: "Rules", Error: "The rules could not be read; try again."})
+		return
+	}
+	c.render(w, r, s, "rules", http.StatusOK, ctxPage{Title: "Rules", Content: map[string]any{"Version": version, "Rules": rules}})
 }
