@@ -73,6 +73,7 @@ type appStore interface {
 	Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error)
 	notify.Outbox
 	notify.Ledger
+	revocationStore
 	tracker.Store
 	tracker.AccessSource
 	Latest(ctx context.Context) (time.Time, error)
@@ -166,10 +167,6 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	if err != nil {
 		return err
 	}
-	cons, demoLogins, err := newConsole(o, st, tr, nt, func() *detect.Engine { return engine }, orgZone, rt.Now, log.Named("console"))
-	if err != nil {
-		return err
-	}
 	feed := newTrackerFeed(tr, log.Named("tracker"))
 	if n, err := replayFindings(ctx, st, feed, rt.Now()); err != nil {
 		return fmt.Errorf("reading the stored findings: %w", err)
@@ -216,6 +213,14 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	if len(tokens) == 0 {
 		log.Warn("no API tokens are configured: every /api/ request will be refused (see auth.tokens)")
 	}
+	admin, err := newTokenAdmin(ctx, st, tokens, rt.Now, log.Named("tokens"))
+	if err != nil {
+		return fmt.Errorf("reading the revoked tokens: %w", err)
+	}
+	cons, demoLogins, err := newConsole(o, st, tr, nt, admin, func() *detect.Engine { return engine }, orgZone, rt.Now, log.Named("console"))
+	if err != nil {
+		return err
+	}
 	alerter, webhooks, err := newAlerter(o, tr, log.Named("slack"))
 	if err != nil {
 		return err
@@ -227,10 +232,11 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		Routes: append([]web.Route{
 			{Method: "POST", Path: "/api/v1/events/access", Roles: ingestRoles, Handler: httpIngest.Access()},
 			{Method: "POST", Path: "/api/v1/events/config", Roles: ingestRoles, Handler: httpIngest.Config()},
-		}, append(incidentRoutes(tr), nt.routes...)...),
+		}, append(append(incidentRoutes(tr), nt.routes...), admin.routes()...)...),
 		Webhooks: append(webhooks, nt.webhooks...),
 		Assets:   nt.assets,
 		Console:  consoleHandler(cons),
+		Revoked:  admin.Revoked,
 		Checks: []web.Check{
 			{Name: "kafka", Fn: consumer.Ping},
 			{Name: "store", Fn: func(ctx context.Context) error {
@@ -257,6 +263,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	}
 	g.Go("kafka consumer", func() error { return consumer.Run(ctx) })
 	g.Go("findings to the tracker", func() error { feed.Run(ctx); return nil })
+	g.Go("revoked tokens", func() error { admin.Run(ctx, 30*time.Second); return nil })
 	g.Go("customer notices", func() error { nt.notifier.Run(ctx, time.Duration(o.Notify.Interval), nil); return nil })
 	g.Go("incident alerts and reminders", func() error {
 		tr.Run(ctx, alerter, o.reminders(), 30*time.Second)

@@ -31,7 +31,7 @@ import (
 // newConsole builds the web console when users are configured, or with
 // demo logins in development (the dev token on, no users configured); it
 // returns the demo logins to print.
-func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, engine func() *detect.Engine, zone *time.Location, now func() time.Time, log *zap.Logger) (*console.Console, []string, error) {
+func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, admin *tokenAdmin, engine func() *detect.Engine, zone *time.Location, now func() time.Time, log *zap.Logger) (*console.Console, []string, error) {
 	cfg := o.Console.Users
 	var demo []string
 	if len(cfg) == 0 && o.Auth.DevToken {
@@ -54,6 +54,7 @@ func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, engine
 	co := console.Options{Users: users, Incidents: tr, Audit: tr, Commander: consoleCommander{tr},
 		Evidence: evidenceReader{st}, Notices: nt, Reports: consoleReports{tr}, Zone: zone, Secure: secure, Now: now, Log: log}
 	co.Rules = consoleRules{engine: engine, st: st}
+	co.Tokens = admin
 	if nt.mailbox != nil {
 		co.Mailbox = consoleMailbox{nt.mailbox}
 	}

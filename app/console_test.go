@@ -138,6 +138,12 @@ func TestConsoleAccess(t *testing.T) {
 	if resp.StatusCode != 409 || !strings.Contains(string(b), "may not awareness") {
 		t.Errorf("engineer setting awareness: %d", resp.StatusCode)
 	}
+	// Tokens are an admin's: an engineer is refused the page.
+	resp, _ = client.Get(base + "/tokens")
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("an engineer on the token page: %d", resp.StatusCode)
+	}
 	// Five failures lock the name for a while.
 	for range 5 {
 		r, _ := noFollow.PostForm(base+"/login", url.Values{"name": {"dana"}, "password": {"guess"}})

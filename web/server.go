@@ -62,6 +62,9 @@ type Options struct {
 	Console http.Handler
 	Checks  []Check
 	Metrics http.Handler // serves /metrics
+	// Revoked reports whether the token of that name was revoked (an
+	// admin's decision, kept in the store); nil: none is.
+	Revoked func(name string) bool
 	Log     *zap.Logger
 }
 
@@ -181,6 +184,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="breachwatch"`)
 			errorJSON(w, http.StatusUnauthorized, "missing or unknown bearer token")
+			return
+		}
+		if s.opts.Revoked != nil && s.opts.Revoked(p.Name) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="breachwatch", error="invalid_token"`)
+			errorJSON(w, http.StatusUnauthorized, "this token was revoked")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))

@@ -288,6 +288,17 @@ var migrations = [][]string{
 			SELECT ` + suspectCols + ` FROM {db}.access_events WHERE ` + suspectWhere,
 		`INSERT INTO {db}.suspect_reads (` + suspectCols + `) SELECT ` + suspectCols + ` FROM {db}.access_events WHERE ` + suspectWhere,
 	},
+	// v7: API tokens revoked by an admin (by name); the first revocation
+	// of a name stands (read with min(at)).
+	{
+		`CREATE TABLE IF NOT EXISTS {db}.revoked_tokens (
+			name String,
+			at_ns Int64,
+			by String,
+			reason String
+		) ENGINE = MergeTree()
+		ORDER BY (name, at_ns)`,
+	},
 }
 
 // The suspect reads (v6): successful reads by anonymous callers, staff,
@@ -1166,6 +1177,36 @@ func (s *Store) DeliveryEvents(ctx context.Context, inc, delivery string, fn fun
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("clickhouse store: delivery events: %w", err)
+	}
+	return nil
+}
+
+// RevokeToken records that the API token of that name is revoked (the
+// first revocation of a name is the one reported).
+func (s *Store) RevokeToken(ctx context.Context, name, by, reason string, at time.Time) error {
+	return s.send(ctx, "revoked_tokens", "name, at_ns, by, reason", []any{[]string{name}, []int64{at.UnixNano()}, []string{by}, []string{reason}})
+}
+
+// RevokedTokens calls fn for each revoked token.
+func (s *Store) RevokedTokens(ctx context.Context, fn func(name, by, reason string, at time.Time) error) error {
+	rows, err := s.conn.Query(ctx, "SELECT name, argMin(by, at_ns), argMin(reason, at_ns), min(at_ns) FROM "+s.table("revoked_tokens")+
+		" GROUP BY name ORDER BY name")
+	if err != nil {
+		return fmt.Errorf("clickhouse store: revoked tokens: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, by, reason string
+		var at int64
+		if err := rows.Scan(&name, &by, &reason, &at); err != nil {
+			return fmt.Errorf("clickhouse store: revoked tokens: %w", err)
+		}
+		if err := fn(name, by, reason, time.Unix(0, at).UTC()); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("clickhouse store: revoked tokens: %w", err)
 	}
 	return nil
 }

@@ -184,6 +184,14 @@ var migrations = []string{
 		detail TEXT NOT NULL
 	);
 	CREATE INDEX delivery_events_incident ON delivery_events (incident, delivery);`,
+	// v7: API tokens revoked by an admin (by name; the configuration keeps
+	// the tokens themselves).
+	`CREATE TABLE revoked_tokens (
+		name TEXT NOT NULL PRIMARY KEY,
+		at_ns INTEGER NOT NULL,
+		by TEXT NOT NULL,
+		reason TEXT NOT NULL
+	);`,
 }
 
 // SchemaVersion is the schema version this code writes.
@@ -906,6 +914,39 @@ func (s *Store) DeliveryEvents(ctx context.Context, inc, delivery string, fn fun
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlite store: delivery events: %w", err)
+	}
+	return nil
+}
+
+// RevokeToken records that the API token of that name is revoked; a
+// second revocation keeps the first.
+func (s *Store) RevokeToken(ctx context.Context, name, by, reason string, at time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO revoked_tokens (name, at_ns, by, reason) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO NOTHING`, name, at.UnixNano(), by, reason); err != nil {
+		return fmt.Errorf("sqlite store: revoke token: %w", err)
+	}
+	return nil
+}
+
+// RevokedTokens calls fn for each revoked token.
+func (s *Store) RevokedTokens(ctx context.Context, fn func(name, by, reason string, at time.Time) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT name, at_ns, by, reason FROM revoked_tokens ORDER BY name`)
+	if err != nil {
+		return fmt.Errorf("sqlite store: revoked tokens: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, by, reason string
+		var at int64
+		if err := rows.Scan(&name, &at, &by, &reason); err != nil {
+			return fmt.Errorf("sqlite store: revoked tokens: %w", err)
+		}
+		if err := fn(name, by, reason, time.Unix(0, at).UTC()); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite store: revoked tokens: %w", err)
 	}
 	return nil
 }

@@ -39,6 +39,8 @@ type Store interface {
 	Deliveries(ctx context.Context, q incident.DeliveryQuery, fn func(*incident.Delivery) error) error
 	AddDeliveryEvents(ctx context.Context, es []incident.DeliveryEvent) ([]incident.DeliveryEvent, error)
 	DeliveryEvents(ctx context.Context, inc, delivery string, fn func(*incident.DeliveryEvent) error) error
+	RevokeToken(ctx context.Context, name, by, reason string, at time.Time) error
+	RevokedTokens(ctx context.Context, fn func(name, by, reason string, at time.Time) error) error
 }
 
 // RunReopen checks that a store closed and opened again on the same data
@@ -79,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"AuditLog", testAudit},
 		{"AccessByTenant", testAccessByTenant},
 		{"Outbox", testOutbox},
+		{"RevokedTokens", testRevokedTokens},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -711,5 +714,32 @@ func testOutbox(t *testing.T, s Store) {
 	}
 	if len(all) != 3 || !reflect.DeepEqual(all[1], evs[1]) || len(one) != 2 || one[1].Type != incident.EventRead {
 		t.Errorf("events: all %+v\none %+v", all, one)
+	}
+}
+
+// testRevokedTokens: revocations read back; the first one of a name stands.
+func testRevokedTokens(t *testing.T, s Store) {
+	ctx := context.Background()
+	at := Day0.Add(10*time.Hour + 5)
+	if err := s.RevokeToken(ctx, "shipper", "console:ada", "leaked in a log", at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, "shipper", "console:bob", "again", at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, "oncall", "console:ada", "left the team", at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.RevokedTokens(ctx, func(name, by, reason string, when time.Time) error {
+		got = append(got, fmt.Sprintf("%s|%s|%s|%s", name, by, reason, when.Format(time.RFC3339Nano)))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"oncall|console:ada|left the team|" + at.Add(time.Minute).Format(time.RFC3339Nano),
+		"shipper|console:ada|leaked in a log|" + at.Format(time.RFC3339Nano)}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("revoked tokens:\n%q\nwant\n%q", got, want)
 	}
 }

@@ -83,6 +83,7 @@ type Options struct {
 	Mailbox   Mailbox  // nil: no dev mailbox
 	Reports   Reports  // nil: no report and register pages
 	Rules     Rules    // nil: no rules page
+	Tokens    Tokens   // nil: no token page
 	// Zone is the organisation's time zone (deadlines are shown in UTC and
 	// in it).
 	Zone *time.Location
@@ -360,4 +361,18 @@ type RuleRow struct {
 	ID, Title, Severity, Kind, Source, Where string
 	Tags                                     []string
 	Findings                                 int // over the last day
+}
+
+// Tokens lists the API tokens and revokes them (admins only).
+type Tokens interface {
+	Tokens() []TokenRow
+	Revoke(ctx context.Context, name, by, reason string) error
+}
+
+// TokenRow is an API token as listed (never its secret).
+type TokenRow struct {
+	Name, Role        string
+	Tenants           []string
+	RevokedAt         time.Time
+	RevokedBy, Reason string
 }

@@ -41,6 +41,8 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /register.csv", c.authed(c.registerExport))
 	mux.HandleFunc("GET /register.json", c.authed(c.registerExport))
 	mux.HandleFunc("GET /rules", c.authed(c.rulesPage))
+	mux.HandleFunc("GET /tokens", c.authed(c.tokensPage))
+	mux.HandleFunc("POST /tokens/{name}/revoke", c.authed(c.revokeToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		headers(w)
 		mux.ServeHTTP(w, r)
@@ -509,4 +511,28 @@ func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	c.render(w, r, s, "rules", http.StatusOK, ctxPage{Title: "Rules", Content: map[string]any{"Version": version, "Rules": rules}})
+}
+
+func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request, s *session) {
+	if s.role != "admin" || c.o.Tokens == nil {
+		c.render(w, r, s, "notfound", http.StatusForbidden, ctxPage{Title: "Admins only", Error: "Only an admin manages API tokens."})
+		return
+	}
+	c.render(w, r, s, "tokens", http.StatusOK, ctxPage{Title: "API tokens", Content: map[string]any{"Tokens": c.o.Tokens.Tokens()}})
+}
+
+func (c *Console) revokeToken(w http.ResponseWriter, r *http.Request, s *session) {
+	if s.role != "admin" || c.o.Tokens == nil {
+		http.Error(w, "only an admin revokes tokens", http.StatusForbidden)
+		return
+	}
+	if err := c.o.Tokens.Revoke(r.Context(), r.PathValue("name"), "console:"+s.user, r.PostFormValue("reason")); err != nil {
+		msg := "The token could not be revoked; try again."
+		if strings.Contains(err.Error(), "reason") || strings.Contains(err.Error(), "no such token") {
+			msg = err.Error()
+		}
+		c.render(w, r, s, "tokens", http.StatusConflict, ctxPage{Title: "API tokens", Error: msg, Content: map[string]any{"Tokens": c.o.Tokens.Tokens()}})
+		return
+	}
+	http.Redirect(w, r, "/tokens?done="+url.QueryEscape("revoked "+r.PathValue("name")), http.StatusSeeOther)
 }
