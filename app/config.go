@@ -96,6 +96,22 @@ type ConsoleOptions struct {
 	// SecureCookies marks the session cookie Secure; default: on unless
 	// HTTP listens on loopback only (development).
 	SecureCookies *bool `yaml:"secure_cookies"`
+	// OIDC turns on "Sign in with SSO" through an OpenID Connect provider.
+	OIDC OIDCOptions `yaml:"oidc"`
+}
+
+// OIDCOptions configure sign-in through an OpenID Connect provider.
+type OIDCOptions struct {
+	Issuer           string `yaml:"issuer"` // e.g. https://login.example.com/realms/acme
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	ClientSecret     string `yaml:"-" env:"OIDC_CLIENT_SECRET" secret:"client_secret"`
+	RedirectURL      string `yaml:"redirect_url"` // https://breachwatch.example.com/login/oidc/callback
+	// Roles maps the provider's groups (RolesClaim, default "groups") to
+	// breachwatch roles; users in none may not sign in.
+	RolesClaim string            `yaml:"roles_claim"`
+	Roles      map[string]string `yaml:"roles"`
+	NameClaim  string            `yaml:"name_claim"` // default preferred_username, then email
 }
 
 // ConsoleUser is a person who may sign in to the console.
@@ -628,6 +644,13 @@ func (o *Options) resolveSecrets() error {
 		}
 		o.Slack.SigningSecret = p
 	}
+	if o.Console.OIDC.ClientSecretFile != "" {
+		p, err := readSecretFile(o.Console.OIDC.ClientSecretFile)
+		if err != nil {
+			return fmt.Errorf("config: console.oidc.client_secret_file: %w", err)
+		}
+		o.Console.OIDC.ClientSecret = p
+	}
 	if o.Notify.SendGridAPIKeyFile != "" {
 		p, err := readSecretFile(o.Notify.SendGridAPIKeyFile)
 		if err != nil {
@@ -851,6 +874,25 @@ func (o *Options) Validate() error {
 	}
 	if u, err := url.Parse(o.Notify.SendGridURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("notify.sendgrid_url", "want an http(s) URL such as https://api.sendgrid.com")
+	}
+	if oi := o.Console.OIDC; oi.Issuer != "" {
+		if u, err := url.Parse(oi.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("console.oidc.issuer", "want the provider's issuer URL")
+		}
+		if oi.ClientID == "" {
+			bad("console.oidc.client_id", "required with an issuer")
+		}
+		if u, err := url.Parse(oi.RedirectURL); err != nil || u.Host == "" || !strings.HasSuffix(u.Path, "/login/oidc/callback") {
+			bad("console.oidc.redirect_url", "want breachwatch's external URL ending in /login/oidc/callback")
+		}
+		if len(oi.Roles) == 0 {
+			bad("console.oidc.roles", "map at least one of the provider's groups to a role (engineer, dpo or admin)")
+		}
+		for g, r := range oi.Roles {
+			if r != "engineer" && r != "dpo" && r != "admin" {
+				bad("console.oidc.roles."+g, "want engineer, dpo or admin")
+			}
+		}
 	}
 	seenUsers := map[string]bool{}
 	for i, u := range o.Console.Users {

@@ -40,7 +40,7 @@ func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, admin 
 			return nil, nil, err
 		}
 	}
-	if len(cfg) == 0 {
+	if len(cfg) == 0 && o.Console.OIDC.Issuer == "" {
 		return nil, nil, nil
 	}
 	var users []console.User
@@ -59,7 +59,18 @@ func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, admin 
 		co.Mailbox = consoleMailbox{nt.mailbox}
 	}
 	c, err := console.New(co)
-	return c, demo, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if oi := o.Console.OIDC; oi.Issuer != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.EnableOIDC(ctx, console.OIDCOptions{Issuer: oi.Issuer, ClientID: oi.ClientID, ClientSecret: oi.ClientSecret,
+			RedirectURL: oi.RedirectURL, RolesClaim: oi.RolesClaim, Roles: oi.Roles, NameClaim: oi.NameClaim}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return c, demo, nil
 }
 
 // devLogins creates (once) the demo logins of development in

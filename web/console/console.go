@@ -102,6 +102,7 @@ type Console struct {
 	users map[string]User
 	tmpl  map[string]*template.Template
 	dummy []byte // a hash to compare against for unknown users
+	oidc  *oidcLogin
 
 	mu       sync.Mutex
 	sessions map[string]*session

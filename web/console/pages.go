@@ -26,6 +26,8 @@ func (c *Console) Handler() http.Handler {
 	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /login", c.loginPage)
 	mux.HandleFunc("POST /login", c.loginPost)
+	mux.HandleFunc("GET /login/oidc", c.oidcStart)
+	mux.HandleFunc("GET /login/oidc/callback", c.oidcCallback)
 	mux.HandleFunc("POST /logout", c.authed(c.logout))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/incidents", http.StatusSeeOther) })
 	mux.HandleFunc("GET /incidents", c.authed(c.incidents))
@@ -115,7 +117,8 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, nam
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, nil, "login", http.StatusOK, ctxPage{Title: "Sign in", Content: map[string]string{"Next": safeNext(r.URL.Query().Get("next"))}})
+	c.render(w, r, nil, "login", http.StatusOK, ctxPage{Title: "Sign in", Content: map[string]any{"Next": safeNext(r.URL.Query().Get("next")),
+		"SSO": c.oidc != nil}})
 }
 
 // safeNext keeps a redirect target on this site.
@@ -146,7 +149,8 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 	u, msg := c.login(r.PostFormValue("name"), r.PostFormValue("password"), addr)
 	if u == nil {
 		c.o.Log.Info("console: sign-in refused", zap.String("remote", addr))
-		c.render(w, r, nil, "login", http.StatusUnauthorized, ctxPage{Title: "Sign in", Error: msg, Content: map[string]string{"Next": next}})
+		c.render(w, r, nil, "login", http.StatusUnauthorized, ctxPage{Title: "Sign in", Error: msg, Content: map[string]any{"Next": next,
+			"SSO": c.oidc != nil}})
 		return
 	}
 	c.setCookie(w, c.newSession(u), 0)
