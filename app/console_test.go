@@ -30,7 +30,7 @@ func consoleOptions(t *testing.T) Options {
 		return string(h)
 	}
 	o.Console.Users = []ConsoleUser{{Name: "erin", Role: "engineer", PasswordHash: hash("erin-password")},
-		{Name: "dana", Role: "dpo", PasswordHash: hash("dana-password")}}
+		{Name: "dana", Role: "dpo", PasswordHash: hash("dana-password")}, {Name: "root", Role: "admin", PasswordHash: hash("root-password")}}
 	return o
 }
 
@@ -240,6 +240,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the audit log does not show console:erin confirming: %v", body)
+	}
+
+	// An admin revokes an API token in the console; the API refuses it.
+	step("sign out", chromedp.Do(ctx, chromedp.Click(`form.who button`), chromedp.WaitVisible(`input[name="name"]`)))
+	step("sign in as admin", chromedp.Do(ctx, chromedp.SendKeys(`input[name="name"]`, "root"),
+		chromedp.SendKeys(`input[name="password"]`, "root-password"), chromedp.Submit(`input[name="password"]`),
+		chromedp.WaitVisible(`table.list`), chromedp.Navigate(base+"/tokens"), chromedp.WaitVisible(`#token-on-call`)))
+	shot("tokens")
+	step("revoke", chromedp.Do(ctx, chromedp.SendKeys(`#token-on-call input[name="reason"]`, "laptop stolen"),
+		chromedp.Click(`#token-on-call button`), chromedp.WaitVisible(`.flash`)))
+	if s := eval(`document.querySelector("#token-on-call").textContent`); !strings.Contains(s, "revoked") || !strings.Contains(s, "console:root") {
+		t.Errorf("token row: %q", s)
+	}
+	if code, _ := call(t, "GET", info.HTTPAddr, "/api/v1/incidents", engineerToken, nil); code != 401 {
+		t.Errorf("the revoked token still works: %d", code)
 	}
 }
 
