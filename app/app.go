@@ -442,8 +442,13 @@ func (s slackTriage) Approve(ctx context.Context, actor, role, id string, versio
 }
 
 func (s slackTriage) do(ctx context.Context, by tracker.Actor, c tracker.Command) (string, bool) {
-	role, command := by.Role, c.Name
-	_, err := s.tr.Do(ctx, by, c)
+	return doCommand(ctx, s.tr, by, c)
+}
+
+// doCommand carries out a command for a person (Slack, the console) and
+// says what happened in words safe to show them.
+func doCommand(ctx context.Context, tr *tracker.Tracker, by tracker.Actor, c tracker.Command) (string, bool) {
+	_, err := tr.Do(ctx, by, c)
 	var ie *tracker.InvalidError
 	switch {
 	case err == nil:
@@ -451,7 +456,7 @@ func (s slackTriage) do(ctx context.Context, by tracker.Actor, c tracker.Command
 	case errors.Is(err, tracker.ErrNotFound):
 		return "There is no such incident.", false
 	case errors.Is(err, tracker.ErrForbidden):
-		return "Your role (" + role + ") may not " + command + " incidents.", false
+		return "Your role (" + by.Role + ") may not " + c.Name + " incidents.", false
 	case errors.As(err, &ie):
 		return ie.Msg, false
 	}

@@ -148,19 +148,7 @@ func (c consoleCommander) Command(ctx context.Context, actor, role, id, name str
 		}
 		cmd.At = t
 	}
-	_, err := c.tr.Do(ctx, tracker.Actor{Name: actor, Role: role}, cmd)
-	var ie *tracker.InvalidError
-	switch {
-	case err == nil:
-		return "done", true
-	case errors.Is(err, tracker.ErrNotFound):
-		return "There is no such incident.", false
-	case errors.Is(err, tracker.ErrForbidden):
-		return "Your role (" + role + ") may not " + name + " incidents.", false
-	case errors.As(err, &ie):
-		return ie.Msg, false
-	}
-	return "The change could not be recorded; try again.", false
+	return doCommand(ctx, c.tr, tracker.Actor{Name: actor, Role: role}, cmd)
 }
 
 // evidenceReader reads an incident's evidence events from the store: those

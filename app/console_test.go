@@ -367,13 +367,15 @@ func TestConsoleNoticeInBrowser(t *testing.T) {
 	}
 	step("let the previews load", chromedp.Do(ctx, chromedp.Sleep(500*time.Millisecond)))
 	shot("notice-previews")
-	step("approve", chromedp.Do(ctx, chromedp.Click(`#do-approve-1`), chromedp.WaitVisible(`.flash`)))
+	// Each action's page is told apart from the one before by what only
+	// it has (a flash from the previous action would be there already).
+	step("approve", chromedp.Do(ctx, chromedp.Click(`#do-approve-1`), chromedp.WaitNotPresent(`#do-approve-1`), chromedp.WaitVisible(`#do-send`)))
 	if a := eval(`document.querySelector("#version-1").textContent`); !strings.Contains(a, "console:dana") {
 		t.Errorf("approval not shown: %q", a)
 	}
-	step("send", chromedp.Do(ctx, chromedp.Click(`#do-send`), chromedp.WaitVisible(`.flash`)))
+	step("send", chromedp.Do(ctx, chromedp.Click(`#do-send`), chromedp.WaitVisible(`#reached`)))
 	waitFor(t, "delivery progress", 30*time.Second, func() bool {
-		step("reload", chromedp.Do(ctx, chromedp.Navigate(noticeURL), chromedp.WaitVisible(`h1`)))
+		step("reload", chromedp.Do(ctx, chromedp.Navigate(noticeURL), chromedp.WaitVisible(`#version-1`)))
 		return eval(`String((document.querySelector("#reached") || {}).textContent || "")`) == "1/1 customers reached"
 	})
 	shot("notice-sent")
