@@ -51,7 +51,7 @@ func newConsole(o Options, st appStore, tr *tracker.Tracker, nt *notices, admin 
 	if o.Console.SecureCookies != nil {
 		secure = *o.Console.SecureCookies
 	}
-	co := console.Options{Users: users, Incidents: tr, Audit: tr, Commander: consoleCommander{tr},
+	co := console.Options{Users: users, Incidents: tr, Audit: tr, Commander: consoleCommander{tr}, Allowed: tracker.Allowed,
 		Evidence: evidenceReader{st}, Notices: nt, Reports: consoleReports{tr}, Zone: zone, Secure: secure, Now: now, Log: log}
 	co.Rules = consoleRules{engine: engine, st: st}
 	co.Tokens = admin

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/breachwatch/breachwatch/internal/testenv"
 )
 
 func consoleOptions(t *testing.T) Options {
@@ -161,38 +158,13 @@ func TestConsoleAccess(t *testing.T) {
 // the injected incident, sees the attacker's user agent as text, and
 // confirms the incident; screenshots of each page are kept.
 func TestConsoleInBrowser(t *testing.T) {
-	chromium := testenv.Chromium(t)
+	b := newBrowser(t, 1280, 1000)
 	info := start(t, consoleOptions(t))
 	base := "http://" + info.HTTPAddr
 	id := injectCrossTenantRead(t, info.HTTPAddr, `<script>window.pwned=1</script><img src=x onerror="window.pwned=2">`)
 
-	allocOpts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), allocOpts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
-	art := testenv.Artifacts(t)
-	step := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("browser: %s: %v", what, err)
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		step("screenshot", err)
-		_ = os.WriteFile(filepath.Join(art, name+".png"), b, 0o644)
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		step(js, err)
-		return v
-	}
+	ctx, step, eval := b.ctx, b.step, b.eval
+	shot := func(name string) { t.Helper(); b.shot(name) }
 	step("open", chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`input[name="name"]`)))
 	shot("login")
 	step("sign in", chromedp.Do(ctx,
@@ -263,7 +235,7 @@ func TestConsoleInBrowser(t *testing.T) {
 // to left, Dutch), approves and sends it, sees the delivery progress and the
 // dev mailbox; screenshots of each page are kept.
 func TestConsoleNoticeInBrowser(t *testing.T) {
-	chromium := testenv.Chromium(t)
+	b := newBrowser(t, 1280, 1000)
 	o := consoleOptions(t)
 	dir := t.TempDir()
 	customers := filepath.Join(dir, "customers.yaml")
@@ -277,33 +249,8 @@ func TestConsoleNoticeInBrowser(t *testing.T) {
 	base := "http://" + info.HTTPAddr
 	id := injectCrossTenantRead(t, info.HTTPAddr, "curl/8")
 
-	allocOpts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), allocOpts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
-	defer cancelT()
-	art := testenv.Artifacts(t)
-	step := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("browser: %s: %v", what, err)
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		step("screenshot", err)
-		_ = os.WriteFile(filepath.Join(art, name+".png"), b, 0o644)
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		step(js, err)
-		return v
-	}
+	ctx, step, eval := b.ctx, b.step, b.eval
+	shot := func(name string) { t.Helper(); b.shot(name) }
 	signIn := func(name, pw string) {
 		t.Helper()
 		step("sign in as "+name, chromedp.Do(ctx, chromedp.Navigate(base+"/login"), chromedp.WaitVisible(`input[name="name"]`),

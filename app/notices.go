@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,27 +119,13 @@ func (n *notices) NoticeData(ctx context.Context, inc incident.Incident) (*conso
 	}
 	latest := &inc.Notices[len(inc.Notices)-1]
 	d.Latest = &latest.Notice
-	for _, loc := range d.Locales {
-		f := incident.AffectedTenant{How: incident.HowExposed}
-		if len(inc.Scope.Tenants) > 0 {
-			f = inc.Scope.Tenants[0]
-		}
-		for _, t := range inc.Scope.Tenants {
-			if n.catalog.Match(t.Locale).Locale == loc {
-				f = t
-				break
-			}
-		}
-		zone := n.zone
-		if z, err := time.LoadLocation(f.TimeZone); err == nil && f.TimeZone != "" {
-			zone = z
-		}
-		r, err := n.catalog.Render(latest, notify.Facts{How: f.How, Records: f.Records, Categories: f.Categories, Locale: loc, Zone: zone})
-		if err != nil {
-			return nil, err
-		}
-		d.Previews = append(d.Previews, console.Preview{Locale: r.Locale, Dir: r.Dir, Subject: r.Subject, HTML: r.HTML, Customer: f.Tenant,
-			TimeZone: zone.String(), Fallback: r.Fallback})
+	ps, err := n.catalog.Previews(latest, inc.Scope, n.zone)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		d.Previews = append(d.Previews, console.Preview{Locale: p.Locale, Dir: p.Dir, Subject: p.Subject, HTML: p.HTML, Customer: p.Customer,
+			TimeZone: p.TimeZone, Fallback: p.Fallback})
 	}
 	if inc.NoticeSending > 0 {
 		p, err := notify.ProgressOf(ctx, n.outbox, n.ledger, &inc, 0, true)
@@ -156,6 +143,16 @@ func (n *notices) NoticeData(ctx context.Context, inc incident.Incident) (*conso
 		d.Progress = cp
 	}
 	return d, nil
+}
+
+// NoticePreview renders the newest version in one locale, for the
+// console's preview frames (ok is false for no version or no such locale).
+func (n *notices) NoticePreview(inc incident.Incident, locale string) (string, bool, error) {
+	if len(inc.Notices) == 0 || !slices.Contains(n.catalog.Locales(), locale) {
+		return "", false, nil
+	}
+	p, err := n.catalog.Preview(&inc.Notices[len(inc.Notices)-1], inc.Scope, locale, n.zone)
+	return p.HTML, err == nil, err
 }
 
 // consoleMailbox shows the dev mailbox in the console.

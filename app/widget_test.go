@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/breachwatch/breachwatch/internal/testenv"
 )
 
 // hostPage is the product's page embedding the widget; its backend proxies
@@ -34,7 +31,7 @@ window.mounted = BreachwatchNotices.mount(document.getElementById("security-noti
 // product name full of markup as plain text, opens the notice in a
 // sandboxed frame, and sends the read receipt.
 func TestWidgetInBrowser(t *testing.T) {
-	chromium := testenv.Chromium(t)
+	b := newBrowser(t, 1100, 900)
 	dir := t.TempDir()
 	customers := filepath.Join(dir, "customers.yaml")
 	if err := os.WriteFile(customers, []byte("format: 1\ncustomers:\n  - {tenant: cust-0042, country: AE, locale: ar, time_zone: Asia/Dubai, emails: [owner@cust-0042.example]}\n"), 0o600); err != nil {
@@ -79,50 +76,18 @@ func TestWidgetInBrowser(t *testing.T) {
 	host := httptest.NewServer(mux)
 	defer host.Close()
 
-	allocOpts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1100, 900))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), allocOpts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
-
-	step := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("browser: %s: %v", what, err)
-		}
-	}
-	attr := func(sel, name string) string {
-		t.Helper()
-		r, err := chromedp.Run(ctx, chromedp.AttributeValue(sel, name))
-		step(sel+" "+name, err)
-		return r.Value
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		step(js, err)
-		return v
-	}
-	step("open the page", chromedp.Do(ctx, chromedp.Navigate(host.URL+"/"), chromedp.WaitVisible(".bwn-banner")))
-	dirAttr, lang := attr(".bwn-banner", "dir"), attr(".bwn-banner", "lang")
-	subject, err := chromedp.Run(ctx, chromedp.Text(".bwn-subject"))
-	step("subject", err)
-	imgs := eval(`String(document.querySelectorAll("img").length)`)
-	before, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	step("screenshot", err)
-	step("open the notice", chromedp.Do(ctx, chromedp.Click(".bwn-open"), chromedp.WaitVisible("iframe.bwn-frame")))
-	sandbox := attr("iframe.bwn-frame", "sandbox")
-	srcdoc := eval(`document.querySelector("iframe.bwn-frame").srcdoc`)
-	step("settle", chromedp.Do(ctx, chromedp.Sleep(300*time.Millisecond))) // let the frame paint for the screenshot
-	after, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	step("screenshot", err)
-	pwned := eval(`String(window.pwned || "")`)
-	art := testenv.Artifacts(t)
-	_ = os.WriteFile(filepath.Join(art, "widget-banner.png"), before, 0o644)
-	_ = os.WriteFile(filepath.Join(art, "widget-notice.png"), after, 0o644)
+	b.do("open the page", chromedp.Navigate(host.URL+"/"), chromedp.WaitVisible(".bwn-banner"))
+	dirAttr, lang := b.attr(".bwn-banner", "dir"), b.attr(".bwn-banner", "lang")
+	subject, err := chromedp.Run(b.ctx, chromedp.Text(".bwn-subject"))
+	b.step("subject", err)
+	imgs := b.eval(`String(document.querySelectorAll("img").length)`)
+	b.shot("widget-banner")
+	b.do("open the notice", chromedp.Click(".bwn-open"), chromedp.WaitVisible("iframe.bwn-frame"))
+	sandbox := b.attr("iframe.bwn-frame", "sandbox")
+	srcdoc := b.eval(`document.querySelector("iframe.bwn-frame").srcdoc`)
+	b.do("settle", chromedp.Sleep(300*time.Millisecond)) // let the frame paint for the screenshot
+	b.shot("widget-notice")
+	pwned := b.eval(`String(window.pwned || "")`)
 	if dirAttr != "rtl" || lang != "ar" {
 		t.Errorf("banner dir=%q lang=%q; want rtl, ar", dirAttr, lang)
 	}
@@ -149,21 +114,7 @@ func TestWidgetInBrowser(t *testing.T) {
 // it is published.
 func sentNotice(t *testing.T, addr, product string) string {
 	t.Helper()
-	when := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
-	ev := fmt.Sprintf(`{"id":"xt-w1","time":%q,"tenant":"cust-0042","actor":{"id":"u-evil","type":"customer_user","tenant":"cust-0007"},`+
-		`"action":"read","resource":{"type":"contact","id":"c-1","store":"postgres-eu-1"},"records":77,"categories":["contact"],"outcome":"success"}`, when)
-	if code, body := post(t, addr, "/api/v1/events/access", ingestToken, []byte(ev+"\n")); code != 202 {
-		t.Fatalf("ingest: %d %v", code, body)
-	}
-	var id string
-	waitFor(t, "the incident", 30*time.Second, func() bool {
-		_, body := call(t, "GET", addr, "/api/v1/incidents", engineerToken, nil)
-		if l, _ := body["incidents"].([]any); len(l) > 0 {
-			id = l[0].(map[string]any)["id"].(string)
-			return true
-		}
-		return false
-	})
+	id := injectCrossTenantRead(t, addr, "curl/8")
 	path := "/api/v1/incidents/" + id
 	must := func(method, p, token string, body any) map[string]any {
 		t.Helper()

@@ -102,37 +102,11 @@ func (a *API) Preview() http.Handler {
 			writeError(w, http.StatusNotFound, "no such notice version")
 			return
 		}
-		type preview struct {
-			Rendered
-			Customer string `json:"customer,omitempty"` // whose facts it shows
-			TimeZone string `json:"time_zone"`
-		}
-		out := []preview{}
-		for _, loc := range a.Catalog.Locales() {
-			f := incident.AffectedTenant{How: incident.HowExposed, Records: 0}
-			if len(inc.Scope.Tenants) > 0 {
-				f = inc.Scope.Tenants[0]
-			}
-			for _, t := range inc.Scope.Tenants {
-				if a.Catalog.Match(t.Locale).Locale == loc {
-					f = t
-					break
-				}
-			}
-			zone := a.Zone
-			if z, err := time.LoadLocation(f.TimeZone); err == nil && f.TimeZone != "" {
-				zone = z
-			}
-			if zone == nil {
-				zone = time.UTC
-			}
-			rd, err := a.Catalog.Render(v, Facts{How: f.How, Records: f.Records, Categories: f.Categories, Locale: loc, Zone: zone})
-			if err != nil {
-				a.Log.Error("notice preview", zap.String("incident", inc.ID), zap.Error(err))
-				writeError(w, http.StatusInternalServerError, "the preview could not be rendered")
-				return
-			}
-			out = append(out, preview{Rendered: rd, Customer: f.Tenant, TimeZone: zone.String()})
+		out, err := a.Catalog.Previews(v, inc.Scope, a.Zone)
+		if err != nil {
+			a.Log.Error("notice preview", zap.String("incident", inc.ID), zap.Error(err))
+			writeError(w, http.StatusInternalServerError, "the preview could not be rendered")
+			return
 		}
 		m := v.Missing()
 		if m == nil {

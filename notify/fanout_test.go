@@ -139,9 +139,6 @@ func fanOutKilled(t testing.TB, n int) (time.Duration, int) {
 // TestFanOutSurvivesSIGKILL: a notifier killed with SIGKILL in the middle
 // of a fan-out and restarted sends every recipient exactly one message.
 func TestFanOutSurvivesSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
 	took, atKill := fanOutKilled(t, 20_000)
 	t.Logf("20 000 customers: killed after %d messages, all %d exactly once in %v", atKill, wantRecipients(20_000), took.Round(time.Millisecond))
 }

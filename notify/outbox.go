@@ -343,11 +343,7 @@ func (n *Notifier) sendPending(ctx context.Context, inc *incident.Incident) erro
 	var jobs []job
 	for _, k := range keys {
 		g := groups[k]
-		zone, err := time.LoadLocation(g.facts.TimeZone)
-		if err != nil || g.facts.TimeZone == "" {
-			zone = time.UTC
-		}
-		r, err := n.o.Catalog.Render(v, Facts{How: g.facts.How, Categories: g.facts.Categories, Locale: g.facts.Locale, Zone: zone,
+		r, err := n.o.Catalog.Render(v, Facts{How: g.facts.How, Categories: g.facts.Categories, Locale: g.facts.Locale, Zone: Zone(g.facts.TimeZone, nil),
 			RecordsText: RecordsTag})
 		if err != nil {
 			return err

@@ -416,3 +416,56 @@ func splitParas(ps []string) []string {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// Zone is the named IANA time zone, or fallback (UTC when nil) for an
+// empty or unknown name.
+func Zone(name string, fallback *time.Location) *time.Location {
+	if name != "" {
+		if z, err := time.LoadLocation(name); err == nil {
+			return z
+		}
+	}
+	if fallback == nil {
+		return time.UTC
+	}
+	return fallback
+}
+
+// Preview is a version rendered in one locale, with the facts of an
+// affected customer of that locale (else of the first one).
+type Preview struct {
+	Rendered
+	Customer string `json:"customer,omitempty"` // whose facts it shows
+	TimeZone string `json:"time_zone"`
+}
+
+// Preview renders v in locale for the DPO's review; org is the time zone
+// for customers without one.
+func (cs *Catalogs) Preview(v *incident.NoticeVersion, s incident.Scope, locale string, org *time.Location) (Preview, error) {
+	f := incident.AffectedTenant{How: incident.HowExposed}
+	if len(s.Tenants) > 0 {
+		f = s.Tenants[0]
+	}
+	for _, t := range s.Tenants {
+		if cs.Match(t.Locale).Locale == locale {
+			f = t
+			break
+		}
+	}
+	zone := Zone(f.TimeZone, org)
+	r, err := cs.Render(v, Facts{How: f.How, Records: f.Records, Categories: f.Categories, Locale: locale, Zone: zone})
+	return Preview{Rendered: r, Customer: f.Tenant, TimeZone: zone.String()}, err
+}
+
+// Previews renders v in every supported locale.
+func (cs *Catalogs) Previews(v *incident.NoticeVersion, s incident.Scope, org *time.Location) ([]Preview, error) {
+	out := make([]Preview, 0, len(cs.tags))
+	for _, loc := range cs.Locales() {
+		p, err := cs.Preview(v, s, loc, org)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -116,12 +116,8 @@ func (a *API) notices(ctx context.Context, tenant string) ([]Notice, map[string]
 		if v == nil || !v.Approved() {
 			continue
 		}
-		zone, err := time.LoadLocation(d.Facts.TimeZone)
-		if err != nil {
-			zone = time.UTC
-		}
 		r, err := a.o.Catalog.Render(v, notify.Facts{How: d.Facts.How, Records: d.Facts.Records, Categories: d.Facts.Categories,
-			Locale: d.Facts.Locale, Zone: zone})
+			Locale: d.Facts.Locale, Zone: notify.Zone(d.Facts.TimeZone, nil)})
 		if err != nil {
 			return nil, nil, err
 		}

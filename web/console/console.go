@@ -78,12 +78,15 @@ type Options struct {
 	Incidents Incidents
 	Audit     Audit
 	Commander Commander
-	Evidence  Evidence // nil: no evidence table
-	Notices   Notices  // nil: no notice page
-	Mailbox   Mailbox  // nil: no dev mailbox
-	Reports   Reports  // nil: no report and register pages
-	Rules     Rules    // nil: no rules page
-	Tokens    Tokens   // nil: no token page
+	// Allowed says whether a role may give a command (the tracker's
+	// policy), so that pages offer only those.
+	Allowed  func(role, cmd string) bool
+	Evidence Evidence // nil: no evidence table
+	Notices  Notices  // nil: no notice page
+	Mailbox  Mailbox  // nil: no dev mailbox
+	Reports  Reports  // nil: no report and register pages
+	Rules    Rules    // nil: no rules page
+	Tokens   Tokens   // nil: no token page
 	// Zone is the organisation's time zone (deadlines are shown in UTC and
 	// in it).
 	Zone *time.Location
@@ -274,6 +277,9 @@ func headers(w http.ResponseWriter) {
 // notify).
 type Notices interface {
 	NoticeData(ctx context.Context, inc incident.Incident) (*NoticeData, error)
+	// NoticePreview is the newest version's HTML in one locale; ok is
+	// false when there is no version or no such locale.
+	NoticePreview(inc incident.Incident, locale string) (html string, ok bool, err error)
 }
 
 // Mailbox lists the dev mailbox (nil with SendGrid).

@@ -388,13 +388,8 @@ func (c *Console) funcs() template.FuncMap {
 		},
 		"join":  strings.Join,
 		"upper": strings.ToUpper,
-		"can": func(role, cmd string) bool {
-			switch cmd {
-			case "awareness", "determine", "file", "approve", "waive", "update":
-				return role == "dpo" || role == "admin"
-			}
-			return role == "engineer" || role == "dpo" || role == "admin"
-		},
+		// can shows only the actions a role has; the tracker decides anyway.
+		"can":  func(role, cmd string) bool { return c.o.Allowed != nil && c.o.Allowed(role, cmd) },
 		"fmtf": func(f float64) string { return fmt.Sprintf("%.1f", f) },
 		"text": func(n *incident.Notice, loc, field string) string {
 			if n == nil {
@@ -429,18 +424,16 @@ func (c *Console) previewFrame(w http.ResponseWriter, r *http.Request, s *sessio
 		http.NotFound(w, r)
 		return
 	}
-	d, err := c.o.Notices.NoticeData(r.Context(), inc)
-	if err != nil {
+	html, ok, err := c.o.Notices.NoticePreview(inc, r.PathValue("locale"))
+	switch {
+	case err != nil:
+		c.o.Log.Error("console: notice preview", zap.String("incident", inc.ID), zap.Error(err))
 		http.Error(w, "unavailable", http.StatusServiceUnavailable)
-		return
+	case !ok:
+		http.NotFound(w, r)
+	default:
+		frame(w, html)
 	}
-	for _, p := range d.Previews {
-		if p.Locale == r.PathValue("locale") {
-			frame(w, p.HTML)
-			return
-		}
-	}
-	http.NotFound(w, r)
 }
 
 func (c *Console) mailboxFrame(w http.ResponseWriter, r *http.Request, s *session) {
