@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/breachwatch/breachwatch/internal/jsonhttp"
 	"github.com/breachwatch/breachwatch/web"
 	"github.com/breachwatch/breachwatch/web/console"
 )
@@ -146,11 +147,7 @@ func (a *tokenAdmin) Tokens() []console.TokenRow {
 
 // routes are the admin API: GET /api/v1/tokens, POST /api/v1/tokens/{name}/revoke.
 func (a *tokenAdmin) routes() []web.Route {
-	writeJSON := func(w http.ResponseWriter, code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
+	writeJSON := jsonhttp.Write
 	return []web.Route{
 		{Method: "GET", Path: "/api/v1/tokens", Roles: []web.Role{}, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]any{"tokens": a.list()})

@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breachwatch/breachwatch/incident"
+	"github.com/breachwatch/breachwatch/internal/jsonhttp"
 )
 
 // Incidents finds an incident (the tracker).
@@ -27,19 +27,6 @@ type API struct {
 	Log       *zap.Logger
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
-
 // VersionDetail is a notice version with what it lacks.
 type VersionDetail struct {
 	incident.NoticeVersion
@@ -53,7 +40,7 @@ func (a *API) Get() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inc, ok := a.Incidents.Get(r.PathValue("id"))
 		if !ok {
-			writeError(w, http.StatusNotFound, "no such incident")
+			jsonhttp.Error(w, http.StatusNotFound, "no such incident")
 			return
 		}
 		vs := []VersionDetail{}
@@ -69,12 +56,12 @@ func (a *API) Get() http.Handler {
 			p, err := ProgressOf(r.Context(), a.Outbox, a.Ledger, &inc, 0, r.URL.Query().Get("per_tenant") == "true")
 			if err != nil {
 				a.Log.Error("notice progress", zap.String("incident", inc.ID), zap.Error(err))
-				writeError(w, http.StatusServiceUnavailable, "progress is unavailable; try again")
+				jsonhttp.Error(w, http.StatusServiceUnavailable, "progress is unavailable; try again")
 				return
 			}
 			out["progress"] = p
 		}
-		writeJSON(w, http.StatusOK, out)
+		jsonhttp.Write(w, http.StatusOK, out)
 	})
 }
 
@@ -86,32 +73,32 @@ func (a *API) Preview() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inc, ok := a.Incidents.Get(r.PathValue("id"))
 		if !ok {
-			writeError(w, http.StatusNotFound, "no such incident")
+			jsonhttp.Error(w, http.StatusNotFound, "no such incident")
 			return
 		}
 		n := len(inc.Notices)
 		if s := r.URL.Query().Get("version"); s != "" {
 			var err error
 			if n, err = strconv.Atoi(s); err != nil {
-				writeError(w, http.StatusBadRequest, "version: want a number")
+				jsonhttp.Error(w, http.StatusBadRequest, "version: want a number")
 				return
 			}
 		}
 		v := inc.Notice(n)
 		if v == nil {
-			writeError(w, http.StatusNotFound, "no such notice version")
+			jsonhttp.Error(w, http.StatusNotFound, "no such notice version")
 			return
 		}
 		out, err := a.Catalog.Previews(v, inc.Scope, a.Zone)
 		if err != nil {
 			a.Log.Error("notice preview", zap.String("incident", inc.ID), zap.Error(err))
-			writeError(w, http.StatusInternalServerError, "the preview could not be rendered")
+			jsonhttp.Error(w, http.StatusInternalServerError, "the preview could not be rendered")
 			return
 		}
 		m := v.Missing()
 		if m == nil {
 			m = []string{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"incident": inc.ID, "version": v.Version, "hash": v.Hash, "missing": m, "previews": out})
+		jsonhttp.Write(w, http.StatusOK, map[string]any{"incident": inc.ID, "version": v.Version, "hash": v.Hash, "missing": m, "previews": out})
 	})
 }

@@ -182,10 +182,27 @@ func (n *Notifier) Once(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		if err := n.reconcile(ctx, inc.ID); err != nil {
+		// One read of the incident's open e-mail deliveries serves both
+		// the reconciliation and the sending.
+		var claimed, pending []incident.Delivery
+		err := n.o.Outbox.Deliveries(ctx, incident.DeliveryQuery{Incident: inc.ID, Channel: incident.ChannelEmail,
+			States: []string{incident.DeliveryPending, incident.DeliverySending}}, func(d *incident.Delivery) error {
+			if d.State == incident.DeliverySending {
+				claimed = append(claimed, *d)
+			} else {
+				pending = append(pending, *d)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		back, err := n.reconcile(ctx, inc.ID, claimed)
+		if err != nil {
 			errs = append(errs, err)
 		}
-		if err := n.sendPending(ctx, &inc); err != nil {
+		if err := n.sendPending(ctx, &inc, append(pending, back...)); err != nil {
 			errs = append(errs, err)
 		}
 		if err := n.report(ctx, &inc); err != nil {
@@ -253,23 +270,19 @@ func (n *Notifier) enqueue(ctx context.Context, inc *incident.Incident) error {
 // not record its result (a crash): those the provider has are sent, those
 // it does not are pending again; when it cannot tell, they stay for a
 // person (never sent twice).
-func (n *Notifier) reconcile(ctx context.Context, id string) error {
+func (n *Notifier) reconcile(ctx context.Context, id string, claimed []incident.Delivery) ([]incident.Delivery, error) {
 	byBatch := map[string][]incident.Delivery{}
-	err := n.o.Outbox.Deliveries(ctx, incident.DeliveryQuery{Incident: id, Channel: incident.ChannelEmail,
-		States: []string{incident.DeliverySending}}, func(d *incident.Delivery) error {
+	for _, d := range claimed {
 		// Attempts in flight are not lost; the others wait until the
 		// provider's records caught up.
 		n.mu.Lock()
 		flying := n.inflight[d.Batch]
 		n.mu.Unlock()
 		if !flying && n.o.Now().Sub(d.UpdatedAt) >= n.o.ReconcileAfter {
-			byBatch[d.Batch] = append(byBatch[d.Batch], *d)
+			byBatch[d.Batch] = append(byBatch[d.Batch], d)
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
+	var back []incident.Delivery
 	now := n.o.Now().UTC()
 	for batch, ds := range byBatch {
 		ids := make([]string, len(ds))
@@ -284,7 +297,7 @@ func (n *Notifier) reconcile(ctx context.Context, id string) error {
 					"unknown: interrupted while sending and the provider cannot tell whether it was accepted; check before resending", now
 			}
 		case err != nil:
-			return fmt.Errorf("incident %s: looking up batch %s: %w", id, batch, err)
+			return back, fmt.Errorf("incident %s: looking up batch %s: %w", id, batch, err)
 		case ok:
 			for i := range ds {
 				ds[i].State, ds[i].SentAt, ds[i].Error, ds[i].UpdatedAt = incident.DeliverySent, now, "", now
@@ -295,12 +308,15 @@ func (n *Notifier) reconcile(ctx context.Context, id string) error {
 			}
 		}
 		if err := n.o.Outbox.UpdateDeliveries(ctx, ds); err != nil {
-			return err
+			return back, err
+		}
+		if !ok && err == nil {
+			back = append(back, ds...) // pending again: sent in this round
 		}
 		n.log.Info("notices: reconciled an interrupted batch", zap.String("incident", id), zap.String("batch", batch),
 			zap.Int("deliveries", len(ds)), zap.Bool("accepted", ok), zap.Bool("unknown", errors.Is(err, ErrCannotTell)))
 	}
-	return nil
+	return back, nil
 }
 
 // group is deliveries whose notices render alike: one rendering, requests
@@ -316,12 +332,14 @@ func renderKey(f incident.AffectedTenant) string {
 
 // sendPending sends the incident's pending e-mail deliveries of the version
 // being sent (earlier versions' pending rows are left: superseded).
-func (n *Notifier) sendPending(ctx context.Context, inc *incident.Incident) error {
+func (n *Notifier) sendPending(ctx context.Context, inc *incident.Incident, pending []incident.Delivery) error {
 	v := inc.Notice(inc.NoticeSending)
 	groups := map[string]*group{}
 	var keys []string
-	err := n.o.Outbox.Deliveries(ctx, incident.DeliveryQuery{Incident: inc.ID, Version: inc.NoticeSending, Channel: incident.ChannelEmail,
-		States: []string{incident.DeliveryPending}}, func(d *incident.Delivery) error {
+	for _, d := range pending {
+		if d.Version != inc.NoticeSending {
+			continue // an earlier version's: superseded
+		}
 		k := renderKey(d.Facts)
 		g := groups[k]
 		if g == nil {
@@ -329,11 +347,10 @@ func (n *Notifier) sendPending(ctx context.Context, inc *incident.Incident) erro
 			groups[k] = g
 			keys = append(keys, k)
 		}
-		g.ds = append(g.ds, *d)
+		g.ds = append(g.ds, d)
+	}
+	if len(keys) == 0 {
 		return nil
-	})
-	if err != nil || len(keys) == 0 {
-		return err
 	}
 	slices.Sort(keys)
 	type job struct {

@@ -239,9 +239,10 @@ type section struct {
 	Fallback bool // shown in English
 }
 
+// page is the plain-text notice (the HTML one is built from a map).
 type page struct {
-	Lang, Dir, Subject, Greeting, Intro, FallbackNote, Footer string
-	Sections                                                  []section
+	Greeting, Intro, FallbackNote, Footer string
+	Sections                              []section
 }
 
 var textTmpl = template.Must(template.New("text").Parse(`{{.Greeting}}

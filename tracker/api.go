@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breachwatch/breachwatch/incident"
+	"github.com/breachwatch/breachwatch/internal/jsonhttp"
 )
 
 // View, Deadline, Window and Affected are the incident package's: the
@@ -100,24 +101,12 @@ func NewAPI(t *Tracker, actorOf func(*http.Request) (Actor, bool)) *API {
 	return &API{t: t, actorOf: actorOf, log: t.log}
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
-
 // List serves GET /api/v1/incidents[?status=].
 func (a *API) List() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		status := incident.Status(r.URL.Query().Get("status"))
 		if status != "" && !status.Valid() {
-			writeError(w, http.StatusBadRequest, "status: want open, confirmed, dismissed, notifying, notified or closed")
+			jsonhttp.Error(w, http.StatusBadRequest, "status: want open, confirmed, dismissed, notifying, notified or closed")
 			return
 		}
 		incs := a.t.List(status)
@@ -125,19 +114,14 @@ func (a *API) List() http.Handler {
 		for _, inc := range incs {
 			out = append(out, a.t.View(inc))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"incidents": out})
+		jsonhttp.Write(w, http.StatusOK, map[string]any{"incidents": out})
 	})
 }
 
 // Get serves GET /api/v1/incidents/{id}.
 func (a *API) Get() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inc, ok := a.t.Get(r.PathValue("id"))
-		if !ok {
-			writeError(w, http.StatusNotFound, "no such incident")
-			return
-		}
-		writeJSON(w, http.StatusOK, a.t.View(inc))
+	return a.incident(func(w http.ResponseWriter, r *http.Request, inc incident.Incident) {
+		jsonhttp.Write(w, http.StatusOK, a.t.View(inc))
 	})
 }
 
@@ -146,19 +130,19 @@ func (a *API) Audit() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if _, ok := a.t.Get(id); !ok {
-			writeError(w, http.StatusNotFound, "no such incident")
+			jsonhttp.Error(w, http.StatusNotFound, "no such incident")
 			return
 		}
 		es, err := a.t.Audit(r.Context(), id)
 		if err != nil {
 			a.log.Error("reading the audit log", zap.String("incident", id), zap.Error(err))
-			writeError(w, http.StatusInternalServerError, "could not read the audit log")
+			jsonhttp.Error(w, http.StatusInternalServerError, "could not read the audit log")
 			return
 		}
 		if es == nil {
 			es = []incident.AuditEntry{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"entries": es})
+		jsonhttp.Write(w, http.StatusOK, map[string]any{"entries": es})
 	})
 }
 
@@ -180,7 +164,7 @@ func (a *API) Command() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		by, ok := a.actorOf(r)
 		if !ok {
-			writeError(w, http.StatusUnauthorized, "who are you?")
+			jsonhttp.Error(w, http.StatusUnauthorized, "who are you?")
 			return
 		}
 		var b commandBody
@@ -188,7 +172,7 @@ func (a *API) Command() http.Handler {
 			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&b); err != nil && !errors.Is(err, io.EOF) {
-				writeError(w, http.StatusBadRequest, "body: want a JSON object with reason, to, at (RFC 3339), reference, notice, version or hash: "+
+				jsonhttp.Error(w, http.StatusBadRequest, "body: want a JSON object with reason, to, at (RFC 3339), reference, notice, version or hash: "+
 					strings.TrimPrefix(err.Error(), "json: "))
 				return
 			}
@@ -199,16 +183,16 @@ func (a *API) Command() http.Handler {
 		var ie *InvalidError
 		switch {
 		case err == nil:
-			writeJSON(w, http.StatusOK, a.t.View(inc))
+			jsonhttp.Write(w, http.StatusOK, a.t.View(inc))
 		case errors.Is(err, ErrNotFound):
-			writeError(w, http.StatusNotFound, "no such incident")
+			jsonhttp.Error(w, http.StatusNotFound, "no such incident")
 		case errors.Is(err, ErrForbidden):
-			writeError(w, http.StatusForbidden, "role "+by.Role+" may not "+cmd.Name)
+			jsonhttp.Error(w, http.StatusForbidden, "role "+by.Role+" may not "+cmd.Name)
 		case errors.As(err, &ie):
-			writeError(w, http.StatusConflict, ie.Msg)
+			jsonhttp.Error(w, http.StatusConflict, ie.Msg)
 		default:
 			a.log.Error("incident command failed", zap.String("incident", cmd.Incident), zap.String("command", cmd.Name), zap.Error(err))
-			writeError(w, http.StatusServiceUnavailable, "the change could not be recorded; try again")
+			jsonhttp.Error(w, http.StatusServiceUnavailable, "the change could not be recorded; try again")
 		}
 	})
 }
@@ -228,4 +212,16 @@ func noticeView(inc *incident.Incident) *incident.NoticeView {
 	}
 	nv.AwaitingApproval = inc.LatestApproved() == nil
 	return nv
+}
+
+// incident serves a route of one incident ({id}): 404 when there is none.
+func (a *API) incident(fn func(w http.ResponseWriter, r *http.Request, inc incident.Incident)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inc, ok := a.t.Get(r.PathValue("id"))
+		if !ok {
+			jsonhttp.Error(w, http.StatusNotFound, "no such incident")
+			return
+		}
+		fn(w, r, inc)
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breachwatch/breachwatch/incident"
+	"github.com/breachwatch/breachwatch/internal/jsonhttp"
 )
 
 // Report is the supervisory-authority report of an incident, pre-filled
@@ -275,28 +276,18 @@ func WriteRegisterCSV(w *csv.Writer, es []RegisterEntry) error {
 
 // ReportJSON serves GET /api/v1/incidents/{id}/report.
 func (a *API) ReportJSON() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inc, ok := a.t.Get(r.PathValue("id"))
-		if !ok {
-			writeError(w, http.StatusNotFound, "no such incident")
-			return
-		}
-		writeJSON(w, http.StatusOK, a.t.Report(inc))
+	return a.incident(func(w http.ResponseWriter, r *http.Request, inc incident.Incident) {
+		jsonhttp.Write(w, http.StatusOK, a.t.Report(inc))
 	})
 }
 
 // ReportPage serves GET /api/v1/incidents/{id}/report.html, printable.
 func (a *API) ReportPage() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inc, ok := a.t.Get(r.PathValue("id"))
-		if !ok {
-			writeError(w, http.StatusNotFound, "no such incident")
-			return
-		}
+	return a.incident(func(w http.ResponseWriter, r *http.Request, inc incident.Incident) {
 		b, err := RenderReportHTML(a.t.Report(inc))
 		if err != nil {
 			a.log.Error("rendering the report", zap.Error(err))
-			writeError(w, http.StatusInternalServerError, "the report could not be rendered")
+			jsonhttp.Error(w, http.StatusInternalServerError, "the report could not be rendered")
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -312,7 +303,7 @@ func (a *API) RegisterJSON() http.Handler {
 		es := a.t.Register()
 		switch r.URL.Query().Get("format") {
 		case "", "json":
-			writeJSON(w, http.StatusOK, map[string]any{"generated_at": a.t.opts.Now().UTC(), "entries": es})
+			jsonhttp.Write(w, http.StatusOK, map[string]any{"generated_at": a.t.opts.Now().UTC(), "entries": es})
 		case "csv":
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 			w.Header().Set("Content-Disposition", `attachment; filename="breach-register.csv"`)
@@ -320,7 +311,7 @@ func (a *API) RegisterJSON() http.Handler {
 				a.log.Error("writing the register", zap.Error(err))
 			}
 		default:
-			writeError(w, http.StatusBadRequest, "format: want json or csv")
+			jsonhttp.Error(w, http.StatusBadRequest, "format: want json or csv")
 		}
 	})
 }

@@ -7,7 +7,6 @@ package inapp
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breachwatch/breachwatch/incident"
+	"github.com/breachwatch/breachwatch/internal/jsonhttp"
 	"github.com/breachwatch/breachwatch/notify"
 )
 
@@ -64,26 +64,15 @@ type Notice struct {
 	ReadAt      *time.Time `json:"read_at"`
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
-
 // authorize answers for the tenant of the path; it writes the refusal.
 func (a *API) authorize(w http.ResponseWriter, r *http.Request) (string, bool) {
 	tenant := r.PathValue("tenant")
 	allowed, ok := a.o.MayServe(r, tenant)
 	switch {
 	case !ok:
-		writeError(w, http.StatusUnauthorized, "who are you?")
+		jsonhttp.Error(w, http.StatusUnauthorized, "who are you?")
 	case !allowed:
-		writeError(w, http.StatusForbidden, "this token may not serve tenant "+tenant)
+		jsonhttp.Error(w, http.StatusForbidden, "this token may not serve tenant "+tenant)
 	}
 	return tenant, ok && allowed
 }
@@ -155,10 +144,10 @@ func (a *API) List() http.Handler {
 		ns, _, err := a.notices(r.Context(), tenant)
 		if err != nil {
 			a.o.Log.Error("in-app notices", zap.Error(err))
-			writeError(w, http.StatusServiceUnavailable, "notices are unavailable; try again")
+			jsonhttp.Error(w, http.StatusServiceUnavailable, "notices are unavailable; try again")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"tenant": tenant, "notices": ns})
+		jsonhttp.Write(w, http.StatusOK, map[string]any{"tenant": tenant, "notices": ns})
 	})
 }
 
@@ -174,20 +163,20 @@ func (a *API) Read() http.Handler {
 		_, byID, err := a.notices(r.Context(), tenant)
 		if err != nil {
 			a.o.Log.Error("in-app notices", zap.Error(err))
-			writeError(w, http.StatusServiceUnavailable, "notices are unavailable; try again")
+			jsonhttp.Error(w, http.StatusServiceUnavailable, "notices are unavailable; try again")
 			return
 		}
 		d, found := byID[r.PathValue("id")]
 		if !found {
 			// The same answer whether the id is another tenant's or none.
-			writeError(w, http.StatusNotFound, "no such notice")
+			jsonhttp.Error(w, http.StatusNotFound, "no such notice")
 			return
 		}
 		_, err = a.o.Ledger.AddDeliveryEvents(r.Context(), []incident.DeliveryEvent{{ID: "read:" + d.ID, Delivery: d.ID, Incident: d.Incident,
 			Tenant: d.Tenant, Type: incident.EventRead, At: a.o.Now().UTC()}})
 		if err != nil {
 			a.o.Log.Error("recording a read receipt", zap.Error(err))
-			writeError(w, http.StatusServiceUnavailable, "the receipt could not be recorded; try again")
+			jsonhttp.Error(w, http.StatusServiceUnavailable, "the receipt could not be recorded; try again")
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
