@@ -186,7 +186,8 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	consumer, err := ingest.NewConsumer(kopts, ingest.ConsumerOptions{
 		Group: o.Kafka.Group, AccessTopic: o.Kafka.Topics.Access, ConfigTopic: o.Kafka.Topics.Config,
 		DLQSuffix: o.Kafka.DLQSuffix, MaxBatch: o.Kafka.BatchMaxRecords, MaxWait: time.Duration(o.Kafka.BatchMaxWait),
-		MaxEventBytes: int(o.Ingest.MaxEventBytes), FetchMaxBytes: int32(o.Kafka.FetchMaxBytes),
+		MaxEventBytes: int(o.Ingest.MaxEventBytes), MaxClockSkew: time.Duration(o.Ingest.MaxClockSkew), Now: rt.Now,
+		FetchMaxBytes:        int32(o.Kafka.FetchMaxBytes),
 		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches, FetchMaxWait: time.Duration(o.Kafka.FetchMaxWait), LagInterval: time.Duration(o.Kafka.LagInterval),
 		Writers: o.Kafka.StoreWriters,
 	}, writer, handoff, metrics, log.Named("consumer"))
@@ -195,7 +196,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	}
 	httpIngest := ingest.NewHTTP(writer, handoff, ingest.HTTPOptions{
 		MaxBodyBytes: int64(o.Ingest.HTTPMaxBodyBytes), MaxEventBytes: int(o.Ingest.MaxEventBytes),
-		WriteTimeout: time.Duration(o.Ingest.HTTPWriteTimeout),
+		WriteTimeout: time.Duration(o.Ingest.HTTPWriteTimeout), MaxClockSkew: time.Duration(o.Ingest.MaxClockSkew), Now: rt.Now,
 	}, metrics, log.Named("http-ingest"))
 
 	tokens, err := o.tokens(rt.Getenv)

@@ -299,6 +299,10 @@ type IngestOptions struct {
 	MaxEventBytes    ByteSize `yaml:"max_event_bytes"`
 	HTTPMaxBodyBytes ByteSize `yaml:"http_max_body_bytes"`
 	HTTPWriteTimeout Duration `yaml:"http_write_timeout"`
+	// MaxClockSkew: an event dated more than this after the receiving
+	// clock is refused (HTTP 400, dead-letter reason "value"), so that no
+	// event can move detection's event-time clocks past the real ones.
+	MaxClockSkew Duration `yaml:"max_clock_skew"`
 }
 
 // AuthOptions configure API authentication.
@@ -349,8 +353,9 @@ func Defaults() Options {
 		},
 		ClickHouse: ClickHouseOptions{Database: "breachwatch", Username: "default", DialTimeout: Duration(5 * time.Second), Compression: "lz4"},
 		Store:      StoreOptions{RetentionDays: 400},
-		Ingest:     IngestOptions{MaxEventBytes: 64 << 10, HTTPMaxBodyBytes: 16 << 20, HTTPWriteTimeout: Duration(15 * time.Second)},
-		Demo:       DemoOptions{Rate: 200, Tenants: 50},
+		Ingest: IngestOptions{MaxEventBytes: 64 << 10, HTTPMaxBodyBytes: 16 << 20, HTTPWriteTimeout: Duration(15 * time.Second),
+			MaxClockSkew: Duration(15 * time.Minute)},
+		Demo: DemoOptions{Rate: 200, Tenants: 50},
 		Detect: DetectOptions{RulesDir: "./rules", Lateness: Duration(5 * time.Minute), MaxGroups: 1_000_000,
 			MatchGap: Duration(time.Hour), ExposureHorizon: Duration(30 * 24 * time.Hour), ReloadInterval: Duration(5 * time.Second)},
 		Tracker: TrackerOptions{Regimes: []string{"gdpr"}, RegimesByCountry: true, ProcessorTarget: Duration(24 * time.Hour),
@@ -822,6 +827,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Ingest.MaxEventBytes < 1024 || o.Ingest.MaxEventBytes > 16<<20 {
 		bad("ingest.max_event_bytes", "want 1KiB to 16MiB, got %d", o.Ingest.MaxEventBytes)
+	}
+	if o.Ingest.MaxClockSkew < Duration(time.Second) || o.Ingest.MaxClockSkew > Duration(7*24*time.Hour) {
+		bad("ingest.max_clock_skew", "want 1s to 168h, got %s", time.Duration(o.Ingest.MaxClockSkew))
 	}
 	if o.Ingest.HTTPMaxBodyBytes < o.Ingest.MaxEventBytes {
 		bad("ingest.http_max_body_bytes", "must be at least ingest.max_event_bytes")

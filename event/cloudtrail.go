@@ -85,11 +85,11 @@ func (d Decoder) ConfigRecord(data []byte, dst []ConfigChange) ([]ConfigChange, 
 	}
 	switch classify(data) {
 	case shapeRecord:
-		return appendRecord(dst, data, "")
+		return d.appendRecord(dst, data, "")
 	case shapeLogFile:
-		return appendLogFile(dst, data)
+		return d.appendLogFile(dst, data)
 	case shapeEventBridge:
-		return appendEventBridge(dst, data)
+		return d.appendEventBridge(dst, data)
 	}
 	var c ConfigChange
 	if err := d.Config(data, &c); err != nil {
@@ -151,7 +151,7 @@ func classify(data []byte) recordShape {
 }
 
 // appendLogFile maps every record of {"Records":[...]}.
-func appendLogFile(dst []ConfigChange, data []byte) ([]ConfigChange, error) {
+func (d Decoder) appendLogFile(dst []ConfigChange, data []byte) ([]ConfigChange, error) {
 	var file struct {
 		Records json.RawMessage `json:"Records"`
 	}
@@ -171,7 +171,7 @@ func appendLogFile(dst []ConfigChange, data []byte) ([]ConfigChange, error) {
 	n0 := len(dst)
 	for i, rec := range records {
 		var err error
-		if dst, err = appendRecord(dst, rec, "Records["+strconv.Itoa(i)+"]."); err != nil {
+		if dst, err = d.appendRecord(dst, rec, "Records["+strconv.Itoa(i)+"]."); err != nil {
 			clear(dst[n0:])
 			return dst[:n0], err
 		}
@@ -180,7 +180,7 @@ func appendLogFile(dst []ConfigChange, data []byte) ([]ConfigChange, error) {
 }
 
 // appendEventBridge maps the CloudTrail record in an EventBridge event.
-func appendEventBridge(dst []ConfigChange, data []byte) ([]ConfigChange, error) {
+func (d Decoder) appendEventBridge(dst []ConfigChange, data []byte) ([]ConfigChange, error) {
 	var ev struct {
 		DetailType *string         `json:"detail-type"`
 		Detail     json.RawMessage `json:"detail"`
@@ -194,7 +194,7 @@ func appendEventBridge(dst []ConfigChange, data []byte) ([]ConfigChange, error) 
 	case !strings.HasSuffix(*ev.DetailType, " via CloudTrail"):
 		return dst, badValue("detail-type", `want an event carrying a CloudTrail record, such as "AWS API Call via CloudTrail"; got `+quote(*ev.DetailType))
 	}
-	return appendRecord(dst, ev.Detail, "detail.")
+	return d.appendRecord(dst, ev.Detail, "detail.")
 }
 
 // ctRecord is the part of a CloudTrail record the mapping reads.
@@ -224,7 +224,7 @@ type ctIdentity struct {
 
 // appendRecord maps one CloudTrail record; path prefixes the names of its
 // fields in errors ("", "detail." or "Records[3].").
-func appendRecord(dst []ConfigChange, raw json.RawMessage, path string) ([]ConfigChange, error) {
+func (d Decoder) appendRecord(dst []ConfigChange, raw json.RawMessage, path string) ([]ConfigChange, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		field := strings.TrimSuffix(path, ".")
 		if len(raw) == 0 || string(raw) == "null" {
@@ -232,7 +232,7 @@ func appendRecord(dst []ConfigChange, raw json.RawMessage, path string) ([]Confi
 		}
 		return dst, &Error{Kind: KindType, Field: field, Msg: "want a CloudTrail record (an object), got " + rawKind(raw)}
 	}
-	m := ctMapper{path: path, out: dst, n0: len(dst)}
+	m := ctMapper{dec: d, path: path, out: dst, n0: len(dst)}
 	if err := json.Unmarshal(raw, &m.rec); err != nil {
 		return dst, jsonErr(path, err)
 	}
@@ -245,6 +245,7 @@ func appendRecord(dst []ConfigChange, raw json.RawMessage, path string) ([]Confi
 
 // ctMapper maps one CloudTrail record to changes.
 type ctMapper struct {
+	dec  Decoder
 	rec  ctRecord
 	path string
 	time time.Time
@@ -269,6 +270,9 @@ func (m *ctMapper) run() error {
 		return badValue(m.path+"eventTime", "want an RFC 3339 timestamp such as 2026-11-20T09:15:02Z; got "+quote(r.EventTime))
 	}
 	if err := checkTime(m.path+"eventTime", t); err != nil {
+		return err
+	}
+	if err := m.dec.future(m.path+"eventTime", t); err != nil {
 		return err
 	}
 	m.time = t

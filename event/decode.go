@@ -23,6 +23,30 @@ import (
 type Decoder struct {
 	// MaxBytes is the largest encoded event accepted; 0 means DefaultMaxBytes.
 	MaxBytes int
+	// Now and MaxSkew bound event times from above: an event dated more
+	// than MaxSkew after Now() is refused (KindValue, naming the time
+	// field). A producer clock that far ahead, or a hostile date, would
+	// otherwise move detection's event-time clocks past every real event.
+	// Now nil: only the fixed range of checkTime applies.
+	Now     func() time.Time
+	MaxSkew time.Duration
+}
+
+// DefaultMaxSkew is the default of Decoder.MaxSkew where a caller sets Now
+// (ingest does): how far ahead of the receiving clock an event may be dated.
+const DefaultMaxSkew = 15 * time.Minute
+
+// future refuses an event time beyond now + the allowed skew.
+func (d Decoder) future(field string, t time.Time) *Error {
+	if d.Now == nil {
+		return nil
+	}
+	now := d.Now()
+	if limit := now.Add(d.MaxSkew); t.After(limit) {
+		return badValue(field, "is "+t.UTC().Format(time.RFC3339)+", more than "+d.MaxSkew.String()+
+			" after the time it was received ("+now.UTC().Format(time.RFC3339)+"); event times may run ahead of the receiving clock by at most that (ingest.max_clock_skew)")
+	}
+	return nil
 }
 
 func (d Decoder) precheck(data []byte) error {
@@ -62,6 +86,9 @@ func (d Decoder) Access(data []byte, ev *AccessEvent) error {
 	if err := ev.Validate(); err != nil {
 		return err
 	}
+	if err := d.future("time", ev.Time); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -77,6 +104,9 @@ func (d Decoder) Config(data []byte, c *ConfigChange) error {
 		return err
 	}
 	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := d.future("time", c.Time); err != nil {
 		return err
 	}
 	return nil

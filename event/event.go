@@ -133,6 +133,31 @@ type ConfigChange struct {
 type Batch struct {
 	Access []AccessEvent
 	Config []ConfigChange
+	// Clocks say how far the event time of each input partition came in
+	// this batch: one per partition that contributed valid events. Ingest
+	// sets them; detection keeps its watermark per partition from them.
+	Clocks []Clock
+}
+
+// Clock is the newest event time of one input partition in a batch.
+// Source names the partition: "kafka:<topic>/<partition>" for the Kafka
+// consumer, "http:access" and "http:config" for HTTP ingest.
+type Clock struct {
+	Source string
+	Newest time.Time
+}
+
+// Observe moves the clock of source to t if t is newer.
+func (b *Batch) Observe(source string, t time.Time) {
+	for i := range b.Clocks {
+		if b.Clocks[i].Source == source {
+			if t.After(b.Clocks[i].Newest) {
+				b.Clocks[i].Newest = t
+			}
+			return
+		}
+	}
+	b.Clocks = append(b.Clocks, Clock{Source: source, Newest: t})
 }
 
 // Len is the number of events in the batch.
@@ -144,4 +169,5 @@ func (b *Batch) Reset() {
 	clear(b.Config)
 	b.Access = b.Access[:0]
 	b.Config = b.Config[:0]
+	b.Clocks = b.Clocks[:0]
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,6 +26,10 @@ type ConsumerOptions struct {
 	MaxBatch      int           // most records per store write
 	MaxWait       time.Duration // how long to wait to fill a batch once the first record is in
 	MaxEventBytes int           // larger records are dead-lettered
+	// MaxClockSkew is how far ahead of this consumer's clock an event may
+	// be dated (default event.DefaultMaxSkew); later ones are dead-lettered.
+	MaxClockSkew time.Duration
+	Now          func() time.Time // the receiving clock (default time.Now)
 
 	// FetchMaxBytes and MaxConcurrentFetches bound how much fetched data
 	// waits in memory, however far behind the consumer is: about
@@ -74,6 +79,38 @@ func (o *ConsumerOptions) defaults() {
 	if o.LagInterval <= 0 {
 		o.LagInterval = 10 * time.Second
 	}
+	if o.MaxClockSkew <= 0 {
+		o.MaxClockSkew = event.DefaultMaxSkew
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// PartitionAware is an optional interface of a Handoff: it is told which
+// input partitions this consumer owns (by the Source names of
+// event.Clock), so that a partition assigned but not yet delivering holds
+// back detection's event-time watermark, and one revoked no longer does.
+// The calls come from the consumer's rebalance callbacks.
+type PartitionAware interface {
+	Assigned(sources []string)
+	Revoked(sources []string)
+}
+
+// ClockSource names a Kafka partition as event.Clock does.
+func ClockSource(topic string, partition int32) string {
+	return "kafka:" + topic + "/" + strconv.FormatInt(int64(partition), 10)
+}
+
+func clockSources(m map[string][]int32) []string {
+	var out []string
+	for topic, ps := range m {
+		for _, p := range ps {
+			out = append(out, ClockSource(topic, p))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Consumer reads the access and config topics as a member of a consumer
@@ -111,7 +148,13 @@ type Consumer struct {
 	dec     event.Decoder
 	m       *Metrics
 	log     *zap.Logger
-	pending pending // batches polled and not yet handled
+	pending pending       // batches polled and not yet handled
+	sources map[tp]string // clock source names, built once (used by the poller only)
+}
+
+type tp struct {
+	topic     string
+	partition int32
 }
 
 // job is one polled batch on its way through the pipeline. Jobs are reused.
@@ -174,7 +217,8 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, next Handoff, m *
 	if o.AccessTopic == "" || o.ConfigTopic == "" || o.AccessTopic == o.ConfigTopic {
 		return nil, fmt.Errorf("kafka consumer: need two distinct topics, got %q and %q", o.AccessTopic, o.ConfigTopic)
 	}
-	c := &Consumer{opts: o, w: w, next: next, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log}
+	c := &Consumer{opts: o, w: w, next: next, dec: event.Decoder{MaxBytes: o.MaxEventBytes, Now: o.Now, MaxSkew: o.MaxClockSkew},
+		m: m, log: log, sources: map[tp]string{}}
 	c.pending.zero.L = &c.pending.mu
 	opts, err := k.clientOpts(log)
 	if err != nil {
@@ -187,6 +231,7 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, next Handoff, m *
 		kgo.BlockRebalanceOnPoll(),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(2*time.Second),
+		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),
 		kgo.FetchMaxBytes(o.FetchMaxBytes),
@@ -280,6 +325,8 @@ func (c *Consumer) decode(j *job) {
 			b.Access = append(b.Access, event.AccessEvent{})
 			if err = c.dec.Access(r.Value, &b.Access[len(b.Access)-1]); err != nil {
 				b.Access = b.Access[:len(b.Access)-1]
+			} else {
+				b.Observe(c.source(r), b.Access[len(b.Access)-1].Time)
 			}
 		case c.opts.ConfigTopic:
 			// A change, or CloudTrail: a record may hold none or several.
@@ -287,6 +334,9 @@ func (c *Consumer) decode(j *job) {
 			n := len(b.Config)
 			if b.Config, err = c.dec.ConfigRecord(r.Value, b.Config); err != nil {
 				b.Config = b.Config[:n]
+			}
+			for i := n; i < len(b.Config); i++ {
+				b.Observe(c.source(r), b.Config[i].Time)
 			}
 		}
 		if err != nil {
@@ -452,20 +502,44 @@ func groupLag(ctx context.Context, adm *kadm.Client, group string, topics []stri
 	return lag, nil
 }
 
+// source is the clock source name of a record's partition.
+func (c *Consumer) source(r *kgo.Record) string {
+	k := tp{r.Topic, r.Partition}
+	s, ok := c.sources[k]
+	if !ok {
+		s = ClockSource(r.Topic, r.Partition)
+		c.sources[k] = s
+	}
+	return s
+}
+
+// assigned tells the next stage which partitions it now owns.
+func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	if pa, ok := c.next.(PartitionAware); ok {
+		pa.Assigned(clockSources(m))
+	}
+}
+
 // revoked commits what was handled before the partitions go to another
 // member: it waits until every polled batch is handled (no poll runs
 // meanwhile: BlockRebalanceOnPoll), then commits the marks.
-func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
 	c.pending.wait()
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("commit on revoke failed; those records will be delivered again", zap.Error(err))
+	}
+	if pa, ok := c.next.(PartitionAware); ok {
+		pa.Revoked(clockSources(m))
 	}
 }
 
 // lost: the partitions are gone without a chance to commit (a session
 // expired); their uncommitted records will be delivered again.
-func (c *Consumer) lost(context.Context, *kgo.Client, map[string][]int32) {
+func (c *Consumer) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 	c.log.Warn("kafka partitions lost; uncommitted records will be delivered again")
+	if pa, ok := c.next.(PartitionAware); ok {
+		pa.Revoked(clockSources(m))
+	}
 }
 
 func (c *Consumer) shutdown() {

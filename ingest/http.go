@@ -22,6 +22,10 @@ type HTTPOptions struct {
 	MaxBodyBytes  int64         // largest request body, after decompression (default 16 MiB)
 	MaxEventBytes int           // largest line (default event.DefaultMaxBytes)
 	WriteTimeout  time.Duration // how long a request waits for the store (default 15s)
+	// MaxClockSkew is how far ahead of the server's clock an event may be
+	// dated (default event.DefaultMaxSkew); a later one is a 400.
+	MaxClockSkew time.Duration
+	Now          func() time.Time // default time.Now
 }
 
 // HTTP serves the NDJSON ingest endpoints. Authentication happens before
@@ -47,7 +51,13 @@ func NewHTTP(w *Writer, next Handoff, o HTTPOptions, m *Metrics, log *zap.Logger
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 15 * time.Second
 	}
-	return &HTTP{w: w, next: next, opts: o, dec: event.Decoder{MaxBytes: o.MaxEventBytes}, m: m, log: log}
+	if o.MaxClockSkew <= 0 {
+		o.MaxClockSkew = event.DefaultMaxSkew
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &HTTP{w: w, next: next, opts: o, dec: event.Decoder{MaxBytes: o.MaxEventBytes, Now: o.Now, MaxSkew: o.MaxClockSkew}, m: m, log: log}
 }
 
 // Access handles POST /api/v1/events/access.
@@ -113,6 +123,13 @@ func (h *HTTP) serve(kind string, rw http.ResponseWriter, r *http.Request) int {
 	}
 	if n == 0 {
 		return reply(rw, http.StatusBadRequest, map[string]string{"error": "the body holds no events: send one JSON object per line"})
+	}
+	src := "http:" + kind
+	for i := range b.Access {
+		b.Observe(src, b.Access[i].Time)
+	}
+	for i := range b.Config {
+		b.Observe(src, b.Config[i].Time)
 	}
 	if b.Len() == 0 { // CloudTrail calls that change nothing breachwatch watches
 		return reply(rw, http.StatusAccepted, map[string]int{"accepted": 0})

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -53,6 +54,7 @@ type Rule struct {
 	atLeast    int64                       // threshold
 	steps      []step                      // sequence
 	safe       *vm.Program                 // exposure baseline
+	per        *vm.Program                 // exposure: the part of the setting (nil: all of it)
 	actions    []string                    // the actions the rule can match (nil: any)
 	settings   []string                    // the settings the rule can match (nil: any)
 	alwaysTrue bool                        // a sequence without a condition
@@ -200,6 +202,25 @@ func (r *Rule) StepAccess(ev *Evaluator, env *AccessEnv, i int) (bool, error) {
 func (r *Rule) Safe(ev *Evaluator, value any, c *event.ConfigChange) (bool, error) {
 	return ev.run(r.safe, &SafeEnv{Value: value, Setting: c.Setting, Resource: c.Resource})
 }
+
+// Per names the part of the setting a change of an exposure rule is
+// about (see ExposureSpec.Per): "" when the rule has no per expression.
+// value is the value after the change, or before it when after is null.
+func (r *Rule) Per(ev *Evaluator, value any, c *event.ConfigChange) (string, error) {
+	if r.per == nil {
+		return "", nil
+	}
+	out, err := ev.vm.Run(r.per, &SafeEnv{Value: value, Setting: c.Setting, Resource: c.Resource})
+	if err != nil {
+		return "", err
+	}
+	s, _ := out.(string)
+	return s, nil
+}
+
+// HasPer reports whether an exposure rule keys its windows by a part of
+// the setting.
+func (r *Rule) HasPer() bool { return r.per != nil }
 
 // GroupKeyAccess is the group an access event falls in: the group_by
 // fields and their values, e.g. "actor.id=u-1".
@@ -402,6 +423,12 @@ func compile(s *Spec) (*Rule, error) {
 		err = r.compileSequence(s.Sequence)
 	case incident.KindExposure:
 		r.safe, err = compileExpr("exposure.safe", s.Exposure.Safe, SafeEnv{})
+		if err == nil && strings.TrimSpace(s.Exposure.Per) != "" {
+			opts := append([]expr.Option{expr.Env(SafeEnv{}), expr.AsKind(reflect.String)}, functions()...)
+			if r.per, err = expr.Compile(s.Exposure.Per, opts...); err != nil {
+				err = bad("exposure.per", "%s", strings.ReplaceAll(err.Error(), "\n", "\n    "))
+			}
+		}
 	}
 	if err != nil {
 		return nil, err

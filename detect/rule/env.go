@@ -107,6 +107,10 @@ func functions() []expr.Option {
 			s, _ := p[0].(string)
 			return s == "0.0.0.0/0" || s == "::/0", nil
 		}, new(func(any) bool)),
+		expr.Function("json", func(p ...any) (any, error) {
+			b, err := json.Marshal(p[0]) // maps marshal with sorted keys: one text per value
+			return string(b), err
+		}, new(func(any) string)),
 		expr.Function("opens_port", func(p ...any) (any, error) {
 			ports, _ := p[1].([]any)
 			return opensPort(p[0], ports), nil

@@ -81,6 +81,14 @@ type ExposureSpec struct {
 	// Safe is an expression over `value` (and `setting`, `resource`): true
 	// for the values that expose nothing — the baseline.
 	Safe string `yaml:"safe"`
+	// Per is an optional expression over `value` (and `setting`,
+	// `resource`) naming the part of the setting a change is about, when a
+	// setting holds several independent entries: a firewall holds one rule
+	// per protocol, port range and address range, and opening 443 must not
+	// close the window that opening 5432 opened. It is evaluated on the
+	// value after the change, or before it when the value after is null;
+	// its string result extends the window's key. Empty: the whole setting.
+	Per string `yaml:"per"`
 }
 
 // InventoryFile is the data inventory as written.
