@@ -23,7 +23,11 @@ import (
 //
 //	S3 PutBucketAcl                  bucket      public_access        true if a grant, grant header or canned ACL opens it to AllUsers/AuthenticatedUsers
 //	S3 PutBucketPolicy               bucket      public_access        true if an Allow statement for "*" has no Condition
+//	                                             shared_with          sorted ids of the other accounts (not recipientAccountId) that Allow
+//	                                                                  statements without a Condition name as principals (account id or
+//	                                                                  IAM/STS ARN); [] when none, so a policy replaced closes a share
 //	S3 DeleteBucketPolicy            bucket      public_access        false
+//	                                             shared_with          []
 //	S3 Put(Bucket)PublicAccessBlock  bucket      public_access_block  true if all four blocks are on (no bucketName: account-wide, no change)
 //	S3 Delete(Bucket)PublicAccessBlock bucket    public_access_block  false
 //	S3 Put/DeleteBucketEncryption    bucket      encryption_at_rest   true / false
@@ -36,7 +40,11 @@ import (
 //	EC2 AuthorizeSecurityGroupIngress firewall   public_ingress       after {"cidr","protocol","from_port","to_port"}, per 0.0.0.0/0 or ::/0 range
 //	EC2 RevokeSecurityGroupIngress   firewall    public_ingress       before that object, after null
 //	EC2 Create/ReplaceNetworkAclEntry firewall   public_ingress       inbound allow from 0.0.0.0/0 or ::/0
-//	EC2 DeleteFlowLogs / CreateFlowLogs log_sink flow_logs            false per flow log / true on the first resource
+//	EC2 CreateFlowLogs               log_sink    flow_logs            true per flow log created: id the flow log (responseElements
+//	                                                                  flowLogIdSet), store the VPC/subnet/ENI it watches (paired in the
+//	                                                                  request's order); no ids in the response: id = store = each resource
+//	EC2 DeleteFlowLogs               log_sink    flow_logs            false per flow log: id the flow log, no store given (StoreDefaulted:
+//	                                                                  detection ties it to the store its creation named)
 //	CloudTrail StopLogging, DeleteTrail / StartLogging
 //	                                 log_sink    audit_logging        false / true
 //	CloudTrail UpdateTrail           log_sink    audit_logging_scope  "narrowed" when multi-region or global events are turned off
@@ -46,155 +54,38 @@ import (
 //	Lambda AddPermission             function    public_access        true for principal "*" without source or organization condition
 //	Lambda Create/UpdateFunctionUrlConfig function public_access      authType NONE: true, AWS_IAM: false
 //	Redshift Modify/CreateCluster    database    public_access        publiclyAccessible, when given
+//	Route 53 Resolver DeleteResolverQueryLogConfig, DisassociateResolverQueryLogConfig / AssociateResolverQueryLogConfig
+//	                                 log_sink    audit_logging        false / true; id arn:aws:route53resolver:REGION:ACCOUNT:
+//	                                                                  resolver-query-log-config/rqlc-…, store the rqlc-… id
 //
 // Protocols are named ("6" → "tcp", "17" → "udp", "1" → "icmp", "58" →
 // "icmpv6", "-1" → "all" with ports 0-65535); a missing port is 0 (from) or
 // 65535 (to).
+//
+// The forms CloudTrail data is accepted in (log files, JSON arrays, single
+// records, EventBridge events), their limits and how a bad record in a
+// file is refused alone: see Decoder.ConfigRecords (event/ctfile.go).
 
 // sourceCloudTrail is the source of the changes mapped from CloudTrail.
 const sourceCloudTrail = "cloudtrail"
 
-// ConfigRecord decodes one record of the config topic (or one line of the
-// config HTTP endpoint) and appends the configuration changes it holds to
-// dst. The record is one of:
-//   - a configuration change (as Decoder.Config decodes it) → exactly one change;
-//   - one CloudTrail record (an object with "eventVersion"/"eventSource"/"eventName");
-//   - an EventBridge event carrying one in "detail" ("detail-type": "AWS API Call via CloudTrail");
-//   - a CloudTrail log file: {"Records":[...]}.
-//
-// CloudTrail calls that change nothing relevant, and failed calls (errorCode
-// present), yield no change (not an error). A malformed record is an *Error
-// naming the field (e.g. "Records[3].eventTime").
-//
-// The record's shape is told by its top-level members: one with "setting"
-// is always a configuration change; otherwise "Records" makes a log file,
-// "detail-type" an EventBridge event, and any of "eventVersion",
-// "eventSource", "eventName" a CloudTrail record; anything else is decoded
-// (and rejected) as a configuration change. An EventBridge event is
-// accepted when its detail-type ends in " via CloudTrail" (API calls,
-// service events, console sign-ins). d.MaxBytes bounds the whole record.
-// On error dst is returned with its original length: a log file is taken
-// whole or not at all.
-//
-// The mapping of CloudTrail calls to changes is described in the comment
-// at the top of event/cloudtrail.go; every change it produces passes
-// Validate.
-func (d Decoder) ConfigRecord(data []byte, dst []ConfigChange) ([]ConfigChange, error) {
-	if err := d.precheck(data); err != nil {
-		return dst, err
-	}
-	switch classify(data) {
-	case shapeRecord:
-		return d.appendRecord(dst, data, "")
-	case shapeLogFile:
-		return d.appendLogFile(dst, data)
-	case shapeEventBridge:
-		return d.appendEventBridge(dst, data)
-	}
-	var c ConfigChange
-	if err := d.Config(data, &c); err != nil {
-		return dst, err
-	}
-	return append(dst, c), nil
-}
-
-type recordShape int
-
-const (
-	shapeChange recordShape = iota
-	shapeRecord
-	shapeLogFile
-	shapeEventBridge
-)
-
-// classify tells a record's shape from its top-level member names. What is
-// not one JSON object is left to Decoder.Config to reject.
-func classify(data []byte) recordShape {
-	p := parser{s: string(data)}
-	if p.open() != nil {
-		return shapeChange
-	}
-	var setting, records, detailType, ct bool
-	for first := true; ; first = false {
-		key, _, ok, err := p.member(first)
-		if err != nil {
-			return shapeChange
-		}
-		if !ok {
-			break
-		}
-		switch key {
-		case "setting":
-			setting = true
-		case "Records":
-			records = true
-		case "detail-type":
-			detailType = true
-		case "eventVersion", "eventSource", "eventName":
-			ct = true
-		}
-		if p.skip(1) != nil {
-			return shapeChange
-		}
-	}
-	switch {
-	case p.end() != nil || setting:
-		return shapeChange
-	case records:
-		return shapeLogFile
-	case detailType:
-		return shapeEventBridge
-	case ct:
-		return shapeRecord
-	}
-	return shapeChange
-}
-
-// appendLogFile maps every record of {"Records":[...]}.
-func (d Decoder) appendLogFile(dst []ConfigChange, data []byte) ([]ConfigChange, error) {
-	var file struct {
-		Records json.RawMessage `json:"Records"`
-	}
-	if err := json.Unmarshal(data, &file); err != nil {
-		return dst, jsonErr("", err)
-	}
-	if len(file.Records) == 0 || string(file.Records) == "null" {
-		return dst, missing("Records")
-	}
-	if file.Records[0] != '[' {
-		return dst, &Error{Kind: KindType, Field: "Records", Msg: "want an array of CloudTrail records, got " + rawKind(file.Records)}
-	}
-	var records []json.RawMessage
-	if err := json.Unmarshal(file.Records, &records); err != nil {
-		return dst, jsonErr("Records.", err)
-	}
-	n0 := len(dst)
-	for i, rec := range records {
-		var err error
-		if dst, err = d.appendRecord(dst, rec, "Records["+strconv.Itoa(i)+"]."); err != nil {
-			clear(dst[n0:])
-			return dst[:n0], err
-		}
-	}
-	return dst, nil
-}
-
-// appendEventBridge maps the CloudTrail record in an EventBridge event.
-func (d Decoder) appendEventBridge(dst []ConfigChange, data []byte) ([]ConfigChange, error) {
+// appendEventBridge maps the CloudTrail record in an EventBridge event;
+// path prefixes the names of its fields in errors ("" or "[3].").
+func (d Decoder) appendEventBridge(dst []ConfigChange, data []byte, path string) ([]ConfigChange, error) {
 	var ev struct {
 		DetailType *string         `json:"detail-type"`
 		Detail     json.RawMessage `json:"detail"`
 	}
 	if err := json.Unmarshal(data, &ev); err != nil {
-		return dst, jsonErr("", err)
+		return dst, jsonErr(path, err)
 	}
 	switch {
 	case ev.DetailType == nil || *ev.DetailType == "":
-		return dst, missing("detail-type")
+		return dst, missing(path + "detail-type")
 	case !strings.HasSuffix(*ev.DetailType, " via CloudTrail"):
-		return dst, badValue("detail-type", `want an event carrying a CloudTrail record, such as "AWS API Call via CloudTrail"; got `+quote(*ev.DetailType))
+		return dst, badValue(path+"detail-type", `want an event carrying a CloudTrail record, such as "AWS API Call via CloudTrail"; got `+quote(*ev.DetailType))
 	}
-	return d.appendRecord(dst, ev.Detail, "detail.")
+	return d.appendRecord(dst, ev.Detail, path+"detail.")
 }
 
 // ctRecord is the part of a CloudTrail record the mapping reads.
@@ -294,6 +185,8 @@ func (m *ctMapper) run() error {
 		return m.lambda()
 	case "redshift.amazonaws.com":
 		return m.redshift()
+	case "route53resolver.amazonaws.com":
+		return m.resolver()
 	}
 	return nil
 }
@@ -529,11 +422,12 @@ func (m *ctMapper) s3() error {
 		return err
 	}
 	var after bool
+	var accounts []string // PutBucketPolicy: the accounts it grants access to
 	switch m.rec.EventName {
 	case "PutBucketAcl":
 		after, err = publicACL(req)
 	case "PutBucketPolicy":
-		after, err = publicPolicy(req.get("bucketPolicy"))
+		after, accounts, err = policyGrants(req.get("bucketPolicy"))
 	case "PutBucketPublicAccessBlock", "PutPublicAccessBlock":
 		after, err = blocksAll(req.get("PublicAccessBlockConfiguration"))
 	case "PutBucketEncryption":
@@ -543,7 +437,31 @@ func (m *ctMapper) s3() error {
 		return err
 	}
 	res := ConfigResource{ID: "arn:aws:s3:::" + bucket, Type: "bucket", Store: "s3://" + bucket}
-	return m.emit(res, bucketField.path[len(m.path):], setting, nil, rawBool(after))
+	blame := bucketField.path[len(m.path):]
+	if err := m.emit(res, blame, setting, nil, rawBool(after)); err != nil {
+		return err
+	}
+	switch m.rec.EventName {
+	case "PutBucketPolicy":
+		// A policy replaces the one before: without a foreign account in
+		// it, the bucket is shared with nobody (any share window closes).
+		var foreign []string
+		if len(accounts) > 0 {
+			owner, err := m.account()
+			if err != nil {
+				return err
+			}
+			for _, a := range accounts {
+				if a != owner {
+					foreign = append(foreign, a)
+				}
+			}
+		}
+		return m.emit(res, blame, "shared_with", nil, rawSet(foreign))
+	case "DeleteBucketPolicy":
+		return m.emit(res, blame, "shared_with", nil, json.RawMessage("[]"))
+	}
+	return nil
 }
 
 // publicACL tells whether a PutBucketAcl request grants anything to all
@@ -584,40 +502,99 @@ func publicACL(req jnode) (bool, error) {
 	return false, nil
 }
 
-// publicPolicy tells whether a bucket policy (an object, or a JSON string)
-// allows anyone without a condition.
-func publicPolicy(pol jnode) (bool, error) {
+// policyGrants reads a bucket policy (an object, or a JSON string): public
+// is whether an Allow statement without a Condition lets anyone in; and
+// accounts are the AWS accounts that such statements name as principals
+// (by account id or by an IAM or STS ARN in the account), sorted, each
+// once.
+func policyGrants(pol jnode) (public bool, accounts []string, err error) {
 	if pol.err != nil {
-		return false, pol.err
+		return false, nil, pol.err
 	}
 	switch v := pol.v.(type) {
 	case nil:
-		return false, missing(pol.path)
+		return false, nil, missing(pol.path)
 	case string:
 		n, err := parseNode(json.RawMessage(v), pol.path)
 		if err != nil {
-			return false, badValue(pol.path, "not a JSON policy document")
+			return false, nil, badValue(pol.path, "not a JSON policy document")
 		}
 		pol = n
 	}
 	stmts, err := pol.get("Statement").list()
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	for _, s := range stmts {
 		effect, err := s.get("Effect").str()
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		cond := s.get("Condition")
 		if cond.err != nil {
-			return false, cond.err
+			return false, nil, cond.err
 		}
-		if effect == "Allow" && anyone(s.get("Principal")) && !conditional(cond.v) {
-			return true, nil
+		if effect != "Allow" || conditional(cond.v) {
+			continue
+		}
+		principal := s.get("Principal")
+		public = public || anyone(principal)
+		accounts = append(accounts, principalAccounts(principal)...)
+	}
+	slices.Sort(accounts)
+	return public, slices.Compact(accounts), nil
+}
+
+// principalAccounts lists the accounts a policy principal names: "AWS"
+// values (or a bare value) that are 12-digit account ids or ARNs of IAM or
+// STS principals (arn:aws:iam::123456789012:root, …:role/x). "*",
+// services and canonical users name no account.
+func principalAccounts(p jnode) []string {
+	var values []any
+	add := func(v any) {
+		switch v := v.(type) {
+		case string:
+			values = append(values, v)
+		case []any:
+			values = append(values, v...)
 		}
 	}
-	return false, nil
+	if m, ok := p.v.(map[string]any); ok {
+		add(m["AWS"])
+	} else {
+		add(p.v)
+	}
+	var out []string
+	for _, v := range values {
+		if s, ok := v.(string); ok {
+			if a, ok := accountOf(s); ok {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// accountOf reads the account of a principal: "123456789012", or
+// "arn:PARTITION:iam::123456789012:…" / "arn:PARTITION:sts::123456789012:…".
+func accountOf(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "arn:") {
+		parts := strings.SplitN(s, ":", 6)
+		if len(parts) < 6 || parts[2] != "iam" && parts[2] != "sts" {
+			return "", false
+		}
+		s = parts[4]
+	}
+	if len(s) != 12 {
+		return "", false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	return s, true
 }
 
 // anyone tells whether a policy principal is everybody: "*", {"AWS":"*"}
@@ -1018,13 +995,20 @@ func (m *ctMapper) networkACL() error {
 	return m.emit(res, idField.path[len(m.path):], "public_ingress", nil, g.raw())
 }
 
-// flowLogs maps DeleteFlowLogs (one change per flow log) and CreateFlowLogs
-// (one change, on the first resource monitored). The ids are read from
+// flowLogs maps DeleteFlowLogs and CreateFlowLogs. The ids are read from
 // DeleteFlowLogsRequest.FlowLogId / CreateFlowLogsRequest.ResourceId as
 // CloudTrail logs them ({"content":"fl-…","tag":1}, or a list of those), or
 // from flowLogIds / resourceIds (a string or a list of strings).
+//
+// DeleteFlowLogs: one change per flow log, on the flow log's id, naming no
+// store (detection ties it to the store its creation named).
+// CreateFlowLogs: one change per flow log created, on its id
+// (CreateFlowLogsResponse.flowLogIdSet) with the resource it monitors as
+// store, paired in the request's order (resources listed as unsuccessful
+// left out); when the response names no ids (or they cannot be paired),
+// one change per resource, on the resource itself.
 func (m *ctMapper) flowLogs(create bool) error {
-	req, _, err := m.params()
+	req, resp, err := m.params()
 	if err != nil {
 		return err
 	}
@@ -1044,17 +1028,87 @@ func (m *ctMapper) flowLogs(create bool) error {
 	if len(ids) == 0 {
 		return missing(req.get(wrapper).get(key).path)
 	}
-	if create {
-		res := ConfigResource{ID: ids[0], Type: "log_sink", Store: ids[0]}
-		return m.emit(res, field.path[len(m.path):], "flow_logs", nil, rawBool(true))
+	blame := field.path[len(m.path):]
+	if !create {
+		for _, id := range ids {
+			res := ConfigResource{ID: id, Type: "log_sink", Store: id}
+			if err := m.emit(res, blame, "flow_logs", nil, rawBool(false)); err != nil {
+				return err
+			}
+			m.out[len(m.out)-1].StoreDefaulted = true
+		}
+		return nil
 	}
-	for _, id := range ids {
+	created, failed, err := createdFlowLogs(resp)
+	if err != nil {
+		return err
+	}
+	resources := slices.DeleteFunc(ids, func(id string) bool { return slices.Contains(failed, id) })
+	if len(created) > 0 && (len(created) == len(resources) || len(resources) == 1) {
+		for i, fl := range created {
+			store := resources[0]
+			if len(resources) > 1 {
+				store = resources[i]
+			}
+			res := ConfigResource{ID: fl, Type: "log_sink", Store: store}
+			if err := m.emit(res, blame, "flow_logs", nil, rawBool(true)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, id := range resources {
 		res := ConfigResource{ID: id, Type: "log_sink", Store: id}
-		if err := m.emit(res, field.path[len(m.path):], "flow_logs", nil, rawBool(false)); err != nil {
+		if err := m.emit(res, blame, "flow_logs", nil, rawBool(true)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// createdFlowLogs reads CreateFlowLogs' responseElements: the ids of the
+// flow logs created (CreateFlowLogsResponse.flowLogIdSet.item, one or a
+// list; or flowLogIds) and the resources that failed
+// (CreateFlowLogsResponse.unsuccessful.item[].resourceId).
+func createdFlowLogs(resp jnode) (created, failed []string, err error) {
+	r := resp.get("CreateFlowLogsResponse")
+	if r.v == nil {
+		r = resp
+	}
+	set := r.get("flowLogIdSet")
+	if m, ok := set.v.(map[string]any); ok && m["item"] != nil {
+		set = set.get("item")
+	}
+	if created, err = idValues(set); err != nil {
+		return nil, nil, err
+	}
+	if len(created) == 0 {
+		if created, err = idValues(r.get("flowLogIds")); err != nil {
+			return nil, nil, err
+		}
+	}
+	unsuccessful := r.get("unsuccessful")
+	if _, ok := unsuccessful.v.(map[string]any); !ok {
+		return created, nil, nil // "" when every resource succeeded
+	}
+	items := unsuccessful.get("item")
+	if m, ok := unsuccessful.v.(map[string]any); ok && m["item"] == nil {
+		items = unsuccessful.get("items")
+	}
+	list, err := items.list()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, it := range list {
+		id, err := it.get("resourceId").str()
+		if err != nil {
+			return nil, nil, err
+		}
+		if id != "" {
+			failed = append(failed, id)
+		}
+	}
+	return created, failed, nil
 }
 
 // idValues reads ids given as strings, {"content":…} or {"item":…}
@@ -1085,6 +1139,41 @@ func idValues(n jnode) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ---- Route 53 Resolver
+
+// resolver maps Route 53 Resolver query logging: a query logging
+// configuration deleted, or a VPC disassociated from it, turns DNS query
+// logging off; a VPC associated with it turns it on again. The request
+// names the configuration by resolverQueryLogConfigId (JSON API members
+// are logged with a lower-case first letter; the API's own spelling is
+// read too).
+func (m *ctMapper) resolver() error {
+	var on bool
+	switch m.rec.EventName {
+	case "DeleteResolverQueryLogConfig", "DisassociateResolverQueryLogConfig":
+	case "AssociateResolverQueryLogConfig":
+		on = true
+	default:
+		return nil
+	}
+	req, _, err := m.params()
+	if err != nil {
+		return err
+	}
+	idField, id, err := firstOf(req, "resolverQueryLogConfigId", "ResolverQueryLogConfigId")
+	if err != nil {
+		return err
+	}
+	// Built, not read from the response, so that the three calls name the
+	// configuration alike (only Delete's response carries its ARN).
+	arn, err := m.arn("route53resolver", true, true, "resolver-query-log-config/"+id)
+	if err != nil {
+		return err
+	}
+	res := ConfigResource{ID: arn, Type: "log_sink", Store: id}
+	return m.emit(res, idField.path[len(m.path):], "audit_logging", nil, rawBool(on))
 }
 
 // ---- CloudTrail

@@ -1,12 +1,14 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +35,13 @@ var (
 	ctDeploy    = Actor{ID: "arn:aws:sts::123456789012:assumed-role/deploy/deploy-session", Type: ActorService}
 	ctMallory   = Actor{ID: "arn:aws:sts::123456789012:assumed-role/admin/mallory", Type: ActorService}
 	ctConfigSvc = Actor{ID: "config.amazonaws.com", Type: ActorService}
+	ctRedTeam   = Actor{ID: "arn:aws:iam::123456789012:user/redteam", Type: ActorEmployee}
 )
+
+func storeDefaulted(c ConfigChange) ConfigChange {
+	c.StoreDefaulted = true
+	return c
+}
 
 func ctRes(id, typ, store, region string) ConfigResource {
 	return ConfigResource{ID: id, Type: typ, Store: store, Provider: "aws", Region: region}
@@ -59,12 +67,17 @@ func ctChange(id, at string, res ConfigResource, setting, before, after string, 
 
 func TestConfigRecordCloudTrailSamples(t *testing.T) {
 	var (
-		exportsEU = ctBucket("exports-eu", "eu-west-1")
-		sg        = ctRes("arn:aws:ec2:eu-central-1:123456789012:security-group/sg-0123456789abcdef0", "firewall", "sg-0123456789abcdef0", "eu-central-1")
-		acl       = ctRes("arn:aws:ec2:eu-central-1:123456789012:network-acl/acl-0a1b2c3d4e5f67890", "firewall", "acl-0a1b2c3d4e5f67890", "eu-central-1")
-		orgAudit  = ctRes("arn:aws:cloudtrail:us-east-1:123456789012:trail/org-audit", "log_sink", "org-audit", "us-east-1")
-		key       = ctRes("arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "key", "1234abcd-12ab-34cd-56ef-1234567890ab", "eu-west-1")
-		fn        = ctRes("arn:aws:lambda:us-west-2:123456789012:function:export-bookings", "function", "export-bookings", "us-west-2")
+		exportsEU   = ctBucket("exports-eu", "eu-west-1")
+		sg          = ctRes("arn:aws:ec2:eu-central-1:123456789012:security-group/sg-0123456789abcdef0", "firewall", "sg-0123456789abcdef0", "eu-central-1")
+		acl         = ctRes("arn:aws:ec2:eu-central-1:123456789012:network-acl/acl-0a1b2c3d4e5f67890", "firewall", "acl-0a1b2c3d4e5f67890", "eu-central-1")
+		orgAudit    = ctRes("arn:aws:cloudtrail:us-east-1:123456789012:trail/org-audit", "log_sink", "org-audit", "us-east-1")
+		key         = ctRes("arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "key", "1234abcd-12ab-34cd-56ef-1234567890ab", "eu-west-1")
+		fn          = ctRes("arn:aws:lambda:us-west-2:123456789012:function:export-bookings", "function", "export-bookings", "us-west-2")
+		resolverLog = ctRes("arn:aws:route53resolver:eu-central-1:123456789012:resolver-query-log-config/rqlc-8ca61fe7c0e1d2f3",
+			"log_sink", "rqlc-8ca61fe7c0e1d2f3", "eu-central-1")
+		stratusLog = ctRes("arn:aws:route53resolver:us-east-1:123456789012:resolver-query-log-config/rqlc-5d6e7f8091a2b3c4",
+			"log_sink", "rqlc-5d6e7f8091a2b3c4", "us-east-1")
+		rdpSG = ctRes("arn:aws:ec2:eu-central-1:123456789012:security-group/sg-0c3d4e5f6a7b80002", "firewall", "sg-0c3d4e5f6a7b80002", "eu-central-1")
 	)
 	tests := map[string][]ConfigChange{
 		// S3
@@ -76,12 +89,26 @@ func TestConfigRecordCloudTrailSamples(t *testing.T) {
 			ctBucket("marketing-assets", "us-east-1"), "public_access", "", "true", ctRoot)},
 		"s3_put_bucket_acl_grant_header.json": {ctChange("a1b2c3d4-0000-4000-8000-00000000a001", "2026-11-20T08:06:40Z",
 			ctBucket("partner-drop", "us-east-1"), "public_access", "", "true", ctDeploy)},
-		"s3_put_bucket_policy_public.json": {ctChange("5b1a4d2e-8c3f-4a7b-9e6d-2f1c0b9a8e7d", "2026-11-20T08:10:00Z",
-			exportsEU, "public_access", "", "true", ctAlice)},
-		"s3_put_bucket_policy_conditional.json": {ctChange("6c2b5e3f-9d4a-4b8c-8f7e-3a2d1c0b9f8e", "2026-11-20T10:00:00.250Z",
-			exportsEU, "public_access", "", "false", ctTerraform)},
-		"s3_delete_bucket_policy.json": {ctChange("7d3c6f4a-0e5b-4c9d-9a8f-4b3e2d1c0a9f", "2026-11-20T11:00:00Z",
-			exportsEU, "public_access", "", "false", ctAlice)},
+		"s3_put_bucket_policy_public.json": {
+			ctChange("5b1a4d2e-8c3f-4a7b-9e6d-2f1c0b9a8e7d", "2026-11-20T08:10:00Z", exportsEU, "public_access", "", "true", ctAlice),
+			ctChange("5b1a4d2e-8c3f-4a7b-9e6d-2f1c0b9a8e7d#2", "2026-11-20T08:10:00Z", exportsEU, "shared_with", "", "[]", ctAlice),
+		},
+		// The org-only statement has a condition; the Analytics one grants
+		// another account the bucket: a share.
+		"s3_put_bucket_policy_conditional.json": {
+			ctChange("6c2b5e3f-9d4a-4b8c-8f7e-3a2d1c0b9f8e", "2026-11-20T10:00:00.250Z", exportsEU, "public_access", "", "false", ctTerraform),
+			ctChange("6c2b5e3f-9d4a-4b8c-8f7e-3a2d1c0b9f8e#2", "2026-11-20T10:00:00.250Z", exportsEU, "shared_with", "", `["210987654321"]`, ctTerraform),
+		},
+		// Two foreign accounts without a condition; the owner's own role,
+		// a conditional grant and a service principal are no share.
+		"s3_put_bucket_policy_cross_account.json": {
+			ctChange("e1000000-0000-4000-8000-000000000004", "2026-11-21T13:00:00Z", exportsEU, "public_access", "", "false", ctAlice),
+			ctChange("e1000000-0000-4000-8000-000000000004#2", "2026-11-21T13:00:00Z", exportsEU, "shared_with", "", `["210987654321","444455556666"]`, ctAlice),
+		},
+		"s3_delete_bucket_policy.json": {
+			ctChange("7d3c6f4a-0e5b-4c9d-9a8f-4b3e2d1c0a9f", "2026-11-20T11:00:00Z", exportsEU, "public_access", "", "false", ctAlice),
+			ctChange("7d3c6f4a-0e5b-4c9d-9a8f-4b3e2d1c0a9f#2", "2026-11-20T11:00:00Z", exportsEU, "shared_with", "", "[]", ctAlice),
+		},
 		"s3_put_bucket_public_access_block.json": {ctChange("8e4d7a5b-1f6c-4d0e-8b9a-5c4f3e2d1b0a", "2026-11-20T11:05:00Z",
 			exportsEU, "public_access_block", "", "true", ctConfigSvc)},
 		"s3_put_public_access_block_partial.json": {ctChange("9f5e8b6c-2a7d-4e1f-9c0b-6d5a4f3e2c1b", "2026-11-20T07:55:00Z",
@@ -152,14 +179,33 @@ func TestConfigRecordCloudTrailSamples(t *testing.T) {
 		"ec2_replace_network_acl_entry_ipv6.json": {ctChange("0c6b9e7f-3d8a-4b2c-8f1e-7a6d5c4b3f2e", "2026-11-20T16:35:00Z",
 			acl, "public_ingress", "", `{"cidr":"::/0","protocol":"all","from_port":0,"to_port":65535}`, ctAlice)},
 		"ec2_create_network_acl_entry_egress.json": nil,
+		// A flow log deleted names no store: detection ties it to the one
+		// its creation named.
 		"ec2_delete_flow_logs.json": {
-			ctChange("2e8d1a9b-5f0c-4d4e-8b3a-9c8f7e6d5b4a", "2026-11-20T16:50:00Z",
-				ctRes("fl-0a1b2c3d4e5f60001", "log_sink", "fl-0a1b2c3d4e5f60001", "eu-central-1"), "flow_logs", "", "false", ctMallory),
-			ctChange("2e8d1a9b-5f0c-4d4e-8b3a-9c8f7e6d5b4a#2", "2026-11-20T16:50:00Z",
-				ctRes("fl-0a1b2c3d4e5f60002", "log_sink", "fl-0a1b2c3d4e5f60002", "eu-central-1"), "flow_logs", "", "false", ctMallory),
+			storeDefaulted(ctChange("2e8d1a9b-5f0c-4d4e-8b3a-9c8f7e6d5b4a", "2026-11-20T16:50:00Z",
+				ctRes("fl-0a1b2c3d4e5f60001", "log_sink", "fl-0a1b2c3d4e5f60001", "eu-central-1"), "flow_logs", "", "false", ctMallory)),
+			storeDefaulted(ctChange("2e8d1a9b-5f0c-4d4e-8b3a-9c8f7e6d5b4a#2", "2026-11-20T16:50:00Z",
+				ctRes("fl-0a1b2c3d4e5f60002", "log_sink", "fl-0a1b2c3d4e5f60002", "eu-central-1"), "flow_logs", "", "false", ctMallory)),
 		},
+		// A flow log created: its id, and the VPC it watches as store.
 		"ec2_create_flow_logs.json": {ctChange("3f9e2b0c-6a1d-4e5f-9c4b-0d9a8f7e6c5b", "2026-11-20T17:00:00Z",
-			ctRes("vpc-0a1b2c3d4e5f67890", "log_sink", "vpc-0a1b2c3d4e5f67890", "eu-central-1"), "flow_logs", "", "true", ctAlice)},
+			ctRes("fl-0a1b2c3d4e5f60003", "log_sink", "vpc-0a1b2c3d4e5f67890", "eu-central-1"), "flow_logs", "", "true", ctAlice)},
+		// Three subnets, one refused (already logged): the two ids pair with
+		// the other two, in order.
+		"ec2_create_flow_logs_subnets.json": {
+			ctChange("e1000000-0000-4000-8000-000000000005", "2026-11-21T13:10:00Z",
+				ctRes("fl-0a1b2c3d4e5f60101", "log_sink", "subnet-0a1b2c3d4e5f60001", "eu-central-1"), "flow_logs", "", "true", ctAlice),
+			ctChange("e1000000-0000-4000-8000-000000000005#2", "2026-11-21T13:10:00Z",
+				ctRes("fl-0a1b2c3d4e5f60103", "log_sink", "subnet-0a1b2c3d4e5f60003", "eu-central-1"), "flow_logs", "", "true", ctAlice),
+		},
+
+		// Route 53 Resolver query logging
+		"route53resolver_delete_resolver_query_log_config.json": {ctChange("e1000000-0000-4000-8000-000000000001", "2026-11-21T12:00:00Z",
+			resolverLog, "audit_logging", "", "false", ctMallory)},
+		"route53resolver_disassociate_resolver_query_log_config.json": {ctChange("e1000000-0000-4000-8000-000000000002", "2026-11-21T11:59:30Z",
+			resolverLog, "audit_logging", "", "false", ctMallory)},
+		"route53resolver_associate_resolver_query_log_config.json": {ctChange("e1000000-0000-4000-8000-000000000003", "2026-11-21T12:20:00Z",
+			resolverLog, "audit_logging", "", "true", ctAlice)},
 
 		// CloudTrail
 		"cloudtrail_stop_logging.json": {ctChange("4a0f3c1d-7b2e-4f6a-8d5c-1e0b9a8f7d6c", "2026-11-20T17:10:00Z",
@@ -217,8 +263,44 @@ func TestConfigRecordCloudTrailSamples(t *testing.T) {
 				ctRes("arn:aws:cloudtrail:eu-central-1:123456789012:trail/eu-central-audit", "log_sink", "eu-central-audit", "eu-central-1"),
 				"audit_logging", "", "false", ctMallory),
 		},
-		"eventbridge_put_bucket_policy.json": {ctChange("b0000000-0000-4000-8000-000000000001", "2026-11-20T20:09:58Z",
-			ctBucket("public-reports", "eu-west-1"), "public_access", "", "true", ctAlice)},
+		"eventbridge_put_bucket_policy.json": {
+			ctChange("b0000000-0000-4000-8000-000000000001", "2026-11-20T20:09:58Z", ctBucket("public-reports", "eu-west-1"), "public_access", "", "true", ctAlice),
+			ctChange("b0000000-0000-4000-8000-000000000001#2", "2026-11-20T20:09:58Z", ctBucket("public-reports", "eu-west-1"), "shared_with", "", "[]", ctAlice),
+		},
+
+		// 96 records, 101 KiB: more than the per-event limit, taken whole.
+		// Among reads and a failed DisableKey: a flow log created and
+		// deleted, SSH opened to the world, the bucket shared with another
+		// account, and the resolver's query logging deleted.
+		"log_file_large.json": {
+			ctChange("c1000000-0000-4000-8000-000000000007", "2026-11-21T10:00:29Z",
+				ctRes("fl-0b2c3d4e5f6a70011", "log_sink", "vpc-0b2c3d4e5f6a70001", "eu-central-1"), "flow_logs", "", "true", ctAlice),
+			ctChange("c1000000-0000-4000-8000-000000000023", "2026-11-21T10:01:41Z",
+				ctRes("arn:aws:ec2:eu-central-1:123456789012:security-group/sg-0b2c3d4e5f6a70002", "firewall", "sg-0b2c3d4e5f6a70002", "eu-central-1"),
+				"public_ingress", "", `{"cidr":"0.0.0.0/0","protocol":"tcp","from_port":22,"to_port":22}`, ctMallory),
+			ctChange("c1000000-0000-4000-8000-000000000041", "2026-11-21T10:03:14Z", exportsEU, "public_access", "", "false", ctMallory),
+			ctChange("c1000000-0000-4000-8000-000000000041#2", "2026-11-21T10:03:14Z", exportsEU, "shared_with", "", `["999988887777"]`, ctMallory),
+			storeDefaulted(ctChange("c1000000-0000-4000-8000-000000000068", "2026-11-21T10:05:02Z",
+				ctRes("fl-0b2c3d4e5f6a70011", "log_sink", "fl-0b2c3d4e5f6a70011", "eu-central-1"), "flow_logs", "", "false", ctMallory)),
+			ctChange("c1000000-0000-4000-8000-000000000080", "2026-11-21T10:06:05Z",
+				ctRes("arn:aws:route53resolver:eu-central-1:123456789012:resolver-query-log-config/rqlc-0b2c3d4e5f6a7001", "log_sink", "rqlc-0b2c3d4e5f6a7001", "eu-central-1"),
+				"audit_logging", "", "false", ctMallory),
+		},
+		// A detonation log as published: a pretty-printed JSON array. The
+		// configuration is created (no change), associated with a VPC,
+		// disassociated and deleted.
+		"detonation_dns_delete_logs_array.json": {
+			ctChange("d1000000-0000-4000-8000-000000000002", "2026-11-21T11:30:05Z", stratusLog, "audit_logging", "", "true", ctRedTeam),
+			ctChange("d1000000-0000-4000-8000-000000000003", "2026-11-21T11:31:40Z", stratusLog, "audit_logging", "", "false", ctRedTeam),
+			ctChange("d1000000-0000-4000-8000-000000000004", "2026-11-21T11:31:52Z", stratusLog, "audit_logging", "", "false", ctRedTeam),
+		},
+		// An array of an EventBridge event (RDP opened) and a record (closed).
+		"array_eventbridge_and_record.json": {
+			ctChange("e1000000-0000-4000-8000-000000000006", "2026-11-21T14:00:00Z", rdpSG, "public_ingress", "",
+				`{"cidr":"0.0.0.0/0","protocol":"tcp","from_port":3389,"to_port":3389}`, ctMallory),
+			ctChange("e1000000-0000-4000-8000-000000000007", "2026-11-21T14:05:00Z", rdpSG, "public_ingress",
+				`{"cidr":"0.0.0.0/0","protocol":"tcp","from_port":3389,"to_port":3389}`, "null", ctAlice),
+		},
 	}
 
 	// Every sample is asserted.
@@ -299,7 +381,7 @@ func TestConfigRecordExtra(t *testing.T) {
 	rec := `{"eventVersion":"1.09","eventTime":"2026-11-20T08:00:00Z","eventSource":"s3.amazonaws.com","eventName":"DeleteBucketPolicy",` +
 		`"requestParameters":{"bucketName":"b"},"eventID":"e"}`
 	got, err = (Decoder{}).ConfigRecord([]byte(rec), nil)
-	if err != nil || len(got) != 1 {
+	if err != nil || len(got) != 2 {
 		t.Fatalf("got %d changes, %v", len(got), err)
 	}
 	if want := `{"cloudtrail":{"eventName":"DeleteBucketPolicy","eventSource":"s3.amazonaws.com"}}`; string(got[0].Extra) != want {
@@ -372,13 +454,22 @@ func TestConfigRecordMappingVariants(t *testing.T) {
 			[]string{"e-1 arn:aws:s3:::b/s3://b public_access →true"}},
 		{"policy principal list with star, empty condition", ctRec("s3.amazonaws.com", "PutBucketPolicy",
 			`{"bucketName":"b","bucketPolicy":{"Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::1:root","*"]},"Action":"s3:GetObject","Condition":{}}]}}`),
-			[]string{"e-1 arn:aws:s3:::b/s3://b public_access →true"}},
+			[]string{"e-1 arn:aws:s3:::b/s3://b public_access →true", "e-1#2 arn:aws:s3:::b/s3://b shared_with →[]"}},
 		{"policy principal bare list with star", ctRec("s3.amazonaws.com", "PutBucketPolicy",
 			`{"bucketName":"b","bucketPolicy":"{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":[\"*\"],\"Action\":\"s3:*\"}}"}`),
-			[]string{"e-1 arn:aws:s3:::b/s3://b public_access →true"}},
+			[]string{"e-1 arn:aws:s3:::b/s3://b public_access →true", "e-1#2 arn:aws:s3:::b/s3://b shared_with →[]"}},
 		{"policy deny star", ctRec("s3.amazonaws.com", "PutBucketPolicy",
 			`{"bucketName":"b","bucketPolicy":{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*"}]}}`),
-			[]string{"e-1 arn:aws:s3:::b/s3://b public_access →false"}},
+			[]string{"e-1 arn:aws:s3:::b/s3://b public_access →false", "e-1#2 arn:aws:s3:::b/s3://b shared_with →[]"}},
+		{"policy granting accounts by id and by ARN, owner and deny left out", ctRec("s3.amazonaws.com", "PutBucketPolicy",
+			`{"bucketName":"b","bucketPolicy":{"Statement":[{"Effect":"Allow","Principal":{"AWS":"999988887777"},"Action":"s3:GetObject"},`+
+				`{"Effect":"Allow","Principal":{"AWS":["arn:aws:sts::111122223333:assumed-role/r/s","arn:aws:iam::123456789012:root","arn:aws:iam::999988887777:user/u"]},"Action":"s3:*"},`+
+				`{"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::555555555555:root"},"Action":"s3:*"},`+
+				`{"Effect":"Allow","Principal":{"Service":"cloudtrail.amazonaws.com","CanonicalUser":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"},"Action":"s3:PutObject"}]}}`),
+			[]string{"e-1 arn:aws:s3:::b/s3://b public_access →false", `e-1#2 arn:aws:s3:::b/s3://b shared_with →["111122223333","999988887777"]`}},
+		{"policy granting an account in another partition form", ctRec("s3.amazonaws.com", "PutBucketPolicy",
+			`{"bucketName":"b","bucketPolicy":{"Statement":{"Effect":"Allow","Principal":"arn:aws-us-gov:iam::222233334444:root","Action":"s3:GetObject"}}}`),
+			[]string{"e-1 arn:aws:s3:::b/s3://b public_access →false", `e-1#2 arn:aws:s3:::b/s3://b shared_with →["222233334444"]`}},
 		{"public access block without configuration", ctRec("s3.amazonaws.com", "PutBucketPublicAccessBlock", `{"bucketName":"b"}`),
 			[]string{"e-1 arn:aws:s3:::b/s3://b public_access_block →false"}},
 		{"DeletePublicAccessBlock on a bucket", ctRec("s3.amazonaws.com", "DeletePublicAccessBlock", `{"bucketName":"b"}`),
@@ -419,9 +510,26 @@ func TestConfigRecordMappingVariants(t *testing.T) {
 			[]string{"e-1 fl-1/fl-1 flow_logs →false", "e-1#2 fl-2/fl-2 flow_logs →false"}},
 		{"one flow log as content", ctRec("ec2.amazonaws.com", "DeleteFlowLogs", `{"DeleteFlowLogsRequest":{"FlowLogId":{"content":"fl-9","tag":1}}}`),
 			[]string{"e-1 fl-9/fl-9 flow_logs →false"}},
-		{"flow logs created for several resources", ctRec("ec2.amazonaws.com", "CreateFlowLogs",
+		{"flow logs created for several resources, no ids in the response", ctRec("ec2.amazonaws.com", "CreateFlowLogs",
 			`{"CreateFlowLogsRequest":{"ResourceId":[{"content":"subnet-1","tag":1},{"content":"subnet-2","tag":2}],"TrafficType":"ALL"}}`),
-			[]string{"e-1 subnet-1/subnet-1 flow_logs →true"}},
+			[]string{"e-1 subnet-1/subnet-1 flow_logs →true", "e-1#2 subnet-2/subnet-2 flow_logs →true"}},
+		{"flow logs created, ids paired in order", strings.Replace(ctRec("ec2.amazonaws.com", "CreateFlowLogs",
+			`{"CreateFlowLogsRequest":{"ResourceId":[{"content":"eni-1","tag":1},{"content":"eni-2","tag":2}]}}`),
+			`"responseElements":null`, `"responseElements":{"CreateFlowLogsResponse":{"flowLogIdSet":{"item":["fl-a","fl-b"]},"unsuccessful":""}}`, 1),
+			[]string{"e-1 fl-a/eni-1 flow_logs →true", "e-1#2 fl-b/eni-2 flow_logs →true"}},
+		{"flow logs created, ids that cannot be paired", strings.Replace(ctRec("ec2.amazonaws.com", "CreateFlowLogs",
+			`{"resourceIds":["vpc-1","vpc-2"]}`),
+			`"responseElements":null`, `"responseElements":{"CreateFlowLogsResponse":{"flowLogIdSet":{"item":"fl-a"}}}`, 1),
+			[]string{"e-1 vpc-1/vpc-1 flow_logs →true", "e-1#2 vpc-2/vpc-2 flow_logs →true"}},
+		{"flow logs all refused", strings.Replace(ctRec("ec2.amazonaws.com", "CreateFlowLogs",
+			`{"resourceIds":"vpc-1"}`),
+			`"responseElements":null`, `"responseElements":{"CreateFlowLogsResponse":{"flowLogIdSet":"","unsuccessful":{"item":[{"resourceId":"vpc-1","error":{"code":"x"}}]}}}`, 1),
+			nil},
+		{"resolver query logging, API spelling", ctRec("route53resolver.amazonaws.com", "DisassociateResolverQueryLogConfig",
+			`{"ResolverQueryLogConfigId":"rqlc-1","ResourceId":"vpc-1"}`),
+			[]string{"e-1 arn:aws:route53resolver:eu-west-1:123456789012:resolver-query-log-config/rqlc-1/rqlc-1 audit_logging →false"}},
+		{"resolver query log config created", ctRec("route53resolver.amazonaws.com", "CreateResolverQueryLogConfig",
+			`{"name":"n","destinationArn":"arn:aws:s3:::b"}`), nil},
 		{"update trail global events off", ctRec("cloudtrail.amazonaws.com", "UpdateTrail", `{"name":"t","includeGlobalServiceEvents":false}`),
 			[]string{`e-1 arn:aws:cloudtrail:eu-west-1:123456789012:trail/t/t audit_logging_scope →"narrowed"`}},
 		{"event selectors without management events", ctRec("cloudtrail.amazonaws.com", "PutEventSelectors",
@@ -488,7 +596,7 @@ func TestConfigRecordErrors(t *testing.T) {
 	with := func(rec, member, value string) string {
 		return strings.Replace(rec, `{"eventVersion"`, `{"`+member+`":`+value+`,"eventVersion"`, 1)
 	}
-	if got, err := (Decoder{}).ConfigRecord([]byte(good), nil); err != nil || len(got) != 1 {
+	if got, err := (Decoder{}).ConfigRecord([]byte(good), nil); err != nil || len(got) != 2 {
 		t.Fatalf("base record: %d changes, %v", len(got), err)
 	}
 	long := strings.Repeat("x", MaxIDBytes)
@@ -499,7 +607,9 @@ func TestConfigRecordErrors(t *testing.T) {
 	}{
 		{"bad JSON", `{"eventVersion":"1.09","eventSource":"s3.amazonaws.com",`, KindSyntax, ""},
 		{"trailing data", good + `{}`, KindSyntax, ""},
-		{"not an object", `[` + good + `]`, KindSyntax, ""},
+		{"not an object", `"` + good + `"`, KindSyntax, ""},
+		{"array not closed", `[` + good, KindSyntax, ""},
+		{"array with trailing data", `[` + good + `] x`, KindSyntax, ""},
 		{"invalid UTF-8", strings.Replace(good, "Alice", "Al\xffce", 1), KindSyntax, ""},
 		{"missing eventTime", without(good, "eventTime"), KindMissing, "eventTime"},
 		{"null eventTime", strings.Replace(good, `"2026-11-20T08:00:00Z"`, `null`, 1), KindMissing, "eventTime"},
@@ -563,6 +673,16 @@ func TestConfigRecordErrors(t *testing.T) {
 		{"Records[1] parameter", `{"Records":[` + good + `,` + ctRec("s3.amazonaws.com", "PutBucketAcl", `{"bucketName":""}`) + `]}`,
 			KindMissing, "Records[1].requestParameters.bucketName"},
 		{"Records[0].userIdentity.type", `{"Records":[` + strings.Replace(good, `"IAMUser"`, `[]`, 1) + `]}`, KindType, "Records[0].userIdentity.type"},
+		{"Records twice", `{"Records":[],"Records":[]}`, KindValue, "Records"},
+		{"Records with a syntax error", `{"Records":[` + good + `,{"eventTime":}]}`, KindSyntax, ""},
+
+		{"array element not an object", `[` + good + `,7]`, KindType, "[1]"},
+		{"array element null", `[null]`, KindMissing, "[0]"},
+		{"array element a change", `[` + contractConfig + `]`, KindValue, "[0]"},
+		{"array element eventTime", `[` + good + `,` + without(good, "eventTime") + `]`, KindMissing, "[1].eventTime"},
+		{"array element EventBridge detail-type", `[{"detail-type":"Object Created","detail":{}}]`, KindValue, "[0].detail-type"},
+		{"array element EventBridge detail.eventID", `[{"detail-type":"AWS API Call via CloudTrail","detail":` + without(good, "eventID") + `}]`,
+			KindMissing, "[0].detail.eventID"},
 
 		{"EventBridge without detail", `{"detail-type":"AWS API Call via CloudTrail","source":"aws.s3"}`, KindMissing, "detail"},
 		{"EventBridge detail a string", `{"detail-type":"AWS API Call via CloudTrail","detail":"x"}`, KindType, "detail"},
@@ -593,13 +713,127 @@ func TestConfigRecordErrors(t *testing.T) {
 
 func TestConfigRecordTooLarge(t *testing.T) {
 	data := ctLoad(t, "log_file.json")
-	_, err := (Decoder{MaxBytes: len(data) - 1}).ConfigRecord(data, nil)
+	// A log file is bounded by the file limit, not the per-event one.
+	_, err := (Decoder{MaxFileBytes: len(data) - 1, MaxBytes: 1024}).ConfigRecord(data, nil)
 	var e *Error
-	if !errors.As(err, &e) || e.Kind != KindTooLarge {
-		t.Fatalf("err = %v, want too_large", err)
+	if !errors.As(err, &e) || e.Kind != KindTooLarge || !strings.Contains(e.Msg, "ingest.max_file_bytes") {
+		t.Fatalf("err = %v, want too_large naming the file limit", err)
 	}
-	if got, err := (Decoder{MaxBytes: len(data)}).ConfigRecord(data, nil); err != nil || len(got) != 3 {
-		t.Fatalf("at the limit: %d changes, %v", len(got), err)
+	if got, err := (Decoder{MaxFileBytes: len(data), MaxBytes: 2048}).ConfigRecord(data, nil); err != nil || len(got) != 3 {
+		t.Fatalf("at the file limit, records within the event limit: %d changes, %v", len(got), err)
+	}
+	// A single record (or change) keeps the per-event limit, however
+	// large the file limit.
+	one := ctLoad(t, "ec2_authorize_security_group_ingress.json")
+	_, err = (Decoder{MaxBytes: len(one) - 1, MaxFileBytes: 1 << 20}).ConfigRecord(one, nil)
+	if !errors.As(err, &e) || e.Kind != KindTooLarge || e.Field != "" || !strings.HasPrefix(e.Msg, "event is ") {
+		t.Fatalf("single record over the event limit: err = %v, want too_large", err)
+	}
+	if got, err := (Decoder{MaxBytes: len(one)}).ConfigRecord(one, nil); err != nil || len(got) != 3 {
+		t.Fatalf("single record at the limit: %d changes, %v", len(got), err)
+	}
+	// The file limit is never below the event limit.
+	if got, err := (Decoder{MaxBytes: len(data), MaxFileBytes: 10}).ConfigRecord(data, nil); err != nil || len(got) != 3 {
+		t.Fatalf("file limit below the event limit: %d changes, %v", len(got), err)
+	}
+}
+
+// The real-looking large log file is larger than the default per-event
+// limit (as 18 of 55 real files were) and is taken with the defaults.
+func TestConfigRecordsLargeLogFile(t *testing.T) {
+	data := ctLoad(t, "log_file_large.json")
+	if len(data) <= DefaultMaxBytes {
+		t.Fatalf("log_file_large.json is %d bytes; it must exceed the per-event limit of %d", len(data), DefaultMaxBytes)
+	}
+	got, bad, err := (Decoder{}).ConfigRecords(data, nil)
+	if err != nil || len(bad) != 0 || len(got) != 6 {
+		t.Fatalf("got %d changes, bad %v, err %v", len(got), bad, err)
+	}
+	// The same file under the old whole-record limit of 64 KiB: refused whole.
+	if _, _, err := (Decoder{MaxFileBytes: DefaultMaxBytes}).ConfigRecords(data, nil); err == nil {
+		t.Fatal("a 101 KiB file passed a 64 KiB file limit")
+	}
+}
+
+// A bad record in a log file (or array) is refused alone: the others are
+// taken, and each bad one is listed with its index, bytes and error.
+func TestConfigRecordsBadRecordsAlone(t *testing.T) {
+	good := func(id, bucket string) string {
+		return strings.Replace(ctRec("s3.amazonaws.com", "DeleteBucketPolicy", `{"bucketName":"`+bucket+`"}`), `"e-1"`, `"`+id+`"`, 1)
+	}
+	badTime := strings.Replace(good("e-bad", "b"), "2026-11-20T08:00:00Z", "2026-13-01T00:00:00Z", 1)
+	badUTF8 := strings.Replace(good("e-utf", "b"), "Alice", "Al\xffce", 1)
+	tooLarge := strings.Replace(good("e-big", "b"), `"eventVersion"`, `"pad":"`+strings.Repeat("x", 3000)+`","eventVersion"`, 1)
+	records := []string{good("e-0", "b0"), badTime, good("e-2", "b2"), `"not a record"`, badUTF8, tooLarge, good("e-6", "b6"), `null`}
+	wantBad := []struct {
+		index int
+		kind  ErrorKind
+		field string
+	}{{1, KindValue, "eventTime"}, {3, KindType, ""}, {4, KindSyntax, ""}, {5, KindTooLarge, ""}, {7, KindMissing, ""}}
+	for _, form := range []struct{ name, open, close, prefix string }{
+		{"log file", `{"Records":[`, `]}`, "Records"},
+		{"array", "[\n  ", "\n]", ""},
+	} {
+		t.Run(form.name, func(t *testing.T) {
+			data := []byte(form.open + strings.Join(records, ",\n  ") + form.close)
+			dec := Decoder{MaxBytes: 2048}
+			prior := []ConfigChange{{ID: "prior"}}
+			got, bad, err := dec.ConfigRecords(data, prior)
+			if err != nil {
+				t.Fatalf("ConfigRecords: %v", err)
+			}
+			var ids []string
+			for _, c := range got {
+				ids = append(ids, c.ID)
+			}
+			if want := []string{"prior", "e-0", "e-0#2", "e-2", "e-2#2", "e-6", "e-6#2"}; !slices.Equal(ids, want) {
+				t.Errorf("changes %q, want %q", ids, want)
+			}
+			if len(bad) != len(wantBad) {
+				t.Fatalf("%d bad records, want %d: %+v", len(bad), len(wantBad), bad)
+			}
+			for i, w := range wantBad {
+				b := bad[i]
+				field := form.prefix + "[" + strconv.Itoa(w.index) + "]"
+				if w.field != "" {
+					field += "." + w.field
+				}
+				if b.Index != w.index || b.Err == nil || b.Err.Kind != w.kind || b.Err.Field != field {
+					t.Errorf("bad[%d] = index %d, %v; want index %d, kind %s, field %q", i, b.Index, b.Err, w.index, w.kind, field)
+				}
+				if string(b.Raw) != records[w.index] {
+					t.Errorf("bad[%d].Raw = %.60q, want the record as given", i, b.Raw)
+				}
+			}
+			// All or nothing: the first bad record is the error.
+			got2, err := dec.ConfigRecord(data, prior)
+			var e *Error
+			if !errors.As(err, &e) || e.Field != form.prefix+"[1].eventTime" || len(got2) != 1 {
+				t.Errorf("ConfigRecord = %d changes, %v; want the error of record 1 and nothing appended", len(got2), err)
+			}
+		})
+	}
+}
+
+func TestConfigRecordsStoreDefaulted(t *testing.T) {
+	for in, want := range map[string]bool{
+		`{"id":"c","time":"2026-11-20T08:00:00Z","resource":{"id":"fl-1","type":"log_sink"},"setting":"flow_logs","after":false}`:                 true,
+		`{"id":"c","time":"2026-11-20T08:00:00Z","resource":{"id":"fl-1","type":"log_sink","store":""},"setting":"flow_logs","after":false}`:      true,
+		`{"id":"c","time":"2026-11-20T08:00:00Z","resource":{"id":"fl-1","type":"log_sink","store":"vpc-1"},"setting":"flow_logs","after":false}`: false,
+		`{"id":"c","time":"2026-11-20T08:00:00Z","resource":{"id":"fl-1","type":"log_sink","store":"fl-1"},"setting":"flow_logs","after":false}`:  false,
+	} {
+		got, err := (Decoder{}).ConfigRecord([]byte(in), nil)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if got[0].StoreDefaulted != want || got[0].Resource.Store == "" {
+			t.Errorf("%s: StoreDefaulted = %v (store %q), want %v", in, got[0].StoreDefaulted, got[0].Resource.Store, want)
+		}
+		// The flag is not on the wire: the store is written as resolved.
+		out := got[0].AppendJSON(nil)
+		if !strings.Contains(string(out), `"store":"`+got[0].Resource.Store+`"`) || strings.Contains(string(out), "efault") {
+			t.Errorf("encoded %s", out)
+		}
 	}
 }
 
@@ -614,8 +848,8 @@ func TestConfigRecordPlainChange(t *testing.T) {
 		`{"id":"c","time":"2026-11-20T08:00:00Z","resource":{"id":"r","type":"bucket"},"after":true}`,
 		`{"id":1}`,
 		`{}`,
-		`[]`,
 		`null`,
+		`"x"`,
 		``,
 		`{"id":"c","id":"d"}`,
 		`{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`,
@@ -653,23 +887,28 @@ func FuzzConfigRecord(f *testing.F) {
 	}
 	for _, s := range []string{
 		contractConfig, `{}`, `{"Records":[]}`, `{"Records":[{}]}`, `{"detail-type":"AWS API Call via CloudTrail","detail":{}}`,
+		`[]`, `[{},null,1]`, `[` + contractConfig + `]`, `{"Records":[],"Records":null}`,
 		ctRec("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress", `{"groupId":"sg-1","ipProtocol":"-1","cidrIpv6":"::/0"}`),
 		ctRec("lambda.amazonaws.com", "AddPermission20150331v2", `{"functionName":"arn:aws:lambda:eu-west-1:1:function:f","principal":"*"}`),
 		ctRec("s3.amazonaws.com", "PutBucketPolicy", `{"bucketName":"b","bucketPolicy":"{\"Statement\":[]}"}`),
+		ctRec("s3.amazonaws.com", "PutBucketPolicy", `{"bucketName":"b","bucketPolicy":{"Statement":{"Effect":"Allow","Principal":{"AWS":["111122223333","arn:aws:iam::1:root"]}}}}`),
+		ctRec("ec2.amazonaws.com", "CreateFlowLogs", `{"resourceIds":["vpc-1","vpc-2"]}`),
+		ctRec("route53resolver.amazonaws.com", "AssociateResolverQueryLogConfig", `{"resolverQueryLogConfigId":"rqlc-1","resourceId":"vpc-1"}`),
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		prior := []ConfigChange{{ID: "prior"}}
-		got, err := (Decoder{}).ConfigRecord(data, prior)
+		got, bad, err := (Decoder{}).ConfigRecords(data, prior)
 		if len(got) == 0 || got[0].ID != "prior" {
 			t.Fatalf("dst lost its first element")
 		}
 		var plain ConfigChange
 		plainErr := (Decoder{}).Config(data, &plain)
-		if plainErr == nil && (err != nil || len(got) != 2 || !reflect.DeepEqual(got[1], plain)) {
+		if plainErr == nil && (err != nil || len(bad) != 0 || len(got) != 2 || !reflect.DeepEqual(got[1], plain)) {
 			t.Fatalf("a valid change decoded differently: %v\n%s", err, ctDump(got))
 		}
+		all, allErr := (Decoder{}).ConfigRecord(data, prior)
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) {
@@ -678,13 +917,30 @@ func FuzzConfigRecord(f *testing.F) {
 			if strings.Contains(e.Msg, "mapped to an invalid change") {
 				t.Fatalf("mapping bug: %v\n%q", err, data)
 			}
-			if len(got) != 1 {
-				t.Fatalf("changes appended despite error %v", err)
+			if len(got) != 1 || len(bad) != 0 {
+				t.Fatalf("changes appended or records listed despite error %v", err)
+			}
+			if allErr == nil {
+				t.Fatalf("ConfigRecord accepted what ConfigRecords refused: %v", err)
 			}
 			return
 		}
 		if !json.Valid(data) {
 			t.Fatalf("accepted invalid JSON %q", data)
+		}
+		// All or nothing: ConfigRecord takes it when no record was bad.
+		if (allErr == nil) != (len(bad) == 0) || allErr == nil && len(all) != len(got) || allErr != nil && len(all) != 1 {
+			t.Fatalf("ConfigRecord: %d changes, %v; ConfigRecords: %d changes, %d bad", len(all), allErr, len(got), len(bad))
+		}
+		last := -1
+		for _, b := range bad {
+			if b.Err == nil || b.Index <= last || len(b.Raw) == 0 || !bytes.Contains(data, b.Raw) {
+				t.Fatalf("bad record %+v", b)
+			}
+			if strings.Contains(b.Err.Msg, "mapped to an invalid change") {
+				t.Fatalf("mapping bug: %v\n%q", b.Err, data)
+			}
+			last = b.Index
 		}
 		ids := map[string]bool{}
 		for _, c := range got[1:] {
@@ -695,7 +951,7 @@ func FuzzConfigRecord(f *testing.F) {
 				t.Fatalf("change with invalid JSON values: %s", ctDump([]ConfigChange{c}))
 			}
 			if c.Source == "cloudtrail" {
-				if ids[c.ID] && classify(data) != shapeLogFile {
+				if sh := scan(data).shape; ids[c.ID] && sh != shapeLogFile && sh != shapeArray {
 					t.Fatalf("two changes with id %q from one record", c.ID)
 				}
 				ids[c.ID] = true

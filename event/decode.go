@@ -22,7 +22,12 @@ import (
 // for concurrent use.
 type Decoder struct {
 	// MaxBytes is the largest encoded event accepted; 0 means DefaultMaxBytes.
+	// In a CloudTrail log file or array it bounds each record.
 	MaxBytes int
+	// MaxFileBytes is the largest CloudTrail log file or JSON array of
+	// CloudTrail records accepted by ConfigRecords; 0 means
+	// DefaultMaxFileBytes. It is never taken to be below MaxBytes.
+	MaxFileBytes int
 	// Now and MaxSkew bound event times from above: an event dated more
 	// than MaxSkew after Now() is refused (KindValue, naming the time
 	// field). A producer clock that far ahead, or a hostile date, would
@@ -50,10 +55,7 @@ func (d Decoder) future(field string, t time.Time) *Error {
 }
 
 func (d Decoder) precheck(data []byte) error {
-	max := d.MaxBytes
-	if max <= 0 {
-		max = DefaultMaxBytes
-	}
+	max := d.maxBytes()
 	if len(data) > max {
 		return &Error{Kind: KindTooLarge, Msg: "event is " + strconv.Itoa(len(data)) +
 			" bytes, larger than the limit of " + strconv.Itoa(max) + " bytes"}
@@ -802,6 +804,7 @@ func (p *parser) config(c *ConfigChange) error {
 	}
 	if c.Resource.Store == "" {
 		c.Resource.Store = c.Resource.ID
+		c.StoreDefaulted = true
 	}
 	c.Extra = p.extraJSON()
 	return nil

@@ -106,8 +106,8 @@ func TestDecodeConfigDefaults(t *testing.T) {
 	if err := (Decoder{}).Config([]byte(in), &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Resource.Store != "pg-1" {
-		t.Errorf("resource.store default = %q, want the resource id", c.Resource.Store)
+	if c.Resource.Store != "pg-1" || !c.StoreDefaulted {
+		t.Errorf("resource.store default = %q (defaulted %v), want the resource id", c.Resource.Store, c.StoreDefaulted)
 	}
 	if c.Before != nil || string(c.After) != "null" || c.Actor != nil {
 		t.Errorf("before=%q after=%q actor=%v", c.Before, c.After, c.Actor)
@@ -119,6 +119,11 @@ func TestDecodeConfigDefaults(t *testing.T) {
 	if err := (Decoder{}).Config(c.AppendJSON(nil), &back); err != nil {
 		t.Fatal(err)
 	}
+	// The store is encoded as resolved: decoded again, it was given.
+	if back.StoreDefaulted {
+		t.Error("StoreDefaulted survived encoding")
+	}
+	back.StoreDefaulted = true
 	if !reflect.DeepEqual(c, back) {
 		t.Errorf("round trip:\n%+v\n%+v", c, back)
 	}

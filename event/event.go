@@ -126,6 +126,14 @@ type ConfigChange struct {
 	Actor  *Actor // nil when the producer did not say who
 	Source string // terraform, cloudtrail, aws-config, scanner, ...
 	Extra  json.RawMessage
+
+	// StoreDefaulted says that the producer named no resource.store, so
+	// that Resource.Store is Resource.ID. A change that names only a
+	// sub-resource (a flow log deleted by its id) is tied by detection to
+	// the store last named for the same resource id. It is not part of the
+	// wire format: AppendJSON writes the store as it is, and the stores
+	// keep the store as written, not this flag.
+	StoreDefaulted bool
 }
 
 // Batch is what ingest hands to the store and to detection: the valid events
