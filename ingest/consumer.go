@@ -25,7 +25,11 @@ type ConsumerOptions struct {
 
 	MaxBatch      int           // most records per store write
 	MaxWait       time.Duration // how long to wait to fill a batch once the first record is in
-	MaxEventBytes int           // larger records are dead-lettered
+	MaxEventBytes int           // larger records are dead-lettered (in a CloudTrail log file: each record)
+	// MaxFileBytes bounds a CloudTrail log file or JSON array of CloudTrail
+	// records on the config topic (default event.DefaultMaxFileBytes);
+	// larger records are dead-lettered whole.
+	MaxFileBytes int
 	// MaxClockSkew is how far ahead of this consumer's clock an event may
 	// be dated (default event.DefaultMaxSkew); later ones are dead-lettered.
 	MaxClockSkew time.Duration
@@ -217,8 +221,8 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, next Handoff, m *
 	if o.AccessTopic == "" || o.ConfigTopic == "" || o.AccessTopic == o.ConfigTopic {
 		return nil, fmt.Errorf("kafka consumer: need two distinct topics, got %q and %q", o.AccessTopic, o.ConfigTopic)
 	}
-	c := &Consumer{opts: o, w: w, next: next, dec: event.Decoder{MaxBytes: o.MaxEventBytes, Now: o.Now, MaxSkew: o.MaxClockSkew},
-		m: m, log: log, sources: map[tp]string{}}
+	c := &Consumer{opts: o, w: w, next: next, m: m, log: log, sources: map[tp]string{},
+		dec: event.Decoder{MaxBytes: o.MaxEventBytes, MaxFileBytes: o.MaxFileBytes, Now: o.Now, MaxSkew: o.MaxClockSkew}}
 	c.pending.zero.L = &c.pending.mu
 	opts, err := k.clientOpts(log)
 	if err != nil {
@@ -234,8 +238,13 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, next Handoff, m *
 		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),
+		// A record larger than these (a CloudTrail log file of up to
+		// MaxFileBytes) still comes: brokers return the first record
+		// batch of a partition whole, whatever its size (KIP-74), and the
+		// client reads responses of up to BrokerMaxReadBytes.
 		kgo.FetchMaxBytes(o.FetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(max(o.FetchMaxBytes/4, 1<<20)),
+		kgo.BrokerMaxReadBytes(maxReadBytes(o.FetchMaxBytes, o.MaxFileBytes)),
 		kgo.MaxConcurrentFetches(o.MaxConcurrentFetches),
 		kgo.FetchMaxWait(o.FetchMaxWait),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -245,6 +254,18 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, next Handoff, m *
 	}
 	c.dlq = &deadLetter{cl: c.cl, suffix: o.DLQSuffix, backoff: o.Backoff, m: m, log: log, now: time.Now}
 	return c, nil
+}
+
+// maxReadBytes is the largest fetch response the consumer reads: room for
+// a full fetch plus a batch holding a log file of the largest size
+// accepted (the one batch a broker sends past the fetch limits), at
+// least franz-go's default of 100 MiB and at most its ceiling of 1 GiB.
+func maxReadBytes(fetchMax int32, fileMax int) int32 {
+	if fileMax <= 0 {
+		fileMax = event.DefaultMaxFileBytes
+	}
+	n := int64(fetchMax) + 2*int64(fileMax)
+	return int32(min(max(n, 100<<20), 1<<30))
 }
 
 // Ping checks that a broker answers.
@@ -330,13 +351,19 @@ func (c *Consumer) decode(j *job) {
 			}
 		case c.opts.ConfigTopic:
 			// A change, or CloudTrail: a record may hold none or several.
+			// A bad record inside a log file (or array) is dead-lettered
+			// alone; the file's other records are taken.
 			nConfig++
 			n := len(b.Config)
-			if b.Config, err = c.dec.ConfigRecord(r.Value, b.Config); err != nil {
+			var bad []event.RecordError
+			if b.Config, bad, err = c.dec.ConfigRecords(r.Value, b.Config); err != nil {
 				b.Config = b.Config[:n]
 			}
 			for i := n; i < len(b.Config); i++ {
 				b.Observe(c.source(r), b.Config[i].Time)
+			}
+			for _, e := range bad {
+				j.bad = append(j.bad, rejected{rec: r, err: e.Err, inner: true, index: e.Index, value: e.Raw})
 			}
 		}
 		if err != nil {

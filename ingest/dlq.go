@@ -14,7 +14,9 @@ import (
 )
 
 // Headers breachwatch adds to a dead-lettered record. The record's key,
-// value and own headers are kept as they were.
+// value and own headers are kept as they were; for one bad record of a
+// CloudTrail log file (or array) the value is that record alone, and
+// HeaderSourceIndex says where it was in the file.
 const (
 	HeaderError           = "breachwatch.error"       // the reason, e.g. `field "actor.type": must be one of ...`
 	HeaderErrorKind       = "breachwatch.error.kind"  // syntax, missing, type, value or too_large
@@ -23,6 +25,9 @@ const (
 	HeaderSourcePartition = "breachwatch.source.partition"
 	HeaderSourceOffset    = "breachwatch.source.offset"
 	HeaderRejectedAt      = "breachwatch.rejected_at"
+	// HeaderSourceIndex is set for a record taken out of a CloudTrail log
+	// file or JSON array: its index in Records (or the array), from 0.
+	HeaderSourceIndex = "breachwatch.source.index"
 	// HeaderTruncated is set, to the original size, when the value was too
 	// large for the dead-letter topic and only its beginning was kept.
 	HeaderTruncated = "breachwatch.truncated"
@@ -31,10 +36,16 @@ const (
 // truncateTo is how much of a value too large for the dead-letter topic is kept.
 const truncateTo = 64 << 10
 
-// rejected is a record that failed validation.
+// rejected is a record that failed validation, or one record of a
+// CloudTrail log file (or array) in it that did.
 type rejected struct {
 	rec *kgo.Record
 	err *event.Error
+	// inner: only the record at index of the file failed; value is its
+	// bytes (within rec.Value).
+	inner bool
+	index int
+	value []byte
 }
 
 // deadLetter writes rejected records to <topic><suffix> and waits until the
@@ -49,7 +60,7 @@ type deadLetter struct {
 }
 
 func (d *deadLetter) record(r rejected) *kgo.Record {
-	hs := make([]kgo.RecordHeader, 0, len(r.rec.Headers)+7)
+	hs := make([]kgo.RecordHeader, 0, len(r.rec.Headers)+8)
 	hs = append(hs, r.rec.Headers...)
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderError, Value: []byte(r.err.Error())},
@@ -62,7 +73,12 @@ func (d *deadLetter) record(r rejected) *kgo.Record {
 	if r.err.Field != "" {
 		hs = append(hs, kgo.RecordHeader{Key: HeaderErrorField, Value: []byte(r.err.Field)})
 	}
-	return &kgo.Record{Topic: r.rec.Topic + d.suffix, Key: r.rec.Key, Value: r.rec.Value, Headers: hs}
+	value := r.rec.Value
+	if r.inner {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderSourceIndex, Value: strconv.AppendInt(nil, int64(r.index), 10)})
+		value = r.value
+	}
+	return &kgo.Record{Topic: r.rec.Topic + d.suffix, Key: r.rec.Key, Value: value, Headers: hs}
 }
 
 // send dead-letters rs. It returns only when every record is acknowledged

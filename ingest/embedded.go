@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/event"
 )
 
 // EmbeddedOptions configure the embedded broker.
@@ -16,7 +18,16 @@ type EmbeddedOptions struct {
 	SyncWrites bool     // fsync every produced batch before acknowledging it
 	Partitions int32    // partitions of the topics it creates (default 4)
 	Topics     []string // created at start if missing
+	// MaxMessageBytes is the largest record batch producers may send
+	// (Kafka's message.max.bytes; default DefaultEmbeddedMaxMessageBytes,
+	// room for a CloudTrail log file of event.DefaultMaxFileBytes).
+	MaxMessageBytes int
 }
+
+// DefaultEmbeddedMaxMessageBytes is the embedded broker's default
+// message.max.bytes: Kafka's own default (1 MiB) would refuse CloudTrail
+// log files, which run to several MiB.
+const DefaultEmbeddedMaxMessageBytes = event.DefaultMaxFileBytes + 1<<20
 
 // Embedded is an in-process Kafka-protocol broker (franz-go's kfake): what
 // breachwatch runs when no brokers are configured, so that producers such
@@ -38,6 +49,9 @@ func StartEmbedded(o EmbeddedOptions, log *zap.Logger) (*Embedded, error) {
 	}
 	if o.Partitions <= 0 {
 		o.Partitions = 4
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = DefaultEmbeddedMaxMessageBytes
 	}
 	host, portStr, err := net.SplitHostPort(o.Addr)
 	if err != nil {
@@ -64,6 +78,7 @@ func StartEmbedded(o EmbeddedOptions, log *zap.Logger) (*Embedded, error) {
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, listenAddr) }),
 		kfake.DefaultNumPartitions(int(o.Partitions)),
 		kfake.AllowAutoTopicCreation(),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(o.MaxMessageBytes)}),
 		kfake.WithLogger(kfakeLogger{log.Named("embedded-kafka")}),
 	}
 	if len(o.Topics) > 0 {

@@ -19,14 +19,23 @@ import (
 
 // HTTPOptions configure HTTP ingest.
 type HTTPOptions struct {
-	MaxBodyBytes  int64         // largest request body, after decompression (default 16 MiB)
-	MaxEventBytes int           // largest line (default event.DefaultMaxBytes)
-	WriteTimeout  time.Duration // how long a request waits for the store (default 15s)
+	MaxBodyBytes  int64 // largest request body, after decompression (default DefaultHTTPMaxBodyBytes)
+	MaxEventBytes int   // largest line (default event.DefaultMaxBytes); in a CloudTrail log file, each record
+	// MaxFileBytes is the largest line of the config endpoint holding a
+	// CloudTrail log file or a JSON array of CloudTrail records (default
+	// event.DefaultMaxFileBytes).
+	MaxFileBytes int
+	WriteTimeout time.Duration // how long a request waits for the store (default 15s)
 	// MaxClockSkew is how far ahead of the server's clock an event may be
 	// dated (default event.DefaultMaxSkew); a later one is a 400.
 	MaxClockSkew time.Duration
 	Now          func() time.Time // default time.Now
 }
+
+// DefaultHTTPMaxBodyBytes is the default HTTPOptions.MaxBodyBytes: a
+// CloudTrail log file of the largest default size (event.DefaultMaxFileBytes)
+// and 4 MiB more.
+const DefaultHTTPMaxBodyBytes = event.DefaultMaxFileBytes + 4<<20
 
 // HTTP serves the NDJSON ingest endpoints. Authentication happens before
 // it (in package web); HTTP only handles bodies.
@@ -43,7 +52,7 @@ type HTTP struct {
 // each stored request to next (which may be nil).
 func NewHTTP(w *Writer, next Handoff, o HTTPOptions, m *Metrics, log *zap.Logger) *HTTP {
 	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 16 << 20
+		o.MaxBodyBytes = DefaultHTTPMaxBodyBytes
 	}
 	if o.MaxEventBytes <= 0 {
 		o.MaxEventBytes = event.DefaultMaxBytes
@@ -57,7 +66,8 @@ func NewHTTP(w *Writer, next Handoff, o HTTPOptions, m *Metrics, log *zap.Logger
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &HTTP{w: w, next: next, opts: o, dec: event.Decoder{MaxBytes: o.MaxEventBytes, Now: o.Now, MaxSkew: o.MaxClockSkew}, m: m, log: log}
+	dec := event.Decoder{MaxBytes: o.MaxEventBytes, MaxFileBytes: o.MaxFileBytes, Now: o.Now, MaxSkew: o.MaxClockSkew}
+	return &HTTP{w: w, next: next, opts: o, dec: dec, m: m, log: log}
 }
 
 // Access handles POST /api/v1/events/access.
@@ -91,9 +101,14 @@ func (h *HTTP) serve(kind string, rw http.ResponseWriter, r *http.Request) int {
 	}
 	var b event.Batch
 	n := 0
+	whole := kind == kindConfig && oneDocument(body)
 	for line, rest := 1, body; len(rest) > 0; line++ {
 		var text []byte
-		text, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		if whole { // a log file or array sent pretty-printed: one document
+			text, rest = body, nil
+		} else {
+			text, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		}
 		text = bytes.TrimSuffix(text, []byte{'\r'})
 		if len(bytes.TrimSpace(text)) == 0 {
 			continue
@@ -102,7 +117,7 @@ func (h *HTTP) serve(kind string, rw http.ResponseWriter, r *http.Request) int {
 		if kind == kindAccess {
 			b.Access = append(b.Access, event.AccessEvent{})
 			err = h.dec.Access(text, &b.Access[len(b.Access)-1])
-		} else { // a change, or CloudTrail (none or several changes)
+		} else { // a change, or CloudTrail (none or several changes); a request is taken whole or not at all
 			before := len(b.Config)
 			if b.Config, err = h.dec.ConfigRecord(text, b.Config); err != nil {
 				b.Config = b.Config[:before]
@@ -149,6 +164,15 @@ func (h *HTTP) serve(kind string, rw http.ResponseWriter, r *http.Request) int {
 	// line may hold several changes, or none that matter.
 	h.m.httpEvents.WithLabelValues(kind, "accepted").Add(float64(b.Len()))
 	return reply(rw, http.StatusAccepted, map[string]int{"accepted": b.Len()})
+}
+
+// oneDocument reports whether a config body spread over several lines is
+// one JSON array or object (a CloudTrail log file or array as published,
+// pretty-printed) rather than newline-delimited JSON. A body of several
+// NDJSON lines fails at the end of its first value, so the check is cheap.
+func oneDocument(body []byte) bool {
+	t := bytes.TrimSpace(body)
+	return len(t) > 0 && (t[0] == '[' || t[0] == '{') && bytes.IndexByte(t, '\n') >= 0 && json.Valid(t)
 }
 
 // readBody reads the whole body (gunzipping it if needed) within the size
