@@ -15,6 +15,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/ingest"
 	"github.com/breachwatch/breachwatch/internal/yamlstrict"
 	"github.com/breachwatch/breachwatch/web"
 )
@@ -296,7 +298,11 @@ type StoreOptions struct {
 
 // IngestOptions configure validation and HTTP ingest.
 type IngestOptions struct {
+	// MaxEventBytes bounds one event, and each record of a CloudTrail log
+	// file; MaxFileBytes bounds a CloudTrail log file ({"Records":[...]})
+	// or JSON array of CloudTrail records as a whole.
 	MaxEventBytes    ByteSize `yaml:"max_event_bytes"`
+	MaxFileBytes     ByteSize `yaml:"max_file_bytes"`
 	HTTPMaxBodyBytes ByteSize `yaml:"http_max_body_bytes"`
 	HTTPWriteTimeout Duration `yaml:"http_write_timeout"`
 	// MaxClockSkew: an event dated more than this after the receiving
@@ -353,8 +359,9 @@ func Defaults() Options {
 		},
 		ClickHouse: ClickHouseOptions{Database: "breachwatch", Username: "default", DialTimeout: Duration(5 * time.Second), Compression: "lz4"},
 		Store:      StoreOptions{RetentionDays: 400},
-		Ingest: IngestOptions{MaxEventBytes: 64 << 10, HTTPMaxBodyBytes: 16 << 20, HTTPWriteTimeout: Duration(15 * time.Second),
-			MaxClockSkew: Duration(15 * time.Minute)},
+		Ingest: IngestOptions{MaxEventBytes: 64 << 10, MaxFileBytes: event.DefaultMaxFileBytes, HTTPMaxBodyBytes: ingest.DefaultHTTPMaxBodyBytes,
+			HTTPWriteTimeout: Duration(15 * time.Second),
+			MaxClockSkew:     Duration(15 * time.Minute)},
 		Demo: DemoOptions{Rate: 200, Tenants: 50},
 		Detect: DetectOptions{RulesDir: "./rules", Lateness: Duration(5 * time.Minute), MaxGroups: 1_000_000,
 			MatchGap: Duration(time.Hour), ExposureHorizon: Duration(30 * 24 * time.Hour), ReloadInterval: Duration(5 * time.Second)},
@@ -827,6 +834,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Ingest.MaxEventBytes < 1024 || o.Ingest.MaxEventBytes > 16<<20 {
 		bad("ingest.max_event_bytes", "want 1KiB to 16MiB, got %d", o.Ingest.MaxEventBytes)
+	}
+	if o.Ingest.MaxFileBytes < o.Ingest.MaxEventBytes || o.Ingest.MaxFileBytes > 256<<20 {
+		bad("ingest.max_file_bytes", "want at least ingest.max_event_bytes (%d) and at most 256MiB, got %d", o.Ingest.MaxEventBytes, o.Ingest.MaxFileBytes)
 	}
 	if o.Ingest.MaxClockSkew < Duration(time.Second) || o.Ingest.MaxClockSkew > Duration(7*24*time.Hour) {
 		bad("ingest.max_clock_skew", "want 1s to 168h, got %s", time.Duration(o.Ingest.MaxClockSkew))

@@ -36,6 +36,11 @@ func TestDefaultsMatchTheContract(t *testing.T) {
 	if o.Kafka.Topics.Access != "breachwatch.access" || o.Kafka.Topics.Config != "breachwatch.config" || o.Kafka.DLQSuffix != ".dlq" {
 		t.Errorf("default topics %+v %q", o.Kafka.Topics, o.Kafka.DLQSuffix)
 	}
+	// A CloudTrail log file of the largest default size fits in an HTTP
+	// request, with room for other lines.
+	if o.Ingest.MaxEventBytes != 64<<10 || o.Ingest.MaxFileBytes != 16<<20 || o.Ingest.HTTPMaxBodyBytes <= o.Ingest.MaxFileBytes {
+		t.Errorf("default ingest limits %+v", o.Ingest)
+	}
 }
 
 func TestLoadLayers(t *testing.T) {
@@ -100,6 +105,8 @@ func TestLoadErrors(t *testing.T) {
 		{"same topics", "", nil, []string{"kafka.topics.config=breachwatch.access"}, "two different"},
 		{"bad level", "", nil, []string{"log.level=loud"}, "log.level"},
 		{"empty dlq suffix", "kafka:\n  dlq_suffix: ''\n", nil, nil, "kafka.dlq_suffix"},
+		{"file limit below event limit", "ingest:\n  max_event_bytes: 1MiB\n  max_file_bytes: 512KiB\n", nil, nil, "ingest.max_file_bytes: want at least ingest.max_event_bytes"},
+		{"file limit too large", "", nil, []string{"ingest.max_file_bytes=1GiB"}, "ingest.max_file_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
