@@ -27,6 +27,18 @@ type StoreInfo struct {
 // NewStoreInfo describes store id from the inventory.
 func NewStoreInfo(inv *incident.Inventory, id string) StoreInfo {
 	s, known := inv.Lookup(id)
+	return storeInfo(s, known)
+}
+
+// NewResourceStoreInfo describes the store of a configuration change's
+// resource: found in the inventory by resource.store, else by
+// resource.id (see incident.Inventory.LookupResource).
+func NewResourceStoreInfo(inv *incident.Inventory, r event.ConfigResource) StoreInfo {
+	s, known := inv.LookupResource(r.Store, r.ID)
+	return storeInfo(s, known)
+}
+
+func storeInfo(s incident.Store, known bool) StoreInfo {
 	return StoreInfo{ID: s.ID, Known: known, Personal: s.Personal(), Public: s.Public, Categories: s.Categories}
 }
 
@@ -68,7 +80,7 @@ type SafeEnv struct {
 // valid JSON (which the decoder never lets through) read as nil.
 func NewConfigEnv(c *event.ConfigChange, inv *incident.Inventory) *ConfigEnv {
 	env := &ConfigEnv{ID: c.ID, Time: c.Time, Resource: c.Resource, Setting: c.Setting, Source: c.Source,
-		Before: jsonValue(c.Before), After: jsonValue(c.After), Store: NewStoreInfo(inv, c.Resource.Store)}
+		Before: jsonValue(c.Before), After: jsonValue(c.After), Store: NewResourceStoreInfo(inv, c.Resource)}
 	if c.Actor != nil {
 		env.Actor = *c.Actor
 	}
