@@ -45,10 +45,10 @@ func copyDir(t *testing.T, from, to string) {
 }
 
 func TestRulesCommands(t *testing.T) {
-	if code, out, _ := runMain(t, "rules", "check", "../rules"); code != 0 || !strings.Contains(out, "13 rules") {
+	if code, out, _ := runMain(t, "rules", "check", "../rules"); code != 0 || !strings.Contains(out, "14 rules") {
 		t.Errorf("check of the default rules: %d %q", code, out)
 	}
-	if code, out, _ := runMain(t, "rules", "test", "../rules"); code != 0 || !strings.Contains(out, "fixtures of 13 rules passed") {
+	if code, out, _ := runMain(t, "rules", "test", "../rules"); code != 0 || !strings.Contains(out, "fixtures of 14 rules passed") {
 		t.Errorf("test of the default rules: %d %q", code, out)
 	}
 
