@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -155,7 +156,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		}
 		return nil
 	}
-	tr, err := newTracker(ctx, o, st, inventory, reg, rt.Now, log.Named("tracker"))
+	tr, err := newTracker(ctx, o, st, inventory, exposureCloser{func() *detect.Engine { return engine }}, reg, rt.Now, log.Named("tracker"))
 	if err != nil {
 		return err
 	}
@@ -174,11 +175,25 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		log.Info("stored findings queued for the tracker again (it ignores what it has)", zap.Int("findings", n))
 	}
 	var handoff ingest.Handoff
+	var detectRoutes []web.Route
 	if o.Detect.RulesDir != "" {
-		if engine, err = newEngine(ctx, o, st, feed, reg, log.Named("detect"), rt.Now); err != nil {
+		var sink detect.Sink
+		if engine, sink, err = newEngine(ctx, o, st, feed, reg, log.Named("detect"), rt.Now); err != nil {
 			return err
 		}
 		handoff = engine
+		backfills := &detect.Backfills{
+			NewEngine: func() (*detect.Engine, error) {
+				return detect.New(engine.Set(), sink, o.engineOptions(st, rt.Now), prometheus.NewRegistry(), log.Named("backfill"))
+			},
+			Latest:          func(ctx context.Context) (time.Time, error) { return latestStored(ctx, o, st, rt.Now) },
+			ExposureHorizon: time.Duration(o.Detect.ExposureHorizon), Now: rt.Now, Log: log.Named("backfill"),
+		}
+		staff := []web.Role{web.RoleEngineer}
+		detectRoutes = []web.Route{
+			{Method: "POST", Path: "/api/v1/backfill", Roles: staff, Handler: backfills.StartHandler(ctx)},
+			{Method: "GET", Path: "/api/v1/backfill/{id}", Roles: staff, Handler: backfills.GetHandler()},
+		}
 	} else {
 		log.Warn("detection is off (detect.rules_dir is empty): events are stored, nothing is evaluated")
 	}
@@ -186,7 +201,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	consumer, err := ingest.NewConsumer(kopts, ingest.ConsumerOptions{
 		Group: o.Kafka.Group, AccessTopic: o.Kafka.Topics.Access, ConfigTopic: o.Kafka.Topics.Config,
 		DLQSuffix: o.Kafka.DLQSuffix, MaxBatch: o.Kafka.BatchMaxRecords, MaxWait: time.Duration(o.Kafka.BatchMaxWait),
-		MaxEventBytes: int(o.Ingest.MaxEventBytes), MaxClockSkew: time.Duration(o.Ingest.MaxClockSkew), Now: rt.Now,
+		MaxEventBytes: int(o.Ingest.MaxEventBytes), MaxFileBytes: int(o.Ingest.MaxFileBytes), MaxClockSkew: time.Duration(o.Ingest.MaxClockSkew), Now: rt.Now,
 		FetchMaxBytes:        int32(o.Kafka.FetchMaxBytes),
 		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches, FetchMaxWait: time.Duration(o.Kafka.FetchMaxWait), LagInterval: time.Duration(o.Kafka.LagInterval),
 		Writers: o.Kafka.StoreWriters,
@@ -195,7 +210,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		return err
 	}
 	httpIngest := ingest.NewHTTP(writer, handoff, ingest.HTTPOptions{
-		MaxBodyBytes: int64(o.Ingest.HTTPMaxBodyBytes), MaxEventBytes: int(o.Ingest.MaxEventBytes),
+		MaxBodyBytes: int64(o.Ingest.HTTPMaxBodyBytes), MaxEventBytes: int(o.Ingest.MaxEventBytes), MaxFileBytes: int(o.Ingest.MaxFileBytes),
 		WriteTimeout: time.Duration(o.Ingest.HTTPWriteTimeout), MaxClockSkew: time.Duration(o.Ingest.MaxClockSkew), Now: rt.Now,
 	}, metrics, log.Named("http-ingest"))
 
@@ -233,7 +248,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		Routes: append([]web.Route{
 			{Method: "POST", Path: "/api/v1/events/access", Roles: ingestRoles, Handler: httpIngest.Access()},
 			{Method: "POST", Path: "/api/v1/events/config", Roles: ingestRoles, Handler: httpIngest.Config()},
-		}, append(append(incidentRoutes(tr), nt.routes...), admin.routes()...)...),
+		}, slices.Concat(incidentRoutes(tr), nt.routes, admin.routes(), detectRoutes)...),
 		Webhooks: append(webhooks, nt.webhooks...),
 		Assets:   nt.assets,
 		Console:  consoleHandler(cons),
@@ -303,34 +318,57 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 
 // newEngine loads the rules, builds the engine reporting to the store and
 // the log, and warms its windows from the stored tail of the stream.
-func newEngine(ctx context.Context, o Options, st appStore, feed *trackerFeed, reg prometheus.Registerer, log *zap.Logger, now func() time.Time) (*detect.Engine, error) {
+func newEngine(ctx context.Context, o Options, st appStore, feed *trackerFeed, reg prometheus.Registerer, log *zap.Logger, now func() time.Time) (*detect.Engine, detect.Sink, error) {
 	if _, err := os.Stat(o.Detect.RulesDir); errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("the rules folder %s does not exist: set detect.rules_dir (or set it to \"\" to run without detection)", o.Detect.RulesDir)
+		return nil, nil, fmt.Errorf("the rules folder %s does not exist: set detect.rules_dir (or set it to \"\" to run without detection)", o.Detect.RulesDir)
 	}
 	set, err := detect.LoadSet(o.Detect.RulesDir, o.Detect.Inventory)
 	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
+		return nil, nil, fmt.Errorf("rules: %w", err)
 	}
 	sink := &findingSink{store: st, feed: feed, log: log}
-	engine, err := detect.New(set, sink, detect.Options{Lateness: time.Duration(o.Detect.Lateness), MaxGroups: o.Detect.MaxGroups,
-		MatchGap: time.Duration(o.Detect.MatchGap), Now: now}, reg, log)
+	engine, err := detect.New(set, sink, o.engineOptions(st, now), reg, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	latest, err := st.Latest(ctx)
+	latest, err := latestStored(ctx, o, st, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !latest.IsZero() {
 		start := time.Now()
-		n, err := engine.Warm(ctx, st, latest, time.Duration(o.Detect.ExposureHorizon))
+		n, err := engine.Warm(ctx, latest, time.Duration(o.Detect.ExposureHorizon))
 		if err != nil {
-			return nil, fmt.Errorf("warming the rule windows from the store: %w", err)
+			return nil, nil, fmt.Errorf("warming the rule windows from the store: %w", err)
 		}
 		log.Info("rule windows warmed from the store", zap.Int("events", n), zap.Time("up_to", latest), zap.Duration("took", time.Since(start)))
 	}
 	log.Info("rules loaded", zap.Int("rules", set.Len()), zap.String("version", set.Version()))
-	return engine, nil
+	return engine, sink, nil
+}
+
+// latestStored is the newest stored event time, but no later than now and
+// the skew allowed: an event stored before dates were bounded may lie far
+// ahead, and nothing may start from it.
+func latestStored(ctx context.Context, o Options, st interface {
+	Latest(ctx context.Context) (time.Time, error)
+}, now func() time.Time) (time.Time, error) {
+	latest, err := st.Latest(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if limit := now().Add(time.Duration(o.Ingest.MaxClockSkew)); latest.After(limit) {
+		latest = limit
+	}
+	return latest, nil
+}
+
+// engineOptions are the rules engine's options from the configuration,
+// reading the store st.
+func (o Options) engineOptions(st detect.Store, now func() time.Time) detect.Options {
+	return detect.Options{Lateness: time.Duration(o.Detect.Lateness), Horizon: time.Duration(o.Detect.CorrectionHorizon),
+		IdleTimeout: time.Duration(o.Detect.IdleTimeout), MaxGroups: o.Detect.MaxGroups,
+		MatchGap: time.Duration(o.Detect.MatchGap), Now: now, Store: st}
 }
 
 // findingSink stores findings and hands them to the tracker, retrying
@@ -366,12 +404,24 @@ func (s *findingSink) Findings(ctx context.Context, fs []incident.Finding) error
 	return detect.LogSink{Log: s.log}.Findings(ctx, fs)
 }
 
+// exposureCloser hands the tracker's close-exposure command to the rules
+// engine (built after the tracker; nil while detection is off).
+type exposureCloser struct{ engine func() *detect.Engine }
+
+func (c exposureCloser) CloseExposure(ctx context.Context, fingerprint string, by incident.ManualClose) error {
+	e := c.engine()
+	if e == nil {
+		return errors.New("detection is off")
+	}
+	return e.CloseExposure(ctx, fingerprint, by)
+}
+
 // newTracker builds the incident tracker from its configuration,
 // rebuilding the incidents from the store's audit log.
 func newTracker(ctx context.Context, o Options, st interface {
 	tracker.Store
 	tracker.AccessSource
-}, inventory func() *incident.Inventory, reg prometheus.Registerer, now func() time.Time, log *zap.Logger) (*tracker.Tracker, error) {
+}, inventory func() *incident.Inventory, exposures tracker.ExposureCloser, reg prometheus.Registerer, now func() time.Time, log *zap.Logger) (*tracker.Tracker, error) {
 	regimes, err := tracker.DefaultRegimes()
 	if o.Tracker.RegimeTable != "" {
 		var data []byte
@@ -394,7 +444,8 @@ func newTracker(ctx context.Context, o Options, st interface {
 	tr, err := tracker.New(ctx, st, tracker.Options{Regimes: regimes, Apply: o.Tracker.Regimes, ByCountry: o.Tracker.RegimesByCountry,
 		Customers: customers, ProcessorTarget: time.Duration(o.Tracker.ProcessorTarget), Zone: zone,
 		ConsoleURL: strings.TrimSuffix(o.Tracker.ConsoleURL, "/"), Access: st, Inventory: inventory,
-		PrivilegedGroups: o.Tracker.PrivilegedGroups, SelfApproval: o.Notify.SelfApproval, Registerer: reg, Now: now, Log: log})
+		PrivilegedGroups: o.Tracker.PrivilegedGroups, SelfApproval: o.Notify.SelfApproval, Exposures: exposures,
+		Registerer: reg, Now: now, Log: log})
 	if err != nil {
 		return nil, err
 	}

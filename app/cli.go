@@ -26,7 +26,8 @@ Usage:
   breachwatch demo    [flags]          produce demo traffic into Kafka (--breach adds exposures)
   breachwatch rules check [DIR]        check a rule folder (default ./rules)
   breachwatch rules test  [DIR]        run the rules' fixtures (DIR/testdata)
-  breachwatch replay --from T [--to T] run the rules over stored events and print the findings
+  breachwatch replay --from T [--to T] run the rules over stored events and print the findings (a dry run)
+  breachwatch backfill --from T [--to T]  evaluate stored events through a running breachwatch: incidents as live
   breachwatch incidents list|show|confirm|dismiss|…  triage incidents through a running breachwatch
   breachwatch audit verify             check the incidents' audit log is intact
   breachwatch hash-password            read a password on stdin, print its bcrypt hash (console.users)
@@ -60,6 +61,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, reload <
 		return incidentsCommand(ctx, args, stdout, stderr, os.Getenv)
 	case "audit":
 		return auditCommand(ctx, args, stdout, stderr)
+	case "backfill":
+		return backfillCommand(ctx, args, stdout, stderr, os.Getenv, time.Now)
 	case "hash-password":
 		return hashPassword(os.Stdin, stdout, stderr)
 	case "serve", "demo", "config", "replay":

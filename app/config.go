@@ -187,9 +187,17 @@ type DetectOptions struct {
 	// Inventory is the data-inventory file; empty takes every store to
 	// hold personal data of the tenants seen on it.
 	Inventory string `yaml:"inventory"`
-	// Lateness is how far behind the newest event an event may arrive and
-	// still count in the windows.
+	// Lateness is how far behind the watermark (the event time every
+	// input partition has reached) an event may arrive and still be
+	// evaluated from the state kept in memory; an older one has its group
+	// re-evaluated from the store. Nothing is dropped either way.
 	Lateness Duration `yaml:"lateness"`
+	// CorrectionHorizon: events older than this behind the watermark are
+	// stored but not evaluated (counted and logged; see backfill).
+	CorrectionHorizon Duration `yaml:"correction_horizon"`
+	// IdleTimeout: an input partition that delivers nothing this long no
+	// longer holds the watermark back.
+	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxGroups bounds the live window groups (memory); beyond it the least
 	// recently updated is evicted.
 	MaxGroups int `yaml:"max_groups"`
@@ -364,6 +372,7 @@ func Defaults() Options {
 			MaxClockSkew:     Duration(15 * time.Minute)},
 		Demo: DemoOptions{Rate: 200, Tenants: 50},
 		Detect: DetectOptions{RulesDir: "./rules", Lateness: Duration(5 * time.Minute), MaxGroups: 1_000_000,
+			CorrectionHorizon: Duration(7 * 24 * time.Hour), IdleTimeout: Duration(time.Minute),
 			MatchGap: Duration(time.Hour), ExposureHorizon: Duration(30 * 24 * time.Hour), ReloadInterval: Duration(5 * time.Second)},
 		Tracker: TrackerOptions{Regimes: []string{"gdpr"}, RegimesByCountry: true, ProcessorTarget: Duration(24 * time.Hour),
 			TimeZone: "UTC", RemindBefore: Durations{Duration(48 * time.Hour), Duration(24 * time.Hour), Duration(12 * time.Hour),
@@ -852,6 +861,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Detect.MaxGroups < 1000 {
 		bad("detect.max_groups", "want at least 1000, got %d", o.Detect.MaxGroups)
+	}
+	if o.Detect.CorrectionHorizon < Duration(time.Hour) || o.Detect.IdleTimeout < Duration(time.Second) {
+		bad("detect", "correction_horizon must be at least 1h and idle_timeout at least 1s")
 	}
 	if o.Detect.Lateness < 0 || o.Detect.MatchGap <= 0 || o.Detect.ExposureHorizon < 0 || o.Detect.ReloadInterval < 0 {
 		bad("detect", "lateness, exposure_horizon and reload_interval must not be negative, and match_gap must be positive")

@@ -37,12 +37,18 @@ func newTrackerFeed(tr findingsTracker, log *zap.Logger) *trackerFeed {
 	return &trackerFeed{tr: tr, log: log, pending: map[string]incident.Finding{}, wake: make(chan struct{}, 1)}
 }
 
-// Add queues findings; it never blocks.
+// Add queues findings; it never blocks. A report older (by version) than
+// the one waiting for its fingerprint is dropped: the newer one holds
+// everything it said (this is how a batch put back after a failure never
+// replaces a newer report that came meanwhile).
 func (f *trackerFeed) Add(fs []incident.Finding) {
 	f.mu.Lock()
 	for _, x := range fs {
-		if _, ok := f.pending[x.Fingerprint]; !ok {
+		cur, ok := f.pending[x.Fingerprint]
+		if !ok {
 			f.order = append(f.order, x.Fingerprint)
+		} else if cur.Newer(&x) {
+			continue
 		}
 		f.pending[x.Fingerprint] = x
 	}

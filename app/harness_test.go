@@ -69,8 +69,12 @@ func start(t testing.TB, o Options) Info {
 			Ready:  func(i Info) { infoc <- i },
 		})
 	}()
+	ended := false // Run's result was taken during start-up
 	t.Cleanup(func() {
 		cancel()
+		if ended {
+			return
+		}
 		if err := <-errc; err != nil {
 			t.Errorf("Run: %v", err)
 		}
@@ -79,6 +83,7 @@ func start(t testing.TB, o Options) Info {
 	case i := <-infoc:
 		return i
 	case err := <-errc:
+		ended = true
 		t.Fatalf("Run ended during start-up: %v", err)
 	case <-time.After(2 * time.Minute):
 		t.Fatal("breachwatch did not start")

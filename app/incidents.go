@@ -53,8 +53,7 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 	sub := args[0]
 	fs := flag.NewFlagSet("breachwatch incidents "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	base := fs.String("url", firstNonEmpty(getenv("BREACHWATCH_URL"), "http://127.0.0.1:8080"), "breachwatch's `URL`")
-	tokenFile := fs.String("token-file", "", "`file` holding an API token (default $BREACHWATCH_TOKEN, else ./data/dev-token)")
+	client := apiFlags(fs, getenv)
 	status := fs.String("status", "", "list: only incidents in this status")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	reason := fs.String("reason", "", "the reason (dismiss, reopen, awareness, determine, late filings) or the note's text")
@@ -82,17 +81,11 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 		}
 		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
-	token := strings.TrimSpace(getenv("BREACHWATCH_TOKEN"))
-	if *tokenFile != "" || token == "" {
-		path := firstNonEmpty(*tokenFile, filepath.Join("data", "dev-token"))
-		b, err := os.ReadFile(path)
-		if err != nil {
-			fmt.Fprintf(stderr, "breachwatch incidents: no token: set BREACHWATCH_TOKEN or --token-file (%v)\n", err)
-			return 2
-		}
-		token = strings.TrimSpace(string(b))
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "breachwatch incidents:", err)
+		return 2
 	}
-	c := &apiClient{base: strings.TrimSuffix(*base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
 
 	switch sub {
 	case "list":
@@ -313,6 +306,26 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// apiFlags adds the flags that reach a running breachwatch (--url,
+// --token-file) to fs; the function it returns builds the client once fs
+// is parsed.
+func apiFlags(fs *flag.FlagSet, getenv func(string) string) func() (*apiClient, error) {
+	base := fs.String("url", firstNonEmpty(getenv("BREACHWATCH_URL"), "http://127.0.0.1:8080"), "breachwatch's `URL`")
+	tokenFile := fs.String("token-file", "", "`file` holding an API token (default $BREACHWATCH_TOKEN, else ./data/dev-token)")
+	return func() (*apiClient, error) {
+		token := strings.TrimSpace(getenv("BREACHWATCH_TOKEN"))
+		if *tokenFile != "" || token == "" {
+			path := firstNonEmpty(*tokenFile, filepath.Join("data", "dev-token"))
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("no token: set BREACHWATCH_TOKEN or --token-file (%w)", err)
+			}
+			token = strings.TrimSpace(string(b))
+		}
+		return &apiClient{base: strings.TrimSuffix(*base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	}
 }
 
 type apiClient struct {

@@ -92,9 +92,9 @@ type ReplayOptions struct {
 }
 
 // Replay runs the rules over the stored events between From and To and
-// prints the findings (each as last reported), with progress on stderr.
-// Configuration changes are replayed first, then access events: the rules
-// of the two kinds do not depend on each other.
+// prints the findings (each as last reported), with progress on stderr: the
+// dry run of `breachwatch backfill`. Changes and access events are read
+// with a clock each, so that neither makes the other late.
 func Replay(ctx context.Context, o Options, r ReplayOptions, stdout, stderr io.Writer) error {
 	log, err := NewLogger(o.Log)
 	if err != nil {
@@ -111,52 +111,28 @@ func Replay(ctx context.Context, o Options, r ReplayOptions, stdout, stderr io.W
 	}
 	var all []incident.Finding
 	sink := collectSink{&all}
-	eng, err := detect.New(set, sink, detect.Options{Lateness: time.Duration(o.Detect.Lateness), MaxGroups: o.Detect.MaxGroups,
-		MatchGap: time.Duration(o.Detect.MatchGap)}, prometheus.NewRegistry(), log.Named("detect"))
+	eng, err := detect.New(set, sink, o.engineOptions(st, time.Now), prometheus.NewRegistry(), log.Named("detect"))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "replaying %s .. %s from %s through %d rules (version %s)\n",
 		r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), desc, set.Len(), set.Version())
 	p := &progress{w: stderr, from: r.From, to: r.To, start: time.Now()}
-	var b event.Batch
-	flush := func() error {
-		if b.Len() == 0 {
-			return nil
-		}
-		p.n += int64(b.Len())
-		err := eng.Process(ctx, &b)
-		b.Reset()
-		return err
-	}
-	err = st.ScanConfig(ctx, r.From, r.To, func(c *event.ConfigChange) error {
-		b.Config = append(b.Config, *c)
-		if len(b.Config) >= 1000 {
-			return flush()
-		}
-		return nil
+	_, err = eng.Replay(ctx, r.From, r.To, time.Duration(o.Detect.ExposureHorizon), func(x detect.Progress) {
+		p.n = int64(x.Events)
+		p.show(x.Reached)
 	})
-	if err == nil {
-		err = flush()
-	}
-	if err == nil {
-		err = st.ScanAccess(ctx, r.From, r.To, func(a *event.AccessEvent) error {
-			b.Access = append(b.Access, *a)
-			if len(b.Access) >= 10_000 {
-				p.show(a.Time)
-				return flush()
-			}
-			return nil
-		})
-	}
-	if err == nil {
-		err = flush()
-	}
 	p.done()
 	if err != nil {
 		return err
 	}
-	findings := detect.Latest(all)
+	var findings []incident.Finding
+	for _, f := range detect.Latest(all) {
+		if !f.Retracted() {
+			findings = append(findings, f)
+		}
+	}
+	detect.SortFindings(findings)
 	if r.JSON {
 		enc := json.NewEncoder(stdout)
 		for i := range findings {
@@ -195,7 +171,7 @@ type progress struct {
 }
 
 func (p *progress) show(at time.Time) {
-	if time.Since(p.last) < time.Second {
+	if time.Since(p.last) < time.Second || at.IsZero() {
 		return
 	}
 	p.last = time.Now()

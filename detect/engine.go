@@ -3,16 +3,26 @@
 // sliding windows, sequences, and exposure windows opened by a weakening
 // configuration change and closed by its remedy.
 //
-// Findings are deterministic (rule + group + episode start), so a replay of
-// the same events, or a restart that warms the windows from the store,
-// updates findings instead of duplicating them.
+// Results do not depend on the order events arrive in. Each rule's
+// findings for a group are a function of the group's events in (time, id)
+// order (see docs/rules.md, "Event time"): events that come in order are
+// evaluated as they come; one that comes out of order within the state a
+// group keeps makes the group replay from its checkpoint; one older than
+// that has its group re-evaluated from the store. A finding whose start
+// moves, or that merges with another, is reported again under its new
+// fingerprint, naming the ones it supersedes, and those are retracted.
+// Findings are deterministic (rule + group + episode start), so a replay,
+// a restart or a backfill updates findings instead of duplicating them.
 package detect
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,30 +35,65 @@ import (
 	"github.com/breachwatch/breachwatch/incident"
 )
 
-// Sink receives findings: the next stage (the incident tracker), or, until
-// it exists, a store and the log. Findings with the same fingerprint are
-// the same finding, reported again with more evidence; a sink must treat a
-// repeat as an update. Findings is called from one goroutine at a time.
+// Sink receives findings: the next stage (the incident tracker, through the
+// store). Findings with the same fingerprint are the same finding, reported
+// again with more evidence (a higher Version); a sink must treat a repeat as
+// an update, and a report with SupersededBy set as the finding's
+// retraction. Findings is called from one goroutine at a time, in the
+// order the reports were made.
 type Sink interface {
 	Findings(ctx context.Context, fs []incident.Finding) error
 }
 
+// Store is what the engine reads from the store: the ordered history of
+// events, to warm its state at start and to re-evaluate a group when an
+// event comes behind what it keeps in memory, and the findings reported
+// before (to tell a changed finding from one reported already, and to keep
+// open exposures open across restarts and retention).
+type Store interface {
+	// ScanAccess and ScanConfig call fn for each event with from ≤ time < to,
+	// in (time, id) order.
+	ScanAccess(ctx context.Context, from, to time.Time, fn func(*event.AccessEvent) error) error
+	ScanConfig(ctx context.Context, from, to time.Time, fn func(*event.ConfigChange) error) error
+	// ScanAccessWhere is ScanAccess restricted to the events whose fields
+	// (named as in rules, e.g. "actor.id") have these values. A store may
+	// return more events than asked (the engine checks), never fewer.
+	ScanAccessWhere(ctx context.Context, from, to time.Time, where []event.FieldValue, fn func(*event.AccessEvent) error) error
+	// FindingsOf lists the latest report of each finding of a rule whose
+	// window starts in [from, to).
+	FindingsOf(ctx context.Context, ruleID string, from, to time.Time) ([]incident.Finding, error)
+}
+
 // Options configure an Engine.
 type Options struct {
-	// Lateness is how far behind the newest event an event may be and
-	// still count in the windows (default 5m).
+	// Lateness is how far behind the watermark an event may come and
+	// still be evaluated from the state kept in memory (default 5m); an
+	// older one has its group re-evaluated from the store.
 	Lateness time.Duration
+	// Horizon is how far behind the watermark an event is still corrected
+	// (default 7 days); older ones are counted and logged, and left to
+	// `breachwatch backfill`.
+	Horizon time.Duration
+	// IdleTimeout: a partition that has delivered nothing this long (wall
+	// clock) no longer holds the watermark back (default 1m).
+	IdleTimeout time.Duration
 	// MaxGroups bounds the groups kept for window rules; beyond it the
-	// least recently updated group is evicted (default 1,000,000).
+	// least recently updated group is evicted, and re-evaluated from the
+	// store when its key comes back (default 1,000,000).
 	MaxGroups int
 	// MatchGap: matches of a match rule in the same group belong to one
 	// finding until the group has been quiet this long (default 1h).
 	MatchGap time.Duration
-	Now      func() time.Time // the wall clock, for DetectedAt (default time.Now)
+	Now      func() time.Time // the wall clock: DetectedAt, idle partitions (default time.Now)
+	// Store is read to warm the state, to correct late events and to keep
+	// open exposures; nil: events older than the state kept are counted as
+	// beyond the horizon.
+	Store Store
 }
 
 // Engine evaluates rules. Handle and Process are safe for concurrent use:
-// batches are evaluated one at a time, in the order they come.
+// batches are evaluated one at a time, and their findings reach the sink in
+// the order they were reported.
 type Engine struct {
 	set  atomic.Pointer[rule.Set]
 	sink Sink
@@ -57,24 +102,98 @@ type Engine struct {
 	log  *zap.Logger
 
 	mu        sync.Mutex // guards everything below
+	sinkMu    sync.Mutex // taken before mu is released: sink calls in report order
 	ev        rule.Evaluator
 	groups    *table
 	exposures map[string]*exposure
-	maxTime   int64 // newest event time seen, unix nanoseconds
-	out       []incident.Finding
-	dirty     map[*episode]dirty // episodes updated in this batch, reported at its end
-	env       rule.AccessEnv
-	keyBuf    []byte          // group keys are built here
-	intern    *interner       // stores and category sets of window entries
-	seenRules map[string]bool // rule id+version in the current set
-	failing   map[string]bool // rules whose evaluation failed (logged once)
-	processed int
+	storeOf   map[string]namedStore // resource id → the store named for it by its latest change that named one
+	// defaulted: resource id → the exposures holding changes of it that
+	// named no store (re-read when a store is named for it).
+	defaulted  map[string]map[string]bool
+	clocks     *clocks
+	wm         int64 // the watermark for the batch being evaluated
+	newest     map[*rule.Rule]int64
+	evicted    map[string]int64 // rule+key of evicted groups → their newest entry
+	late       map[string]*lateGroup
+	dirty      map[*episode]dirtyRef
+	retracts   []retraction
+	out        []incident.Finding
+	known      map[string]sig // warm-up and backfill: findings as stored
+	hold       int64          // warm-up and backfill: groups starting before this are held
+	env        rule.AccessEnv
+	keyBuf     []byte
+	intern     *interner
+	failing    map[string]bool
+	processed  int
+	order      []int32  // the batch's access events in (time, id) order
+	stale      []*group // groups to evaluate again at the end of the batch
+	lastVer    uint64
+	oldest     int64 // the oldest event beyond the horizon since it was last logged
+	oldestLog  time.Time
+	correcting bool
+	// Backfill and replay: findings starting at or after reportBefore are
+	// not reported; replayAll reports what is stored too; produced keeps
+	// every finding a backfill holds, by fingerprint.
+	reportBefore int64
+	replayAll    bool
+	produced     map[string]incident.Finding
+}
+
+// dirtyRef says whose an episode updated in this batch is.
+type dirtyRef struct {
+	owner
+	force bool // report even if its evidence did not change (it supersedes another)
+}
+
+// retraction is a finding to retract at the end of the batch, and the
+// episode that now holds its evidence (nil: none).
+type retraction struct {
+	f        incident.Finding
+	succ     *episode
+	reported sig       // what was last reported of it
+	detected time.Time // when it was first detected
+}
+
+// revive cancels a pending retraction of episode ep's fingerprint, which a
+// later evaluation in the same batch has again (a window merged away and
+// split off again), and the successor's claim to it; ep takes over what was
+// reported of it.
+func (e *Engine) revive(ep *episode) {
+	fp := ep.fp
+	for i := 0; i < len(e.retracts); i++ {
+		if r := e.retracts[i]; r.f.Fingerprint == fp {
+			if ep.reported == (sig{}) {
+				ep.reported, ep.detectedAt = r.reported, r.detected
+			}
+			if r.succ != nil {
+				r.succ.supersedes = slices.DeleteFunc(r.succ.supersedes, func(s string) bool { return s == fp })
+			}
+			e.retracts = slices.Delete(e.retracts, i, i+1)
+			i--
+		}
+	}
+	for ep := range e.dirty { // the successor as a later evaluation made it
+		ep.supersedes = slices.DeleteFunc(ep.supersedes, func(s string) bool { return s == fp })
+	}
+}
+
+// owner is what an episode belongs to: a group, or an exposure's history.
+type owner struct {
+	rule      *rule.Rule
+	key, part string
+	g         *group // nil for exposures
 }
 
 // New builds an engine running set, reporting to sink.
 func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *zap.Logger) (*Engine, error) {
 	if o.Lateness <= 0 {
 		o.Lateness = 5 * time.Minute
+	}
+	if o.Horizon <= 0 {
+		o.Horizon = 7 * 24 * time.Hour
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = time.Minute
 	}
 	if o.MaxGroups <= 0 {
 		o.MaxGroups = 1_000_000
@@ -90,7 +209,10 @@ func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *za
 		return nil, err
 	}
 	e := &Engine{sink: sink, opts: o, m: m, log: log, groups: newTable(o.MaxGroups),
-		exposures: map[string]*exposure{}, failing: map[string]bool{}, dirty: map[*episode]dirty{}, intern: newInterner()}
+		exposures: map[string]*exposure{}, storeOf: map[string]namedStore{}, defaulted: map[string]map[string]bool{}, clocks: newClocks(o.IdleTimeout),
+		newest: map[*rule.Rule]int64{}, evicted: map[string]int64{}, late: map[string]*lateGroup{},
+		failing: map[string]bool{}, dirty: map[*episode]dirtyRef{}, intern: newInterner(), wm: math.MinInt64, hold: math.MinInt64,
+		reportBefore: math.MaxInt64}
 	e.Swap(set)
 	return e, nil
 }
@@ -99,16 +221,16 @@ func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *za
 func (e *Engine) Set() *rule.Set { return e.set.Load() }
 
 // Swap replaces the rule set atomically. The state of rules whose
-// definition did not change carries over; changed and removed rules start
-// afresh.
+// definition did not change carries over. Window rules that changed start
+// afresh; exposure rules that changed re-read the changes they had seen
+// with their new definition, so that no open window is lost.
 func (e *Engine) Swap(set *rule.Set) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	old := e.set.Load()
 	e.set.Store(set)
-	current := map[string]bool{}
 	byVersion := map[string]*rule.Rule{}
 	for _, r := range set.Rules() {
-		current[r.ID()+"\x00"+r.Version()] = true
 		byVersion[r.ID()+"\x00"+r.Version()] = r
 	}
 	e.groups.each(func(g *group) {
@@ -118,52 +240,131 @@ func (e *Engine) Swap(set *rule.Set) {
 			e.groups.remove(g)
 		}
 	})
-	for id := range e.exposures {
-		rv, _, _ := cut2(id)
-		if !current[rv] {
-			delete(e.exposures, id)
-		}
+	clear(e.newest)
+	if old != nil {
+		e.swapExposures(set, byVersion)
 	}
-	e.seenRules = current
 	e.m.rules.Set(float64(set.Len()))
 	e.m.groups.Set(float64(e.groups.len()))
 }
 
-// cut2 splits "rule\x00version\x00key" into "rule\x00version" and key.
-func cut2(id string) (ruleVersion, key string, ok bool) {
-	n := 0
-	for i := 0; i < len(id); i++ {
-		if id[i] == 0 {
-			if n++; n == 2 {
-				return id[:i], id[i+1:], true
-			}
-		}
-	}
-	return id, "", false
-}
-
 // Handle evaluates a batch the store has acknowledged (ingest's Handoff).
-// Findings the sink refuses are logged: the events are stored, and a replay
-// or a restart reports them again.
+// Findings the sink refuses are logged: the events are stored, and a
+// restart or a backfill reports them again.
 func (e *Engine) Handle(ctx context.Context, b *event.Batch) {
 	if err := e.Process(ctx, b); err != nil && ctx.Err() == nil {
-		e.log.Warn("could not report findings; they will be reported again on the next restart or replay", zap.Error(err))
+		e.log.Warn("could not report findings; a restart or `breachwatch backfill` reports them again", zap.Error(err))
 	}
 }
 
-// Process evaluates a batch and hands the findings to the sink,
-// returning the sink's error.
+// Assigned and Revoked tell the engine which input partitions the consumer
+// owns (ingest.PartitionAware): one assigned holds the watermark back until
+// it delivers or goes idle.
+func (e *Engine) Assigned(sources []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.clocks.assign(sources, e.opts.Now())
+}
+
+// Revoked: see Assigned.
+func (e *Engine) Revoked(sources []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.clocks.revoke(sources)
+}
+
+// Watermark is the engine's event-time watermark (zero until known).
+func (e *Engine) Watermark() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.clocks.wm == math.MinInt64 {
+		return time.Time{}
+	}
+	return utc(e.clocks.wm)
+}
+
+// batchSource names the clock of batches that carry no clocks of their
+// own (tests, fixtures, warm-up): their newest event time.
+const batchSource = "batch"
+
+// Process evaluates a batch and hands the findings to the sink, returning
+// the sink's error.
 func (e *Engine) Process(ctx context.Context, b *event.Batch) error {
 	e.mu.Lock()
-	set := e.set.Load()
 	start := time.Now()
+	e.evaluate(ctx, b)
+	e.m.seconds.Observe(time.Since(start).Seconds())
+	return e.hand(ctx)
+}
+
+// evaluate runs a batch through the rules and the corrections it calls
+// for, leaving the reports in e.out. The batch is evaluated against the
+// watermark of the batches before it; its own clocks move the watermark
+// afterwards (a large batch of a backlog spans minutes of event time, and
+// its first events are not late for its last). Called with e.mu held.
+func (e *Engine) evaluate(ctx context.Context, b *event.Batch) {
+	e.evaluateNoClock(ctx, b)
+	now := e.opts.Now()
+	if len(b.Clocks) > 0 {
+		e.clocks.observe(b.Clocks, now)
+	} else if b.Len() > 0 {
+		var newest time.Time
+		for i := range b.Access {
+			if b.Access[i].Time.After(newest) {
+				newest = b.Access[i].Time
+			}
+		}
+		for i := range b.Config {
+			if b.Config[i].Time.After(newest) {
+				newest = b.Config[i].Time
+			}
+		}
+		e.clocks.observe([]event.Clock{{Source: batchSource, Newest: newest}}, now)
+	}
+	e.wm = e.clocks.watermark(now)
+	if e.wm != math.MinInt64 {
+		e.m.watermark.Set(float64(e.wm) / 1e9)
+	}
+}
+
+// evaluateNoClock evaluates a batch without moving the clocks.
+func (e *Engine) evaluateNoClock(ctx context.Context, b *event.Batch) {
+	set := e.set.Load()
+	e.wm = e.clocks.watermark(e.opts.Now())
+	// In (time, id) order: a batch of several partitions interleaves their
+	// times, and events in order are the cheap case (results do not depend
+	// on it).
+	e.order = e.order[:0]
+	sorted := true
 	for i := range b.Access {
+		e.order = append(e.order, int32(i))
+		if i > 0 && sorted {
+			p, c := &b.Access[i-1], &b.Access[i]
+			sorted = !before(c.Time.UnixNano(), c.ID, p.Time.UnixNano(), p.ID)
+		}
+	}
+	if !sorted {
+		slices.SortFunc(e.order, func(i, j int32) int {
+			a, c := &b.Access[i], &b.Access[j]
+			if x := a.Time.Compare(c.Time); x != 0 {
+				return x
+			}
+			return strings.Compare(a.ID, c.ID)
+		})
+	}
+	for _, i := range e.order {
 		e.access(set, &b.Access[i])
 	}
 	for i := range b.Config {
 		e.config(set, &b.Config[i])
 	}
-	e.flushDirty()
+	if len(e.stale) > 0 {
+		e.replayStale()
+	}
+	if len(e.late) > 0 {
+		e.correct(ctx)
+	}
+	e.flush()
 	e.processed += b.Len()
 	if e.processed >= 4096 {
 		e.processed = 0
@@ -172,29 +373,29 @@ func (e *Engine) Process(ctx context.Context, b *event.Batch) error {
 	e.m.events.WithLabelValues(rule.SourceAccess).Add(float64(len(b.Access)))
 	e.m.events.WithLabelValues(rule.SourceConfig).Add(float64(len(b.Config)))
 	e.m.groups.Set(float64(e.groups.len()))
-	e.m.seconds.Observe(time.Since(start).Seconds())
+}
+
+// hand passes e.out to the sink. Called with e.mu held; releases it.
+func (e *Engine) hand(ctx context.Context) error {
 	out := e.out
 	e.out = nil
-	e.mu.Unlock()
 	if len(out) == 0 {
+		e.mu.Unlock()
 		return nil
 	}
+	// The sink lock is taken before the engine lock is released, so that
+	// reports reach the sink in the order they were made.
+	e.sinkMu.Lock()
+	e.mu.Unlock()
+	defer e.sinkMu.Unlock()
 	for i := range out {
+		if out[i].Retracted() {
+			e.m.superseded.Inc()
+			continue
+		}
 		e.m.findings.WithLabelValues(out[i].RuleID, out[i].Severity).Inc()
 	}
 	return e.sink.Findings(ctx, out)
-}
-
-func (e *Engine) observeTime(t time.Time) {
-	if n := t.UnixNano(); n > e.maxTime {
-		e.maxTime = n
-	}
-}
-
-// tooLate reports whether an event at t is beyond the lateness allowed for
-// a window of w.
-func (e *Engine) tooLate(t time.Time, w time.Duration) bool {
-	return t.UnixNano() < e.maxTime-int64(e.opts.Lateness)-int64(w)
 }
 
 func (e *Engine) evalError(r *rule.Rule, err error) {
@@ -206,8 +407,27 @@ func (e *Engine) evalError(r *rule.Rule, err error) {
 	}
 }
 
+// beyondHorizon counts an event too old to correct and logs the oldest such
+// event at most once a minute.
+func (e *Engine) beyondHorizon(t int64, id string) bool {
+	if e.wm == math.MinInt64 || t >= e.wm-int64(e.opts.Horizon) {
+		return false
+	}
+	e.m.beyond.Inc()
+	if e.oldest == 0 || t < e.oldest {
+		e.oldest = t
+	}
+	if now := e.opts.Now(); now.Sub(e.oldestLog) >= time.Minute {
+		e.oldestLog = now
+		e.log.Warn("events older than the correction horizon were stored but not evaluated; run `breachwatch backfill` over their time to evaluate them",
+			zap.Time("oldest", utc(e.oldest)), zap.String("example_id", id),
+			zap.Duration("horizon", e.opts.Horizon), zap.Time("watermark", utc(e.wm)))
+		e.oldest = 0
+	}
+	return true
+}
+
 func (e *Engine) access(set *rule.Set, ev *event.AccessEvent) {
-	e.observeTime(ev.Time)
 	specific, anyRules := set.ForAccess(ev.Action)
 	if len(specific) == 0 && len(anyRules) == 0 {
 		return
@@ -215,32 +435,87 @@ func (e *Engine) access(set *rule.Set, ev *event.AccessEvent) {
 	e.env.AccessEvent = ev
 	e.env.Store = rule.NewStoreInfo(set.Inventory(), ev.Resource.Store)
 	if e.env.Store.Known && !e.env.Store.Personal {
+		e.env.AccessEvent = nil
 		return // a store without personal data never yields a finding
 	}
+	checked := false
 	for _, list := range [2][]*rule.Rule{specific, anyRules} {
 		for _, r := range list {
-			switch r.Kind() {
-			case incident.KindSequence:
-				e.sequence(r, ev)
-				continue
+			var steps uint32
+			if r.Kind() == incident.KindSequence {
+				if steps = e.steps(r, ev); steps == 0 {
+					continue
+				}
+			} else {
+				ok, err := r.MatchAccess(&e.ev, &e.env)
+				if err != nil {
+					e.evalError(r, err)
+					continue
+				}
+				if !ok {
+					continue
+				}
 			}
-			ok, err := r.MatchAccess(&e.ev, &e.env)
-			if err != nil {
-				e.evalError(r, err)
-				continue
+			if !checked {
+				if e.beyondHorizon(ev.Time.UnixNano(), ev.ID) {
+					e.env.AccessEvent = nil
+					return
+				}
+				checked = true
 			}
-			if !ok {
-				continue
-			}
-			switch r.Kind() {
-			case incident.KindMatch:
-				e.match(r, ev)
-			case incident.KindThreshold:
-				e.threshold(r, ev)
-			}
+			e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
+			e.add(r, e.keyBuf, e.accessEntry(r, ev, steps), func() []event.FieldValue { return r.GroupValues(ev) })
 		}
 	}
 	e.env.AccessEvent = nil
+}
+
+// steps evaluates which steps of a sequence an event meets. Only groups
+// under way look at the later steps: an event meeting a later step with no
+// group of its key yet is passed over (a group made later is marked
+// incomplete and rebuilt from the store before it can complete).
+func (e *Engine) steps(r *rule.Rule, ev *event.AccessEvent) uint32 {
+	var mask uint32
+	if e.step(r, 0) {
+		mask = 1
+	} else {
+		if e.groups.live(r) == 0 {
+			return 0
+		}
+		e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
+		if e.groups.lookup(r, e.keyBuf) == nil {
+			return 0
+		}
+	}
+	for i := 1; i < r.Steps(); i++ {
+		if e.step(r, i) {
+			mask |= 1 << i
+		}
+	}
+	return mask
+}
+
+func (e *Engine) step(r *rule.Rule, i int) bool {
+	ok, err := r.StepAccess(&e.ev, &e.env, i)
+	if err != nil {
+		e.evalError(r, err)
+		return false
+	}
+	return ok
+}
+
+// accessEntry is an event as a group keeps it.
+func (e *Engine) accessEntry(r *rule.Rule, ev *event.AccessEvent, steps uint32) entry {
+	en := entry{t: ev.Time.UnixNano(), v: ev.Records, records: ev.Records, id: ev.ID, tenant: ev.Tenant,
+		store: e.intern.str(ev.Resource.Store), cats: e.intern.set(e.categories(ev)), steps: steps}
+	if agg, _ := r.Threshold(); agg == rule.AggDistinct {
+		if d := r.DistinctValue(ev); d == ev.Tenant {
+			en.distinct = en.tenant
+		} else {
+			en.distinct = d
+		}
+	}
+	return en
 }
 
 // categories are what an event touched: its own, or its store's.
@@ -251,493 +526,247 @@ func (e *Engine) categories(ev *event.AccessEvent) []string {
 	return e.env.Store.Categories
 }
 
-// dirty says which rule and group an updated episode belongs to.
-type dirty struct {
-	rule *rule.Rule
-	key  string
+// report marks an episode to be reported at the end of the batch.
+func (e *Engine) report(o owner, ep *episode, force bool) {
+	if d, ok := e.dirty[ep]; ok {
+		force = force || d.force
+	}
+	e.dirty[ep] = dirtyRef{o, force}
 }
 
-// report queues the episode's finding: at once when now is set (a new
-// finding, an exposure closing), otherwise once at the end of the batch, so
-// that a finding is reported at most once per batch with all its evidence.
-func (e *Engine) report(r *rule.Rule, key string, ep *episode, now bool) {
-	if !now {
-		e.dirty[ep] = dirty{r, key}
+// version is the next report version: increasing, and ahead of the wall
+// clock's nanoseconds so that versions also increase across restarts.
+func (e *Engine) version() uint64 {
+	v := uint64(max(e.opts.Now().UnixNano(), 0))
+	if v <= e.lastVer {
+		v = e.lastVer + 1
+	}
+	e.lastVer = v
+	return v
+}
+
+// flush reports the episodes whose evidence changed in this batch, in a
+// stable order, then the retractions of the findings they superseded.
+func (e *Engine) flush() {
+	if len(e.dirty) == 0 && len(e.retracts) == 0 {
 		return
 	}
-	delete(e.dirty, ep)
-	e.emit(r, key, ep)
-}
-
-func (e *Engine) emit(r *rule.Rule, key string, ep *episode) {
-	if ep.detectedAt.IsZero() {
-		ep.detectedAt = e.opts.Now().UTC()
+	type item struct {
+		ep *episode
+		d  dirtyRef
 	}
-	ep.reported = ep.count + ep.value
-	e.out = append(e.out, ep.finding(r, key))
-}
-
-// flushDirty reports the episodes whose evidence changed since their last
-// report, in a stable order.
-func (e *Engine) flushDirty() {
-	if len(e.dirty) == 0 {
-		return
-	}
-	eps := make([]*episode, 0, len(e.dirty))
-	for ep := range e.dirty {
-		if ep.count+ep.value != ep.reported {
-			eps = append(eps, ep)
+	items := make([]item, 0, len(e.dirty))
+	for ep, d := range e.dirty {
+		if d.g != nil && d.g.held {
+			continue // reported once rebuilt from the store
 		}
-	}
-	sort.Slice(eps, func(i, j int) bool {
-		a, b := e.dirty[eps[i]], e.dirty[eps[j]]
-		if a.rule.ID() != b.rule.ID() {
-			return a.rule.ID() < b.rule.ID()
+		if ep.start >= e.reportBefore {
+			continue // a backfill's findings start before its end
 		}
-		return a.key < b.key
+		if e.produced != nil {
+			f := ep.finding(d.rule, d.key, d.part)
+			f.DetectedAt = ep.detectedAt
+			e.produced[ep.fp] = f
+		}
+		if !d.force && ep.sig() == ep.reported {
+			continue
+		}
+		if known, ok := e.known[ep.fp]; ok && !d.force && known == ep.sig() {
+			ep.reported = known // reported before (a warm-up or a backfill): nothing new
+			continue
+		}
+		items = append(items, item{ep, d})
+	}
+	sort.Slice(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if a.d.rule.ID() != b.d.rule.ID() {
+			return a.d.rule.ID() < b.d.rule.ID()
+		}
+		if a.d.key != b.d.key {
+			return a.d.key < b.d.key
+		}
+		if a.d.part != b.d.part {
+			return a.d.part < b.d.part
+		}
+		return a.ep.start < b.ep.start
 	})
-	for _, ep := range eps {
-		d := e.dirty[ep]
-		e.emit(d.rule, d.key, ep)
+	now := e.opts.Now().UTC()
+	for _, it := range items {
+		if it.ep.detectedAt.IsZero() {
+			it.ep.detectedAt = now
+		}
+		it.ep.reported = it.ep.sig()
+		f := it.ep.finding(it.d.rule, it.d.key, it.d.part)
+		f.Version = e.version()
+		e.out = append(e.out, f)
 	}
+	for i := range e.retracts {
+		f := e.retracts[i].f
+		f.Version = e.version()
+		e.out = append(e.out, f)
+	}
+	e.retracts = e.retracts[:0]
 	clear(e.dirty)
 }
 
-// group finds or creates the group of key (which may be e.keyBuf).
-func (e *Engine) group(r *rule.Rule, key []byte, t time.Time) *group {
-	g, evicted := e.groups.get(r, key)
-	if evicted != nil {
-		e.m.evicted.Inc()
+// reconcile replaces an owner's episodes that may still change (old) by
+// those of a new evaluation (news): an episode with the same fingerprint
+// keeps its first detection and what was last reported of it, and is
+// reported if it changed; one that is gone was superseded by the new
+// episode it overlaps, which reports the old one in its Supersedes, and
+// is retracted. Stored findings not in memory (a correction, a backfill)
+// come in stored.
+func (e *Engine) reconcile(o owner, old, news []*episode, stored []incident.Finding) {
+	byFP := make(map[string]*episode, len(old))
+	for _, ep := range old {
+		byFP[ep.fp] = ep
 	}
-	if n := t.UnixNano(); n > g.lastSeen {
-		g.lastSeen = n
-	}
-	return g
-}
-
-func (e *Engine) match(r *rule.Rule, ev *event.AccessEvent) {
-	if e.tooLate(ev.Time, e.opts.MatchGap) {
-		e.m.late.Inc()
-		return
-	}
-	e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
-	g := e.group(r, e.keyBuf, ev.Time)
-	if g.ep != nil && g.ep.has(ev.ID) {
-		return
-	}
-	fresh := g.ep == nil || ev.Time.Sub(g.ep.last) > e.opts.MatchGap
-	if fresh {
-		g.ep = newEpisode(ev.Time)
-	}
-	g.ep.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, e.categories(ev))
-	e.report(r, g.key, g.ep, fresh)
-}
-
-func (e *Engine) threshold(r *rule.Rule, ev *event.AccessEvent) {
-	w := r.Window()
-	if e.tooLate(ev.Time, w) {
-		e.m.late.Inc()
-		return
-	}
-	e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
-	g := e.group(r, e.keyBuf, ev.Time)
-	agg, atLeast := r.Threshold()
-	t := ev.Time.UnixNano()
-
-	// A redelivered or replayed event counts once.
-	if g.has(ev.ID) {
-		return
-	}
-	newest := t
-	if n := len(g.entries); n > 0 && g.entries[n-1].t > newest {
-		newest = g.entries[n-1].t
-	}
-	if t < newest-int64(w) {
-		e.m.late.Inc() // older than the window of this group
-		return
-	}
-	// The episode ends after a quiet window.
-	if g.ep != nil && t-g.ep.last.UnixNano() > int64(w) {
-		g.ep = nil
-	}
-	g.evict(newest - int64(w))
-	v := int64(1)
-	if agg == rule.AggSum {
-		v = ev.Records
-	}
-	en := entry{t: t, v: v, records: ev.Records, id: clone(ev.ID), tenant: clone(ev.Tenant),
-		store: e.intern.str(ev.Resource.Store), cats: e.intern.set(e.categories(ev))}
-	if agg == rule.AggDistinct {
-		if d := r.DistinctValue(ev); d == ev.Tenant {
-			en.distinct = en.tenant
-		} else {
-			en.distinct = clone(d)
-		}
-	}
-	g.insert(en)
-
-	value := int64(len(g.entries))
-	switch agg {
-	case rule.AggSum:
-		value = g.sum
-	case rule.AggDistinct:
-		value = int64(len(g.distinct))
-	}
-	switch {
-	case value >= atLeast && g.ep == nil:
-		// The episode starts with the window that crossed the threshold.
-		g.ep = newEpisode(time.Unix(0, g.entries[0].t).UTC())
-		for _, x := range g.entries {
-			g.ep.add(x.id, time.Unix(0, x.t).UTC(), x.records, x.tenant, e.intern.get(x.store), e.intern.getSet(x.cats))
-		}
-		g.ep.value = value
-		e.report(r, g.key, g.ep, true)
-	case g.ep != nil:
-		g.ep.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, e.categories(ev))
-		g.ep.value = max(g.ep.value, value)
-		e.report(r, g.key, g.ep, false)
-	}
-}
-
-func clone(s string) string {
-	if s == "" {
-		return ""
-	}
-	return string(append([]byte(nil), s...))
-}
-
-// has reports whether the window holds the event.
-func (g *group) has(id string) bool {
-	if g.ids != nil {
-		_, ok := g.ids[id]
-		return ok
-	}
-	for i := range g.entries {
-		if g.entries[i].id == id {
-			return true
-		}
-	}
-	return false
-}
-
-// insert adds an entry in time order.
-func (g *group) insert(en entry) {
-	i := len(g.entries)
-	for i > 0 && g.entries[i-1].t > en.t {
-		i--
-	}
-	g.entries = append(g.entries, entry{})
-	copy(g.entries[i+1:], g.entries[i:])
-	g.entries[i] = en
-	g.sum += en.v
-	if en.distinct != "" {
-		if g.distinct == nil {
-			g.distinct = map[string]int32{}
-		}
-		g.distinct[en.distinct]++
-	}
-	switch {
-	case g.ids != nil:
-		g.ids[en.id] = struct{}{}
-	case len(g.entries) > 32:
-		g.ids = make(map[string]struct{}, len(g.entries))
-		for _, x := range g.entries {
-			g.ids[x.id] = struct{}{}
-		}
-	}
-}
-
-// evict drops the entries older than from.
-func (g *group) evict(from int64) {
-	n := 0
-	for n < len(g.entries) && g.entries[n].t < from {
-		x := &g.entries[n]
-		g.sum -= x.v
-		if x.distinct != "" {
-			if g.distinct[x.distinct]--; g.distinct[x.distinct] <= 0 {
-				delete(g.distinct, x.distinct)
-			}
-		}
-		if g.ids != nil {
-			delete(g.ids, x.id)
-		}
-		n++
-	}
-	if n > 0 {
-		clear(g.entries[:n])
-		g.entries = g.entries[n:]
-	}
-}
-
-func (e *Engine) sequence(r *rule.Rule, ev *event.AccessEvent) {
-	w := r.Window()
-	if e.tooLate(ev.Time, w) {
-		e.m.late.Inc()
-		return
-	}
-	matches := func(i int) bool {
-		ok, err := r.StepAccess(&e.ev, &e.env, i)
-		if err != nil {
-			e.evalError(r, err)
-			return false
-		}
-		return ok
-	}
-	first := matches(0)
-	e.keyBuf = e.keyBuf[:0]
-	if !first {
-		// Not a first step: only of interest to a group already under way
-		// (looked up without allocating).
-		if e.groups.live(r) == 0 {
-			return
-		}
-		e.keyBuf = r.AppendGroupKey(e.keyBuf, ev)
-		if e.groups.lookup(r, e.keyBuf) == nil {
-			return
-		}
-	} else {
-		e.keyBuf = r.AppendGroupKey(e.keyBuf, ev)
-	}
-	g := e.group(r, e.keyBuf, ev.Time)
-	if g.seq == nil {
-		g.seq = &seqState{}
-	}
-	q := g.seq
-	// An attempt (or a completed sequence) lasts one window from its start.
-	if q.seqEv != nil && ev.Time.Sub(q.seqStart) > w {
-		*q = seqState{}
-		g.ep = nil
-	}
-	if q.seqEv != nil && q.seqEv.has(ev.ID) {
-		return
-	}
-	last := r.Steps() - 1
-	switch {
-	case g.ep != nil: // completed: more of the last step is more evidence
-		if matches(last) {
-			g.ep.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, e.categories(ev))
-			e.report(r, g.key, g.ep, false)
-		}
-		return
-	case q.step > 0 && matches(q.step):
-	case q.step == 0 && first:
-		if q.seqEv == nil {
-			q.seqStart = ev.Time
-			q.seqEv = newEpisode(ev.Time)
-		}
-	case first && q.seqEv != nil:
-		// More of the first step while waiting for a later one: evidence.
-		q.seqEv.add(ev.ID, ev.Time, 0, "", ev.Resource.Store, nil)
-		return
-	default:
-		return
-	}
-	// The event counts for the step awaited.
-	if q.step == last { // only the final step's data was accessed
-		q.seqEv.add(ev.ID, ev.Time, ev.Records, ev.Tenant, ev.Resource.Store, e.categories(ev))
-	} else { // earlier steps (failed logins, the login) touch no records
-		q.seqEv.add(ev.ID, ev.Time, 0, "", ev.Resource.Store, nil)
-	}
-	q.stepCount++
-	if q.stepCount < r.StepAtLeast(q.step) {
-		return
-	}
-	if q.step < last {
-		q.step++
-		q.stepCount = 0
-		return
-	}
-	g.ep = q.seqEv
-	g.ep.start = q.seqStart
-	e.report(r, g.key, g.ep, true)
-}
-
-func (e *Engine) config(set *rule.Set, c *event.ConfigChange) {
-	e.observeTime(c.Time)
-	specific, anyRules := set.ForConfig(c.Setting)
-	if len(specific) == 0 && len(anyRules) == 0 {
-		return
-	}
-	env := rule.NewConfigEnv(c, set.Inventory())
-	if env.Store.Known && !env.Store.Personal {
-		return
-	}
-	for _, list := range [2][]*rule.Rule{specific, anyRules} {
-		for _, r := range list {
-			ok, err := r.MatchConfig(&e.ev, env, c)
-			if err != nil {
-				e.evalError(r, err)
-				continue
-			}
-			if !ok {
-				continue
-			}
-			key := r.GroupKeyConfig(c)
-			if r.Kind() == incident.KindMatch {
-				g := e.group(r, []byte(key), c.Time)
-				fresh := g.ep == nil || c.Time.Sub(g.ep.last) > e.opts.MatchGap
-				if fresh {
-					g.ep = newEpisode(c.Time)
+	for _, ep := range news {
+		force := false
+		if prev := byFP[ep.fp]; prev != nil {
+			delete(byFP, ep.fp)
+			if ep != prev {
+				ep.detectedAt, ep.reported = prev.detectedAt, prev.reported
+				ep.supersedes = union(ep.supersedes, prev.supersedes)
+				if d, ok := e.dirty[prev]; ok {
+					force = d.force
+					delete(e.dirty, prev) // the new evaluation's episode reports for it
 				}
-				if !g.ep.has(c.ID) {
-					g.ep.add(c.ID, c.Time, 0, "", c.Resource.Store, env.Store.Categories)
-					e.report(r, key, g.ep, fresh)
-				}
-				continue
 			}
-			e.exposure(r, key, c, env)
+		} else if i := slices.IndexFunc(stored, func(f incident.Finding) bool { return f.Fingerprint == ep.fp }); i >= 0 {
+			ep.detectedAt, ep.reported = stored[i].DetectedAt, sigOf(&stored[i])
+			ep.supersedes = union(ep.supersedes, stored[i].Supersedes)
+			stored = slices.Delete(stored, i, i+1)
 		}
+		if len(e.retracts) > 0 {
+			e.revive(ep)
+		}
+		e.report(o, ep, force)
+	}
+	for _, prev := range old {
+		if byFP[prev.fp] == nil {
+			continue // still there
+		}
+		delete(e.dirty, prev) // gone: whatever it was about to say is void
+		if prev.reported == (sig{}) {
+			continue // never reported: nothing to retract
+		}
+		f := prev.finding(o.rule, o.key, o.part)
+		e.supersede(o, f, prev.detectedAt, prev.reported, news)
+	}
+	for i := range stored {
+		if stored[i].Retracted() || slices.ContainsFunc(old, func(ep *episode) bool { return ep.fp == stored[i].Fingerprint }) {
+			continue
+		}
+		e.supersede(o, stored[i], stored[i].DetectedAt, sigOf(&stored[i]), news)
 	}
 }
 
-// exposure applies a change to an exposure rule's window: a change from a
-// safe (or unknown) value to an unsafe one opens the window; a change to a
-// safe value closes it. A change between two unsafe values — hardening that
-// is not yet enough, or further weakening — opens nothing new.
-func (e *Engine) exposure(r *rule.Rule, key string, c *event.ConfigChange, env *rule.ConfigEnv) {
-	id := r.ID() + "\x00" + r.Version() + "\x00" + key
-	x := e.exposures[id]
-	if x == nil {
-		x = &exposure{}
-		e.exposures[id] = x
+// supersede retracts finding f (gone from a new evaluation), naming the
+// new episode that now holds its evidence.
+func (e *Engine) supersede(o owner, f incident.Finding, detected time.Time, reported sig, news []*episode) {
+	var succ *episode
+	old := &episode{start: f.WindowStart.UnixNano(), last: f.LastSeen.UnixNano()}
+	if !f.WindowEnd.IsZero() {
+		old.end = f.WindowEnd.UnixNano()
 	}
-	if c.Time.Before(x.lastChange) {
-		e.m.late.Inc() // an older change than one already applied
-		return
-	}
-	if x.open != nil && x.open.has(c.ID) {
-		return
-	}
-	safeAfter, err := r.Safe(&e.ev, env.After, c)
-	if err != nil {
-		e.evalError(r, err)
-		return
-	}
-	safeBefore := true // unknown: the change may be what exposed it
-	if len(c.Before) > 0 {
-		if safeBefore, err = r.Safe(&e.ev, env.Before, c); err != nil {
-			e.evalError(r, err)
-			return
+	for _, ep := range news {
+		if ep.overlaps(old) && (succ == nil || ep.start < succ.start) {
+			succ = ep
 		}
 	}
-	x.lastChange = c.Time
-	switch {
-	case !safeAfter && x.open == nil && safeBefore:
-		x.open = newEpisode(c.Time)
-		x.open.add(c.ID, c.Time, 0, "", c.Resource.Store, env.Store.Categories)
-		e.report(r, key, x.open, true)
-	case !safeAfter && x.open != nil:
-		x.open.add(c.ID, c.Time, 0, "", c.Resource.Store, nil)
-		e.report(r, key, x.open, false)
-	case safeAfter && x.open != nil:
-		x.open.add(c.ID, c.Time, 0, "", c.Resource.Store, nil)
-		x.open.end = c.Time
-		e.report(r, key, x.open, true)
-		x.open = nil
+	if succ == nil { // none overlaps: the nearest
+		for _, ep := range news {
+			if succ == nil || abs(ep.start-old.start) < abs(succ.start-old.start) {
+				succ = ep
+			}
+		}
 	}
+	f.SupersededBy = "retracted"
+	if succ != nil {
+		f.SupersededBy = succ.fp
+		if !slices.Contains(succ.supersedes, f.Fingerprint) {
+			succ.supersedes = append(succ.supersedes, f.Fingerprint)
+		}
+		if !detected.IsZero() && (succ.detectedAt.IsZero() || detected.Before(succ.detectedAt)) {
+			succ.detectedAt = detected
+		}
+		e.report(o, succ, true)
+	}
+	f.Supersedes = nil
+	e.retracts = append(e.retracts, retraction{f: f, succ: succ, reported: reported, detected: detected})
 }
 
-// sweep drops the groups whose windows can no longer hold anything: those
-// not updated within their rule's window (plus lateness) of the newest
-// event. Exposure windows are never swept: they stay open until closed.
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func union(a, b []string) []string {
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			a = append(a, s)
+		}
+	}
+	return a
+}
+
+// sigOf is what a stored report of a finding said.
+func sigOf(f *incident.Finding) sig {
+	s := sig{start: f.WindowStart.UnixNano(), first: f.FirstSeen.UnixNano(), last: f.LastSeen.UnixNano(),
+		count: f.Count, records: f.Records, value: f.Value, tenants: len(f.Affected.Tenants), ids: len(f.EventIDs),
+		closed: f.Closed != nil, idsum: idsum(f.EventIDs)}
+	if !f.WindowEnd.IsZero() {
+		s.end = f.WindowEnd.UnixNano()
+	}
+	return s
+}
+
+// sweep drops groups whose every finding is final: those whose newest
+// entry is older than the watermark by more than the lateness, a gap and a
+// window (no event in memory's reach can join them). It walks from the
+// least recently updated and stops after a bounded number of visits.
 func (e *Engine) sweep() {
-	for g := e.groups.tail; g != nil; {
+	if e.wm == math.MinInt64 {
+		return
+	}
+	visits := 0
+	for g := e.groups.tail; g != nil && visits < 4096; visits++ {
 		prev := g.prev
-		w := g.rule.Window()
-		if g.rule.Kind() == incident.KindMatch {
-			w = e.opts.MatchGap
-		}
-		if g.lastSeen < e.maxTime-int64(e.opts.Lateness)-int64(w) {
+		if !g.held && g.lastSeen < e.wm-int64(e.opts.Lateness)-e.gap(g.rule)-reach(g.rule) {
 			e.groups.remove(g)
 		}
 		g = prev
 	}
+	for k, t := range e.evicted {
+		if t < e.wm-int64(e.opts.Horizon) {
+			delete(e.evicted, k)
+		}
+	}
+	e.sweepExposures()
 }
 
 // OpenExposures lists the exposures open now, as findings, newest first.
 func (e *Engine) OpenExposures() []incident.Finding {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	set := e.set.Load()
 	var out []incident.Finding
-	for id, x := range e.exposures {
-		if x.open == nil {
-			continue
-		}
-		rv, key, _ := cut2(id)
-		for _, r := range set.Rules() {
-			if r.ID()+"\x00"+r.Version() == rv {
-				out = append(out, x.open.finding(r, key))
+	for _, x := range e.exposures {
+		for _, ep := range x.eps {
+			if ep.end == 0 && ep.reported != (sig{}) {
+				out = append(out, ep.finding(x.rule, x.key, x.part))
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].WindowStart.After(out[j].WindowStart) })
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].WindowStart.Equal(out[j].WindowStart) {
+			return out[i].WindowStart.After(out[j].WindowStart)
+		}
+		return out[i].Fingerprint < out[j].Fingerprint
+	})
 	return out
-}
-
-// Store is what warming the windows needs from the store.
-type Store interface {
-	ScanAccess(ctx context.Context, from, to time.Time, fn func(*event.AccessEvent) error) error
-	ScanConfig(ctx context.Context, from, to time.Time, fn func(*event.ConfigChange) error) error
-}
-
-// Warm replays stored events into the windows before live events flow, so
-// that a restart neither misses nor duplicates findings: access events from
-// one window (the longest, plus lateness) before until, and configuration
-// changes from exposureHorizon before (exposure windows can stay open for
-// long). Findings the replay produces are reported; they carry the same
-// fingerprints as before the restart.
-func (e *Engine) Warm(ctx context.Context, st Store, until time.Time, exposureHorizon time.Duration) (int, error) {
-	set := e.set.Load()
-	n := 0
-	var b event.Batch
-	flush := func() error {
-		if b.Len() == 0 {
-			return nil
-		}
-		n += b.Len()
-		err := e.Process(ctx, &b)
-		b.Reset()
-		return err
-	}
-	from := until.Add(-exposureHorizon)
-	err := st.ScanConfig(ctx, from, until.Add(time.Nanosecond), func(c *event.ConfigChange) error {
-		b.Config = append(b.Config, *c)
-		if len(b.Config) >= 1000 {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return n, err
-	}
-	if set.MaxWindow() == 0 && !hasMatch(set) {
-		return n, nil
-	}
-	from = until.Add(-max(set.MaxWindow(), e.opts.MatchGap) - e.opts.Lateness)
-	err = st.ScanAccess(ctx, from, until.Add(time.Nanosecond), func(a *event.AccessEvent) error {
-		b.Access = append(b.Access, *a)
-		if len(b.Access) >= 5000 {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
-	return n, err
-}
-
-func hasMatch(s *rule.Set) bool {
-	for _, r := range s.Rules() {
-		if r.Kind() == incident.KindMatch {
-			return true
-		}
-	}
-	return false
 }
 
 // Metrics are the engine's Prometheus metrics.
@@ -748,6 +777,12 @@ type Metrics struct {
 	groups     prometheus.Gauge
 	evicted    prometheus.Counter
 	late       prometheus.Counter
+	reordered  prometheus.Counter
+	beyond     prometheus.Counter
+	superseded prometheus.Counter
+	corrected  prometheus.Counter
+	corrSecs   prometheus.Histogram
+	watermark  prometheus.Gauge
 	rules      prometheus.Gauge
 	seconds    prometheus.Histogram
 }
@@ -763,16 +798,29 @@ func newMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		groups: prometheus.NewGauge(prometheus.GaugeOpts{Name: "breachwatch_detect_groups",
 			Help: "Live window groups (per rule and group key)."}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "breachwatch_detect_groups_evicted_total",
-			Help: "Window groups evicted because the group limit was reached."}),
+			Help: "Window groups evicted because the group limit was reached (re-evaluated from the store if their key comes back)."}),
 		late: prometheus.NewCounter(prometheus.CounterOpts{Name: "breachwatch_detect_late_events_total",
-			Help: "Events too late for a window they would have counted in."}),
+			Help: "Events that came behind the state a group keeps in memory: corrected by re-evaluating the group from the store."}),
+		reordered: prometheus.NewCounter(prometheus.CounterOpts{Name: "breachwatch_detect_reordered_events_total",
+			Help: "Events that came out of order within a group's state in memory: the group was evaluated again from its checkpoint."}),
+		beyond: prometheus.NewCounter(prometheus.CounterOpts{Name: "breachwatch_detect_beyond_horizon_events_total",
+			Help: "Events older than the correction horizon behind the watermark: stored, not evaluated (see breachwatch backfill)."}),
+		superseded: prometheus.NewCounter(prometheus.CounterOpts{Name: "breachwatch_detect_findings_superseded_total",
+			Help: "Findings retracted because late events moved or merged their episode (each names its successor)."}),
+		corrected: prometheus.NewCounter(prometheus.CounterOpts{Name: "breachwatch_detect_corrections_total",
+			Help: "Groups re-evaluated from the store."}),
+		corrSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "breachwatch_detect_correction_seconds",
+			Help: "Time to re-evaluate the groups of one batch from the store.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+		watermark: prometheus.NewGauge(prometheus.GaugeOpts{Name: "breachwatch_detect_watermark_seconds",
+			Help: "The engine's event-time watermark (unix seconds): the oldest newest-event time over the active input partitions."}),
 		rules: prometheus.NewGauge(prometheus.GaugeOpts{Name: "breachwatch_detect_rules",
 			Help: "Rules in the running set."}),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "breachwatch_detect_batch_seconds",
 			Help: "Time to evaluate a batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 3, 10)}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.events, m.findings, m.evalErrors, m.groups, m.evicted, m.late, m.rules, m.seconds} {
+	for _, c := range []prometheus.Collector{m.events, m.findings, m.evalErrors, m.groups, m.evicted, m.late, m.reordered,
+		m.beyond, m.superseded, m.corrected, m.corrSecs, m.watermark, m.rules, m.seconds} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)
@@ -787,6 +835,11 @@ type LogSink struct{ Log *zap.Logger }
 func (s LogSink) Findings(_ context.Context, fs []incident.Finding) error {
 	for i := range fs {
 		f := &fs[i]
+		if f.Retracted() {
+			s.Log.Info("finding superseded", zap.String("rule", f.RuleID), zap.String("fingerprint", f.Fingerprint),
+				zap.String("by", f.SupersededBy), zap.String("group", f.GroupKey))
+			continue
+		}
 		s.Log.Warn("finding", zap.String("rule", f.RuleID), zap.String("severity", f.Severity),
 			zap.String("fingerprint", f.Fingerprint), zap.String("group", f.GroupKey),
 			zap.Time("window_start", f.WindowStart), zap.Int64("events", f.Count), zap.Int64("records", f.Records),
@@ -806,4 +859,16 @@ func (s JSONSink) Findings(_ context.Context, fs []incident.Finding) error {
 		}
 	}
 	return nil
+}
+
+// groupID names a rule's group across rule reloads (rule id and version).
+func groupID(r *rule.Rule, key string) string {
+	var b strings.Builder
+	b.Grow(len(r.ID()) + len(r.Version()) + len(key) + 2)
+	b.WriteString(r.ID())
+	b.WriteByte(0)
+	b.WriteString(r.Version())
+	b.WriteByte(0)
+	b.WriteString(key)
+	return b.String()
 }

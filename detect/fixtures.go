@@ -30,8 +30,9 @@ type Fixture struct {
 	// evaluated first, then configuration changes, each in the order given.
 	Access string `yaml:"access"`
 	Config string `yaml:"config"`
-	// Expect are the findings of the fixture's rule, in the order they were
-	// first reported, each as last reported; empty for a negative case.
+	// Expect are the findings of the fixture's rule, by window start (then
+	// group and part), each as last reported; empty for a negative case.
+	// Retracted findings (superseded by another) are not listed.
 	Expect []ExpectedFinding `yaml:"expect"`
 }
 
@@ -175,10 +176,11 @@ func runFixture(path, ruleID string, set *rule.Set) FixtureResult {
 	}
 	var got []incident.Finding
 	for _, f := range Latest(sink.fs) {
-		if f.RuleID == ruleID {
+		if f.RuleID == ruleID && !f.Retracted() {
 			got = append(got, f)
 		}
 	}
+	SortFindings(got)
 	if len(got) != len(fx.Expect) {
 		res.Problems = append(res.Problems, fmt.Sprintf("%d findings, want %d", len(got), len(fx.Expect)))
 		for _, f := range got {
@@ -223,6 +225,21 @@ func runFixture(path, ruleID string, set *rule.Set) FixtureResult {
 		}
 	}
 	return res
+}
+
+// SortFindings orders findings by window start, then group, then part:
+// an order that does not depend on the order events arrived in.
+func SortFindings(fs []incident.Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := &fs[i], &fs[j]
+		if !a.WindowStart.Equal(b.WindowStart) {
+			return a.WindowStart.Before(b.WindowStart)
+		}
+		if a.GroupKey != b.GroupKey {
+			return a.GroupKey < b.GroupKey
+		}
+		return a.Part < b.Part
+	})
 }
 
 func sorted(s []string) []string {

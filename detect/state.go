@@ -1,134 +1,36 @@
 package detect
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/breachwatch/breachwatch/detect/rule"
+	"github.com/breachwatch/breachwatch/event"
 	"github.com/breachwatch/breachwatch/incident"
 )
 
-// maxDedupe bounds the event ids an episode remembers to recognise a
-// redelivered event; beyond it, a redelivery may count twice.
-const maxDedupe = 10_000
-
-// episode is one finding in the making: the evidence of a group's current
-// match, threshold crossing, completed sequence or open exposure.
-type episode struct {
-	start, first, last time.Time
-	end                time.Time // exposures: when it closed
-	count, records     int64
-	value              int64    // threshold: the aggregate
-	ids                []string // the first half of the evidence
-	tail               []string // the latest half, a ring
-	tailNext           int
-	seen               map[string]struct{}
-	tenants, stores    map[string]struct{}
-	categories         map[string]struct{}
-	detectedAt         time.Time
-	reported           int64 // count+value at the last report
-}
-
-func newEpisode(start time.Time) *episode {
-	return &episode{start: start, first: start, last: start, seen: map[string]struct{}{},
-		tenants: map[string]struct{}{}, stores: map[string]struct{}{}, categories: map[string]struct{}{}}
-}
-
-// has reports whether the episode already holds the event.
-func (ep *episode) has(id string) bool {
-	_, ok := ep.seen[id]
-	return ok
-}
-
-// add records one event as evidence. tenant may be "" (no tenant to
-// report); cats are the categories touched.
-func (ep *episode) add(id string, t time.Time, records int64, tenant, store string, cats []string) {
-	if len(ep.seen) < maxDedupe {
-		ep.seen[strings.Clone(id)] = struct{}{}
-	}
-	// Evidence: the first events and the latest ones.
-	switch half := incident.MaxEvidence / 2; {
-	case len(ep.ids) < half:
-		ep.ids = append(ep.ids, strings.Clone(id))
-	case len(ep.tail) < half:
-		ep.tail = append(ep.tail, strings.Clone(id))
-	default:
-		ep.tail[ep.tailNext] = strings.Clone(id)
-		ep.tailNext = (ep.tailNext + 1) % half
-	}
-	ep.count++
-	ep.records += records
-	if t.Before(ep.first) {
-		ep.first = t
-	}
-	if t.After(ep.last) {
-		ep.last = t
-	}
-	if tenant != "" {
-		if _, ok := ep.tenants[tenant]; !ok {
-			ep.tenants[strings.Clone(tenant)] = struct{}{}
-		}
-	}
-	if store != "" {
-		if _, ok := ep.stores[store]; !ok {
-			ep.stores[strings.Clone(store)] = struct{}{}
-		}
-	}
-	for _, c := range cats {
-		if _, ok := ep.categories[c]; !ok {
-			ep.categories[strings.Clone(c)] = struct{}{}
-		}
-	}
-}
-
-// evidence lists the event ids kept, oldest first.
-func (ep *episode) evidence() []string {
-	out := make([]string, 0, len(ep.ids)+len(ep.tail))
-	out = append(out, ep.ids...)
-	out = append(out, ep.tail[ep.tailNext:]...)
-	return append(out, ep.tail[:ep.tailNext]...)
-}
-
-func keys(m map[string]struct{}) []string {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// finding is the episode as a finding of rule r for group key.
-func (ep *episode) finding(r *rule.Rule, key string) incident.Finding {
-	f := incident.Finding{
-		Fingerprint: incident.Fingerprint(r.ID(), key, ep.start),
-		RuleID:      r.ID(), RuleVersion: r.Version(), Title: r.Title(), Severity: r.Severity(), Kind: r.Kind(),
-		Tags: r.Tags(), GroupKey: key, WindowStart: ep.start, WindowEnd: ep.end,
-		FirstSeen: ep.first, LastSeen: ep.last, Count: ep.count, Records: ep.records, Value: ep.value,
-		EventIDs: ep.evidence(), DetectedAt: ep.detectedAt,
-		Affected: incident.Affected{Scope: r.Affected(), Stores: keys(ep.stores), Categories: keys(ep.categories)},
-	}
-	if r.Affected() == incident.ScopeTenants {
-		f.Affected.Tenants = keys(ep.tenants)
-	}
-	return f
-}
-
-// entry is one event in a threshold window. It is kept small: a million
-// live groups hold at least a million entries.
+// entry is one event of a group that a rule looks at (a matching event of a
+// match or threshold rule, an event meeting any step of a sequence). A
+// group keeps its entries in (time, id) order. Entries are kept small: a
+// million live groups hold at least a million of them.
 type entry struct {
 	t        int64 // event time, unix nanoseconds
-	v        int64 // the entry's part of the aggregate: 1, or the records
+	v        int64 // the entry's part of a sum: the records
 	records  int64
 	id       string
 	distinct string // the distinct value (shares tenant's memory when equal)
 	tenant   string
-	store    int32 // interned
-	cats     int32 // interned set of categories
+	store    int32  // interned
+	cats     int32  // interned set of categories
+	steps    uint32 // sequence rules: bit i is set when the event meets step i
+}
+
+// before orders entries (and events) by time, then id: the one order every
+// evaluation follows, whatever order the events arrived in.
+func before(at int64, aid string, bt int64, bid string) bool {
+	return at < bt || at == bt && aid < bid
 }
 
 // interner gives small numbers to strings and string sets that repeat
@@ -194,31 +96,300 @@ func (in *interner) getSet(id int32) []string {
 	return in.sets[id]
 }
 
-// group is the state of one rule for one group key. Groups of window
-// rules sit in an LRU list so that the table stays bounded.
+// sig is what a report of an episode says; a change of it is reported.
+type sig struct {
+	start, first, last, end int64
+	count, records, value   int64
+	tenants, ids            int
+	idsum                   uint64 // which events the evidence names
+	closed                  bool
+}
+
+// episode is one finding in the making: the evidence of one match cluster,
+// threshold crossing, completed sequence or exposure window. Its evidence is
+// a function of the events it holds, not of the order they came in: the
+// events are added in (time, id) order (a group replays them when one comes
+// out of order), so the ids kept are the earliest and the latest.
+type episode struct {
+	fp              string // fingerprint: rule, group (and part), start
+	start           int64
+	first, last     int64
+	end             int64 // exposures: when the window closed (0: open)
+	closed          *incident.ManualClose
+	count, records  int64
+	value           int64    // threshold: the aggregate
+	ids             []string // the earliest half of the evidence
+	tail            []string // the latest half, a ring
+	tailNext        int
+	tenants, stores map[string]struct{}
+	categories      map[string]struct{}
+	detectedAt      time.Time
+	reported        sig // what the last report said (zero: never reported)
+	supersedes      []string
+}
+
+func newEpisode(fp string, start int64) *episode {
+	return &episode{fp: fp, start: start, first: start, last: start,
+		tenants: map[string]struct{}{}, stores: map[string]struct{}{}, categories: map[string]struct{}{}}
+}
+
+// clone copies an episode, so that replaying a group from its checkpoint
+// never changes the checkpoint.
+func (ep *episode) clone() *episode {
+	c := *ep
+	c.ids = slices.Clone(ep.ids)
+	c.tail = slices.Clone(ep.tail)
+	c.tenants = cloneSet(ep.tenants)
+	c.stores = cloneSet(ep.stores)
+	c.categories = cloneSet(ep.categories)
+	c.supersedes = slices.Clone(ep.supersedes)
+	return &c
+}
+
+func cloneSet(m map[string]struct{}) map[string]struct{} {
+	c := make(map[string]struct{}, len(m))
+	for k := range m {
+		c[k] = struct{}{}
+	}
+	return c
+}
+
+// add records one event as evidence. tenant may be "" (no tenant to
+// report); cats are the categories touched. Events come in (time, id)
+// order within an evaluation. The strings must not change afterwards
+// (they come from a group's entries, the interner or a stored finding,
+// which own theirs): they are kept, not copied.
+func (ep *episode) add(id string, t, records int64, tenant, store string, cats []string) {
+	// Evidence: the first events and the latest ones.
+	switch half := incident.MaxEvidence / 2; {
+	case len(ep.ids) < half:
+		ep.ids = append(ep.ids, id)
+	case len(ep.tail) < half:
+		ep.tail = append(ep.tail, id)
+	default:
+		ep.tail[ep.tailNext] = id
+		ep.tailNext = (ep.tailNext + 1) % half
+	}
+	ep.count++
+	ep.records += records
+	if t < ep.first {
+		ep.first = t
+	}
+	if t > ep.last {
+		ep.last = t
+	}
+	if tenant != "" {
+		ep.tenants[tenant] = struct{}{}
+	}
+	if store != "" {
+		ep.stores[store] = struct{}{}
+	}
+	for _, c := range cats {
+		ep.categories[c] = struct{}{}
+	}
+}
+
+func (ep *episode) sig() sig {
+	s := sig{start: ep.start, first: ep.first, last: ep.last, end: ep.end, count: ep.count, records: ep.records,
+		value: ep.value, tenants: len(ep.tenants), ids: len(ep.ids) + len(ep.tail), closed: ep.closed != nil}
+	s.idsum = idsum(ep.evidence())
+	return s
+}
+
+// idsum hashes a list of event ids (FNV-1a).
+func idsum(ids []string) uint64 {
+	h := uint64(14695981039346656037)
+	for _, id := range ids {
+		for i := 0; i < len(id); i++ {
+			h ^= uint64(id[i])
+			h *= 1099511628211
+		}
+		h ^= 0xff
+		h *= 1099511628211
+	}
+	return h
+}
+
+// evidence lists the event ids kept, oldest first.
+func (ep *episode) evidence() []string {
+	out := make([]string, 0, len(ep.ids)+len(ep.tail))
+	out = append(out, ep.ids...)
+	out = append(out, ep.tail[ep.tailNext:]...)
+	return append(out, ep.tail[:ep.tailNext]...)
+}
+
+// overlaps reports whether two episodes share any time.
+func (ep *episode) overlaps(o *episode) bool {
+	return ep.start <= o.spanEnd() && o.start <= ep.spanEnd()
+}
+
+func (ep *episode) spanEnd() int64 {
+	if ep.end != 0 {
+		return ep.end
+	}
+	return ep.last
+}
+
+func keys(m map[string]struct{}) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// finding is the episode as a finding of rule r for group key (and part).
+func (ep *episode) finding(r *rule.Rule, key, part string) incident.Finding {
+	f := incident.Finding{
+		Fingerprint: ep.fp, RuleID: r.ID(), RuleVersion: r.Version(), Title: r.Title(), Severity: r.Severity(), Kind: r.Kind(),
+		Tags: r.Tags(), GroupKey: key, Part: part, WindowStart: utc(ep.start),
+		FirstSeen: utc(ep.first), LastSeen: utc(ep.last), Count: ep.count, Records: ep.records, Value: ep.value,
+		EventIDs: ep.evidence(), DetectedAt: ep.detectedAt, Supersedes: slices.Clone(ep.supersedes), Closed: ep.closed,
+		Affected: incident.Affected{Scope: r.Affected(), Stores: keys(ep.stores), Categories: keys(ep.categories)},
+	}
+	if ep.end != 0 {
+		f.WindowEnd = utc(ep.end)
+	}
+	if r.Affected() == incident.ScopeTenants {
+		f.Affected.Tenants = keys(ep.tenants)
+	}
+	return f
+}
+
+// gstate is the state of a rule's evaluation of one group after some
+// prefix of its entries: what a group's checkpoint holds, and what its live
+// evaluation holds after every entry.
+type gstate struct {
+	ep      *episode // the current episode, if any: later events may join it
+	started bool     // at least one entry has been evaluated
+	last    int64    // match: the latest entry; threshold, sequence: the latest hot or completing entry of ep
+	// The window (threshold, sequence): the entries with t ≥ the newest
+	// evaluated entry's t - window. lo indexes the group's entries.
+	lo       int
+	sum      int64
+	distinct map[string]int32
+	first    int64 // sequence: entries of the window meeting the first step
+	// Sequence: chains[k] holds, for the latest entries meeting step k (as
+	// many as the step needs), the latest start of a chain of the steps
+	// before it that those entries could follow, oldest first; when full,
+	// its first value is the latest start of a chain of steps 0..k.
+	chains [][]int64
+}
+
+// clone copies a state (the episode too).
+func (s *gstate) clone() gstate {
+	c := *s
+	if s.ep != nil {
+		c.ep = s.ep.clone()
+	}
+	c.distinct = nil // rebuilt from the entries when a replay starts
+	c.chains = nil   // likewise
+	return c
+}
+
+// group is the state of one rule for one group key: its entries since the
+// checkpoint (and one window before it), the evaluation state at the
+// checkpoint, and the live state after every entry. Groups sit in an LRU
+// list so that the table stays bounded.
 type group struct {
 	rule       *rule.Rule
 	key        string
 	prev, next *group
-	lastSeen   int64 // latest event time, unix nanoseconds
+	lastSeen   int64 // the newest entry's time
 
-	ep *episode // the current episode (match, threshold, sequence)
-
-	// threshold
-	entries  []entry
-	sum      int64
-	distinct map[string]int32
-	ids      map[string]struct{} // built once the window is large
-
-	seq *seqState // sequence rules only
+	entries []entry
+	ids     map[string]struct{} // the entries' ids, once there are many
+	cpAt    int64               // the checkpoint: cp is the state after every entry before cpAt
+	cp      gstate
+	live    gstate
+	// eps are the episodes of this group reported or to report that a
+	// later event may still change: those since the checkpoint, and the
+	// one open at it.
+	eps []*episode
+	// incomplete: events of later steps of a sequence may have been
+	// passed over before this group existed (they came first); the group
+	// is rebuilt from the store before it can complete.
+	incomplete bool
+	// held: the group's start may lie before the history read (a warm-up
+	// or a backfill began inside it); it reports nothing until it has
+	// been rebuilt from the store from a point where it was quiet.
+	held bool
+	// where are the values of the group's group_by fields, kept for a held
+	// group (to read it from the store).
+	where []event.FieldValue
+	// stale: an entry came out of order in this batch; the live state is
+	// evaluated again at the end of the batch.
+	stale bool
 }
 
-// seqState is a sequence rule's attempt in progress for a group.
-type seqState struct {
-	step      int   // the step being waited for
-	stepCount int64 // events seen for that step
-	seqStart  time.Time
-	seqEv     *episode // evidence of the attempt
+// has reports whether the group holds the event.
+func (g *group) has(id string, t int64) bool {
+	if g.ids != nil {
+		_, ok := g.ids[id]
+		return ok
+	}
+	// Entries are in time order: look where t would sit.
+	i := sort.Search(len(g.entries), func(i int) bool { return g.entries[i].t >= t })
+	for ; i < len(g.entries) && g.entries[i].t == t; i++ {
+		if g.entries[i].id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// insert adds an entry in (time, id) order and returns its index.
+func (g *group) insert(en entry) int {
+	i := len(g.entries)
+	for i > 0 && before(en.t, en.id, g.entries[i-1].t, g.entries[i-1].id) {
+		i--
+	}
+	g.entries = slices.Insert(g.entries, i, en)
+	switch {
+	case g.ids != nil:
+		g.ids[en.id] = struct{}{}
+	case len(g.entries) > 32:
+		g.ids = make(map[string]struct{}, len(g.entries))
+		for _, x := range g.entries {
+			g.ids[x.id] = struct{}{}
+		}
+	}
+	if en.t > g.lastSeen {
+		g.lastSeen = en.t
+	}
+	return i
+}
+
+// trim drops the entries before from.
+func (g *group) trim(from int64) {
+	n := 0
+	for n < len(g.entries) && g.entries[n].t < from {
+		if g.ids != nil {
+			delete(g.ids, g.entries[n].id)
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(g.entries[:n])
+	g.entries = g.entries[n:]
+	g.live.lo -= n
+	if g.live.lo < 0 {
+		g.live.lo = 0
+	}
+	if len(g.entries) == 0 {
+		g.entries = nil
+	}
+	if len(g.entries) <= 32 {
+		g.ids = nil
+	}
 }
 
 // table holds the groups, per rule and group key, bounded by an LRU: the
@@ -247,16 +418,18 @@ func (t *table) lookup(r *rule.Rule, key []byte) *group {
 
 // get returns the group, creating it; evicted is the group pushed out to
 // make room, if any.
-func (t *table) get(r *rule.Rule, key []byte) (g *group, evicted *group) {
-	m := t.rules[r]
-	if g = m[string(key)]; g != nil {
+func (t *table) get(r *rule.Rule, key []byte) (g *group, created bool, evicted *group) {
+	if g = t.rules[r][string(key)]; g != nil {
 		t.touch(g)
-		return g, nil
+		return g, false, nil
 	}
 	if t.n >= t.max && t.tail != nil {
 		evicted = t.tail
 		t.remove(evicted)
 	}
+	// Looked up after the eviction: evicting a rule's last group removes
+	// that rule's map.
+	m := t.rules[r]
 	if m == nil {
 		m = map[string]*group{}
 		t.rules[r] = m
@@ -265,7 +438,26 @@ func (t *table) get(r *rule.Rule, key []byte) (g *group, evicted *group) {
 	m[g.key] = g
 	t.n++
 	t.pushFront(g)
-	return g, evicted
+	return g, true, evicted
+}
+
+// put installs g (a group rebuilt from the store) in place of the group of
+// its rule and key, if any.
+func (t *table) put(g *group) {
+	if old := t.rules[g.rule][g.key]; old != nil {
+		t.remove(old)
+	}
+	if t.n >= t.max && t.tail != nil {
+		t.remove(t.tail)
+	}
+	m := t.rules[g.rule]
+	if m == nil {
+		m = map[string]*group{}
+		t.rules[g.rule] = m
+	}
+	m[g.key] = g
+	t.n++
+	t.pushFront(g)
 }
 
 // rekey moves a group to r (the same rule from a reloaded set).
@@ -341,11 +533,4 @@ func (t *table) touch(g *group) {
 		t.tail = g.prev
 	}
 	t.pushFront(g)
-}
-
-// exposure is the state of one exposure rule for one group (usually a
-// resource and setting): the open window, if any.
-type exposure struct {
-	open       *episode
-	lastChange time.Time
 }

@@ -147,6 +147,13 @@ type Batch struct {
 	Clocks []Clock
 }
 
+// FieldValue is a condition on an access event: the field (named as rules
+// name it, e.g. "actor.id") has the value. Detection uses it to read one
+// group's events back from a store.
+type FieldValue struct {
+	Field, Value string
+}
+
 // Clock is the newest event time of one input partition in a batch.
 // Source names the partition: "kafka:<topic>/<partition>" for the Kafka
 // consumer, "http:access" and "http:config" for HTTP ingest.

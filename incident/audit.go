@@ -29,6 +29,9 @@ const (
 	ActAlerted      = "alerted"       // the alert message was posted; Data: AlertRef
 	ActWaived       = "waived"        // an obligation is not required; Reason required; Data: {"obligation": id}
 	ActReportUpdate = "report-update" // a phased update to the authority (Art. 33(4)); Reason holds the text
+	// ActExposureClosed: a person closed an exposure window no change will
+	// close (the resource is gone); Reason required; Data: {"fingerprint", "at"}.
+	ActExposureClosed = "exposure-closed"
 )
 
 // AuditEntry is one change to an incident: who, when, what and why. Entries

@@ -56,6 +56,10 @@ type Finding struct {
 	// GroupKey is the rule's group_by fields and their values, e.g.
 	// "actor.id=u-1,tenant=cust-7" ("" when the rule does not group).
 	GroupKey string `json:"group_key"`
+	// Part names the part of a setting an exposure window is about, for
+	// rules that key windows per part (exposure.per: one firewall rule of
+	// a security group, say); "" for the whole setting and other kinds.
+	Part string `json:"part,omitempty"`
 	// WindowStart identifies the episode: the time of the first event of a
 	// match, of the window that crossed a threshold, of a sequence's first
 	// step, or of the change that opened an exposure.
@@ -75,7 +79,37 @@ type Finding struct {
 	// DetectedAt is when breachwatch first reported this finding (wall
 	// clock); later reports keep the first value.
 	DetectedAt time.Time `json:"detected_at"`
+	// Version orders the reports of one fingerprint: a later report has a
+	// higher version, whatever order reports reach a store or the tracker
+	// in. Stores keep the report with the highest version.
+	Version uint64 `json:"version,omitempty"`
+	// Supersedes lists earlier findings of the same rule and group whose
+	// episode this one now is: events that arrived late moved its start
+	// or joined two episodes. Each of them is reported retracted too.
+	Supersedes []string `json:"supersedes,omitempty"`
+	// SupersededBy marks a retraction: this finding no longer exists, its
+	// evidence is in the finding named (the rest of the report is its
+	// last state).
+	SupersededBy string `json:"superseded_by,omitempty"`
+	// Closed says a person closed an exposure window by hand (the resource
+	// was decommissioned, say): nil for windows closed by a remedy.
+	Closed *ManualClose `json:"closed,omitempty"`
 }
+
+// ManualClose is a person's closing of an exposure window that no change
+// will ever close (a teardown, a resource gone), with the reason given.
+type ManualClose struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Retracted reports whether the report retracts its finding.
+func (f *Finding) Retracted() bool { return f.SupersededBy != "" }
+
+// Newer reports whether report f is later than report g of the same
+// finding: by version where both have one.
+func (f *Finding) Newer(g *Finding) bool { return f.Version > g.Version }
 
 // Affected is the hint a finding gives about whom it concerns; the tracker
 // turns it into the list of affected customers.
@@ -89,8 +123,10 @@ type Affected struct {
 // Open reports whether an exposure finding's window is still open.
 func (f *Finding) Open() bool { return f.Kind == KindExposure && f.WindowEnd.IsZero() }
 
-// Fingerprint identifies a finding: the rule, the group and the episode's
-// start. It is deterministic, so that replays never duplicate a finding.
+// Fingerprint identifies a finding: the rule, the group (and the part of
+// the setting, for exposures keyed per part: groupKey then ends in
+// "\x00" and the part) and the episode's start. It is deterministic, so
+// that replays never duplicate a finding.
 func Fingerprint(ruleID, groupKey string, windowStart time.Time) string {
 	h := sha256.New()
 	h.Write([]byte(ruleID))

@@ -209,6 +209,11 @@ type Evidence struct {
 	WindowStart time.Time `json:"window_start"`
 	WindowEnd   time.Time `json:"window_end,omitzero"`
 	EventIDs    []string  `json:"event_ids"`
+	// Version is the finding report's version (see Finding.Version); an
+	// older report than the one held changes nothing.
+	Version uint64 `json:"version,omitempty"`
+	// Closed: a person closed this exposure window (see Finding.Closed).
+	Closed *ManualClose `json:"closed,omitempty"`
 }
 
 // Obligation returns the obligation with that id, or nil.

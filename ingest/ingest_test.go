@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,6 +210,9 @@ func TestConsumerStoresValidAndDeadLettersInvalid(t *testing.T) {
 		{strings.Replace(string(good[0].Value), `"action":"read"`, `"action":"exfiltrate"`, 1), "value", "action", "must be one of"},
 		{`{"id":"huge","pad":"` + strings.Repeat("x", 5000) + `"}`, "too_large", "", "larger than the limit of 4096"},
 		{``, "syntax", "", "empty input"},
+		// A date far ahead of the receiving clock would move detection's
+		// clocks past every real event.
+		{regexp.MustCompile(`"time":"[^"]*"`).ReplaceAllString(string(good[0].Value), `"time":"2105-12-31T00:00:00Z"`), "value", "time", "after the time it was received"},
 	}
 	// Interleave: valid, bad, valid, ... so valid records sit around each bad one.
 	var recs []*kgo.Record
@@ -442,10 +447,12 @@ func TestEmbeddedBrokerKeepsRecordsAcrossRestart(t *testing.T) {
 // handoffRecorder is a detection stage that records what it was handed,
 // and checks the store already holds it.
 type handoffRecorder struct {
-	mu     sync.Mutex
-	st     *sqlite.Store
-	ids    map[string]int
-	before int // batches handed before they were in the store
+	mu       sync.Mutex
+	st       *sqlite.Store
+	ids      map[string]int
+	before   int // batches handed before they were in the store
+	assigned []string
+	badClock int // batches whose clocks do not say the newest event time of each partition
 }
 
 func (h *handoffRecorder) Handle(ctx context.Context, b *event.Batch) {
@@ -458,7 +465,34 @@ func (h *handoffRecorder) Handle(ctx context.Context, b *event.Batch) {
 	for i := range b.Access {
 		h.ids[b.Access[i].ID]++
 	}
+	// Every partition's clock is the newest time of the events it gave.
+	var newest time.Time
+	for i := range b.Access {
+		if b.Access[i].Time.After(newest) {
+			newest = b.Access[i].Time
+		}
+	}
+	var clockNewest time.Time
+	for _, c := range b.Clocks {
+		if !strings.HasPrefix(c.Source, "kafka:"+accessTopic+"/") {
+			h.badClock++
+		}
+		if c.Newest.After(clockNewest) {
+			clockNewest = c.Newest
+		}
+	}
+	if !clockNewest.Equal(newest) {
+		h.badClock++
+	}
 }
+
+func (h *handoffRecorder) Assigned(sources []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.assigned = append(h.assigned, sources...)
+}
+
+func (h *handoffRecorder) Revoked([]string) {}
 
 // TestConsumerHandsStoredBatchesOn: every stored event is handed to the
 // next stage once, after the store has it, and offsets are committed.
@@ -486,5 +520,13 @@ func TestConsumerHandsStoredBatchesOn(t *testing.T) {
 	}
 	if h.before > 0 {
 		t.Errorf("%d batches were handed on before the store had them", h.before)
+	}
+	if h.badClock > 0 {
+		t.Errorf("%d batches carried clocks that do not match their events", h.badClock)
+	}
+	for p := range 3 {
+		if src := ClockSource(accessTopic, int32(p)); !slices.Contains(h.assigned, src) {
+			t.Errorf("the next stage was not told of partition %s (told %v)", src, h.assigned)
+		}
 	}
 }

@@ -3,9 +3,11 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -123,5 +125,39 @@ func TestHTTPIngestStoreUnavailable(t *testing.T) {
 	}
 	if next.n.Load() != 0 {
 		t.Errorf("%d events handed to detection although the store did not take them", next.n.Load())
+	}
+}
+
+// TestHTTPIngestRefusesFutureDates: an event dated beyond the server's
+// clock and the skew allowed is a 400 naming the time field, and nothing of
+// the request is stored.
+func TestHTTPIngestRefusesFutureDates(t *testing.T) {
+	st := &flaky{}
+	w, m := newTestWriter(t, st)
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	h := NewHTTP(w, nil, HTTPOptions{Now: func() time.Time { return now }, MaxClockSkew: 15 * time.Minute}, m, zap.NewNop())
+	line := func(id string, at time.Time) string {
+		return `{"id":"` + id + `","time":"` + at.Format(time.RFC3339) + `","tenant":"cust-1","actor":{"id":"u","type":"anonymous"},"action":"read","resource":{"type":"file","store":"s3://x"},"outcome":"success"}`
+	}
+	for _, tt := range []struct {
+		at   time.Time
+		code int
+	}{{now.Add(14 * time.Minute), http.StatusAccepted}, {now.Add(16 * time.Minute), http.StatusBadRequest}, {time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC), http.StatusBadRequest}} {
+		body := line("ok", now.Add(-time.Hour)) + "\n" + line("x", tt.at) + "\n"
+		rec := httptest.NewRecorder()
+		h.Access().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/events/access", strings.NewReader(body)))
+		if rec.Code != tt.code {
+			t.Errorf("an event at %s: %d %s, want %d", tt.at, rec.Code, rec.Body, tt.code)
+			continue
+		}
+		if tt.code == http.StatusBadRequest {
+			var bad BadLine
+			if err := json.Unmarshal(rec.Body.Bytes(), &bad); err != nil || bad.Line != 2 || bad.Field != "time" || bad.Kind != "value" {
+				t.Errorf("an event at %s: %s; want line 2, field time, kind value", tt.at, rec.Body)
+			}
+		}
+	}
+	if n := st.stored.Load(); n != 2 { // the two accepted events of the first request
+		t.Errorf("%d events stored, want 2", n)
 	}
 }

@@ -95,7 +95,7 @@ func apply(inc *incident.Incident, e *incident.AuditEntry) error {
 		}
 	case incident.ActReportUpdate:
 		inc.ReportUpdates = append(inc.ReportUpdates, incident.Note{At: e.At, Author: e.Actor, Text: e.Reason})
-	case incident.ActReminded, incident.ActAlerted:
+	case incident.ActReminded, incident.ActAlerted, incident.ActExposureClosed:
 		// Ledger entries: they change no state the API shows; the tracker
 		// reads them back through its reminder and alert ledgers.
 	default:
@@ -107,12 +107,20 @@ func apply(inc *incident.Incident, e *incident.AuditEntry) error {
 
 // addEvidence merges a finding report into the incident: a fingerprint
 // seen before has its evidence replaced by the (later, fuller) report.
+// A retraction (the finding was superseded by another) removes it.
 func addEvidence(inc *incident.Incident, f *incident.Finding) {
 	ev := incident.Evidence{Fingerprint: f.Fingerprint, Count: f.Count, Records: f.Records, FirstSeen: f.FirstSeen,
-		LastSeen: f.LastSeen, WindowStart: f.WindowStart, WindowEnd: f.WindowEnd, EventIDs: f.EventIDs}
-	if i := slices.IndexFunc(inc.Evidence, func(e incident.Evidence) bool { return e.Fingerprint == f.Fingerprint }); i >= 0 {
+		LastSeen: f.LastSeen, WindowStart: f.WindowStart, WindowEnd: f.WindowEnd, EventIDs: f.EventIDs,
+		Version: f.Version, Closed: f.Closed}
+	i := slices.IndexFunc(inc.Evidence, func(e incident.Evidence) bool { return e.Fingerprint == f.Fingerprint })
+	switch {
+	case f.Retracted():
+		if i >= 0 {
+			inc.Evidence = slices.Delete(inc.Evidence, i, i+1)
+		}
+	case i >= 0:
 		inc.Evidence[i] = ev
-	} else {
+	default:
 		inc.Evidence = append(inc.Evidence, ev)
 	}
 	if incident.SeverityRank(f.Severity) > incident.SeverityRank(inc.Severity) {
@@ -181,9 +189,16 @@ func union(a, b []string) []string {
 func sameEvidence(inc *incident.Incident, f *incident.Finding) bool {
 	for _, e := range inc.Evidence {
 		if e.Fingerprint == f.Fingerprint {
+			if f.Retracted() {
+				return false
+			}
+			if f.Version != 0 && e.Version > f.Version {
+				return true // an older report than the one held: nothing new
+			}
 			return e.Count == f.Count && e.Records == f.Records && e.LastSeen.Equal(f.LastSeen) &&
-				e.WindowEnd.Equal(f.WindowEnd) && len(e.EventIDs) == len(f.EventIDs)
+				e.WindowStart.Equal(f.WindowStart) && e.WindowEnd.Equal(f.WindowEnd) &&
+				slices.Equal(e.EventIDs, f.EventIDs) && (e.Closed == nil) == (f.Closed == nil)
 		}
 	}
-	return false
+	return f.Retracted() // retracting what the incident does not hold changes nothing
 }

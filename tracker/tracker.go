@@ -72,6 +72,9 @@ type Options struct {
 	// one-person team). Off by default: four eyes. Each such approval
 	// needs a reason and is marked in the audit log.
 	SelfApproval bool
+	// Exposures closes exposure windows by hand (close-exposure); nil:
+	// the command is refused.
+	Exposures ExposureCloser
 	// Registerer receives the tracker's metrics; nil: none.
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -275,6 +278,17 @@ func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string
 		f := &fs[i]
 		now := t.opts.Now().UTC()
 		id, known := t.byFP[f.Fingerprint]
+		if !known && f.Retracted() {
+			continue // a finding this tracker never had
+		}
+		for _, old := range f.Supersedes {
+			if known {
+				break
+			}
+			// A finding that now holds an earlier one's episode joins that
+			// one's incident.
+			id, known = t.byFP[old]
+		}
 		if !known {
 			id = t.byGroup[groupKey(f.RuleID, f.GroupKey)]
 		}
@@ -285,6 +299,8 @@ func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string
 				continue
 			}
 			e, err = entry(id, System, incident.ActEvidence, "", f, now)
+		} else if f.Retracted() {
+			continue
 		} else {
 			id = incident.IncidentID(f.Fingerprint)
 			e, err = entry(id, System, incident.ActOpened, "", f, now)
@@ -439,6 +455,11 @@ const (
 	CmdSend        = "send"      // send the latest approved version to every affected customer
 	CmdWaive       = "waive"     // To: the obligation; reason required (why notifying is not required); DPO only
 	CmdUpdate      = "update"    // Reason: a phased update to the authority (Art. 33(4)); DPO only
+	// CmdCloseExposure closes an exposure window by hand, for windows no
+	// change will close (a teardown): To is the finding's fingerprint
+	// (optional when one window is open), At when (default now); reason
+	// required.
+	CmdCloseExposure = "close-exposure"
 )
 
 // Command is a change someone asks for.
@@ -456,21 +477,22 @@ type Command struct {
 
 // roles says who may give each command (admin may give all).
 var roles = map[string][]string{
-	CmdAcknowledge: {"engineer", "dpo"},
-	CmdConfirm:     {"engineer", "dpo"},
-	CmdDismiss:     {"engineer", "dpo"},
-	CmdReopen:      {"engineer", "dpo"},
-	CmdStatus:      {"engineer", "dpo"},
-	CmdAssign:      {"engineer", "dpo"},
-	CmdNote:        {"engineer", "dpo"},
-	CmdAwareness:   {"dpo"},
-	CmdDetermine:   {"dpo"},
-	CmdFile:        {"dpo"},
-	CmdDraft:       {"engineer", "dpo"},
-	CmdApprove:     {"dpo"},
-	CmdSend:        {"engineer", "dpo"},
-	CmdWaive:       {"dpo"},
-	CmdUpdate:      {"dpo"},
+	CmdAcknowledge:   {"engineer", "dpo"},
+	CmdConfirm:       {"engineer", "dpo"},
+	CmdDismiss:       {"engineer", "dpo"},
+	CmdReopen:        {"engineer", "dpo"},
+	CmdStatus:        {"engineer", "dpo"},
+	CmdAssign:        {"engineer", "dpo"},
+	CmdNote:          {"engineer", "dpo"},
+	CmdAwareness:     {"dpo"},
+	CmdDetermine:     {"dpo"},
+	CmdFile:          {"dpo"},
+	CmdDraft:         {"engineer", "dpo"},
+	CmdApprove:       {"dpo"},
+	CmdSend:          {"engineer", "dpo"},
+	CmdWaive:         {"dpo"},
+	CmdUpdate:        {"dpo"},
+	CmdCloseExposure: {"engineer", "dpo"},
 }
 
 // Allowed reports whether a role may give a command.
@@ -616,6 +638,11 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 		if action, data, err = t.noticeCommand(inc, by, c, now); err != nil {
 			return *inc, err
 		}
+	case CmdCloseExposure:
+		var err error
+		if action, data, err = t.closeExposure(ctx, inc, by, c, now); err != nil {
+			return *inc, err
+		}
 	}
 	e, err := entry(inc.ID, by, action, c.Reason, data, now)
 	if err != nil {
@@ -630,6 +657,55 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 		}
 	}
 	return *t.incidents[inc.ID], nil
+}
+
+// ExposureCloser closes an exposure window by hand in detection (the
+// rules engine keeps open windows; app connects it).
+type ExposureCloser interface {
+	CloseExposure(ctx context.Context, fingerprint string, by incident.ManualClose) error
+}
+
+// closeExposure checks a close-exposure command and has detection close
+// the window; the finding it reports again carries the closing.
+func (t *Tracker) closeExposure(ctx context.Context, inc *incident.Incident, by Actor, c Command, now time.Time) (string, any, error) {
+	if t.opts.Exposures == nil {
+		return "", nil, invalid("detection is off: there is no exposure window to close")
+	}
+	if inc.Kind != incident.KindExposure {
+		return "", nil, invalid("only an exposure incident has a window to close")
+	}
+	if c.Reason == "" {
+		return "", nil, invalid("closing an exposure window by hand needs a reason (for example: the resource was decommissioned)")
+	}
+	var open []incident.Evidence
+	for _, e := range inc.Evidence {
+		if e.WindowEnd.IsZero() && (c.To == "" || e.Fingerprint == c.To) {
+			open = append(open, e)
+		}
+	}
+	switch {
+	case len(open) == 0 && c.To != "":
+		return "", nil, invalid("the incident has no open window %q", c.To)
+	case len(open) == 0:
+		return "", nil, invalid("the incident has no open exposure window")
+	case len(open) > 1:
+		return "", nil, invalid("the incident has %d open windows: name one by its fingerprint", len(open))
+	}
+	at := c.At
+	if at.IsZero() {
+		at = now
+	}
+	if at.After(now.Add(time.Minute)) {
+		return "", nil, invalid("a window cannot be closed in the future")
+	}
+	if at.Before(open[0].LastSeen) {
+		return "", nil, invalid("the window was still changing at %s: close it at that time or later", open[0].LastSeen.Format(time.RFC3339))
+	}
+	mc := incident.ManualClose{By: by.Name, Reason: c.Reason, At: at.UTC()}
+	if err := t.opts.Exposures.CloseExposure(ctx, open[0].Fingerprint, mc); err != nil {
+		return "", nil, invalid("the window could not be closed: %v", err)
+	}
+	return incident.ActExposureClosed, map[string]any{"fingerprint": open[0].Fingerprint, "at": mc.At}, nil
 }
 
 // Customer returns a tenant's entry of the customer directory.

@@ -45,6 +45,7 @@ type Rule struct {
 	exceptions []exception
 	groupBy    []string
 	accessKey  []appendField
+	accessGet  []accessor[event.AccessEvent]
 	configKey  []accessor[event.ConfigChange]
 	pre        []prefilter // conjuncts of the condition checked natively first
 
@@ -241,6 +242,15 @@ func (r *Rule) AppendGroupKey(dst []byte, e *event.AccessEvent) []byte {
 	return dst
 }
 
+// GroupValues are the values of an access event's group_by fields.
+func (r *Rule) GroupValues(e *event.AccessEvent) []event.FieldValue {
+	out := make([]event.FieldValue, len(r.accessGet))
+	for i, get := range r.accessGet {
+		out[i] = event.FieldValue{Field: r.groupBy[i], Value: get(e)}
+	}
+	return out
+}
+
 // GroupKeyConfig is GroupKeyAccess for configuration changes.
 func (r *Rule) GroupKeyConfig(c *event.ConfigChange) string {
 	var b strings.Builder
@@ -403,6 +413,7 @@ func compile(s *Spec) (*Rule, error) {
 				return nil, bad(path, "unknown field %q; access events have %s", f, fieldNames(accessFields()))
 			}
 			r.accessKey = append(r.accessKey, appenderOf(f, a))
+			r.accessGet = append(r.accessGet, a)
 		} else {
 			a, ok := configFields()[f]
 			if !ok {

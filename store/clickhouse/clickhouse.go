@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -542,7 +543,13 @@ func (s *Store) SaveFindings(ctx context.Context, fs []incident.Finding) error {
 		}
 		fp[i], rid[i], sev[i], body[i] = f.Fingerprint, f.RuleID, f.Severity, string(b)
 		ws[i], det[i], detNs[i] = f.WindowStart, f.DetectedAt, uint32(f.DetectedAt.Nanosecond())
-		ver[i] = now + uint64(i) // later reports in one call win
+		// The newest report by the finding's own version wins, whatever
+		// order reports are written in; one without a version (older
+		// code) counts as written now.
+		ver[i] = f.Version
+		if ver[i] == 0 {
+			ver[i] = now + uint64(i)
+		}
 	}
 	return s.send(ctx, "findings", "fingerprint, rule_id, severity, window_start, detected_at, detected_ns, version, body",
 		[]any{fp, rid, sev, ws, det, detNs, ver, body})
@@ -598,10 +605,69 @@ func secs(t time.Time) int64 {
 	return t.Unix()
 }
 
+// FindingsOf lists the latest report of each finding of a rule whose
+// window starts in [from, to).
+func (s *Store) FindingsOf(ctx context.Context, ruleID string, from, to time.Time) ([]incident.Finding, error) {
+	q := "SELECT argMax(body, version), min(toUInt64(detected_at) * 1000000000 + detected_ns) AS det FROM " +
+		s.table("findings") + " WHERE rule_id = ? AND window_start >= toDateTime(?) AND window_start <= toDateTime(?) GROUP BY fingerprint"
+	rows, err := s.conn.Query(ctx, q, ruleID, secs(from), secs(to))
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: findings of %s: %w", ruleID, err)
+	}
+	defer rows.Close()
+	var out []incident.Finding
+	for rows.Next() {
+		var body string
+		var det uint64
+		if err := rows.Scan(&body, &det); err != nil {
+			return nil, fmt.Errorf("clickhouse store: findings of %s: %w", ruleID, err)
+		}
+		var f incident.Finding
+		if err := json.Unmarshal([]byte(body), &f); err != nil {
+			return nil, fmt.Errorf("clickhouse store: finding: %w", err)
+		}
+		if f.WindowStart.Before(from) || !f.WindowStart.Before(to) {
+			continue
+		}
+		f.DetectedAt = time.Unix(0, int64(det)).UTC()
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("clickhouse store: findings of %s: %w", ruleID, err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].WindowStart.Equal(out[j].WindowStart) {
+			return out[i].WindowStart.Before(out[j].WindowStart)
+		}
+		return out[i].Fingerprint < out[j].Fingerprint
+	})
+	return out, nil
+}
+
+// accessFieldColumns maps the access-event fields a group can be keyed by
+// (as rules name them) to their columns.
+var accessFieldColumns = map[string]string{
+	"id": "id", "tenant": "tenant", "actor.id": "actor_id", "actor.type": "actor_type", "actor.tenant": "actor_tenant",
+	"action": "action", "resource.type": "resource_type", "resource.id": "resource_id", "resource.store": "resource_store",
+	"outcome": "outcome", "source_ip": "source_ip", "country": "country", "request_id": "request_id", "user_agent": "user_agent",
+}
+
 // ScanAccess calls fn for each stored access event with from ≤ time < to,
 // in time order (then id order), until fn returns an error.
 func (s *Store) ScanAccess(ctx context.Context, from, to time.Time, fn func(*event.AccessEvent) error) error {
+	return s.ScanAccessWhere(ctx, from, to, nil, fn)
+}
+
+// ScanAccessWhere is ScanAccess for the events whose fields have the
+// values given (fields it has no column for select nothing out).
+func (s *Store) ScanAccessWhere(ctx context.Context, from, to time.Time, fv []event.FieldValue, fn func(*event.AccessEvent) error) error {
 	where, args := timeRange(from, to)
+	for _, w := range fv {
+		if col, ok := accessFieldColumns[w.Field]; ok {
+			where += " AND " + col + " = ?"
+			args = append(args, w.Value)
+		}
+	}
 	rows, err := s.conn.Query(ctx, "SELECT "+accessColumns+" FROM "+s.table("access_events")+" FINAL WHERE "+where+
 		" ORDER BY time, time_ns, id", args...)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -192,6 +193,10 @@ var migrations = []string{
 		by TEXT NOT NULL,
 		reason TEXT NOT NULL
 	);`,
+	// A rule's findings by window start (detection reads them back to
+	// correct a group and to keep open exposures); updated_ns holds each
+	// finding's own report version from now on.
+	`CREATE INDEX findings_rule_window ON findings (rule_id, window_start_ns);`,
 }
 
 // SchemaVersion is the schema version this code writes.
@@ -333,11 +338,20 @@ func (s *Store) SaveFindings(ctx context.Context, fs []incident.Finding) error {
 		if err != nil {
 			return fmt.Errorf("sqlite store: finding %s: %w", f.Fingerprint, err)
 		}
+		// The newest report by the finding's own version wins, whatever
+		// order reports are written in; one without a version (older
+		// code) counts as written now.
+		ver := int64(f.Version)
+		if f.Version == 0 || f.Version > math.MaxInt64 {
+			ver = now + int64(i)
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO findings (fingerprint, rule_id, severity, window_start_ns, detected_ns, updated_ns, body)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (fingerprint) DO UPDATE SET rule_id = excluded.rule_id, severity = excluded.severity,
-				detected_ns = min(findings.detected_ns, excluded.detected_ns), updated_ns = excluded.updated_ns, body = excluded.body`,
-			f.Fingerprint, f.RuleID, f.Severity, f.WindowStart.UnixNano(), f.DetectedAt.UnixNano(), now, string(body)); err != nil {
+				detected_ns = min(findings.detected_ns, excluded.detected_ns), updated_ns = excluded.updated_ns, body = excluded.body,
+				window_start_ns = excluded.window_start_ns
+			WHERE excluded.updated_ns >= findings.updated_ns`,
+			f.Fingerprint, f.RuleID, f.Severity, f.WindowStart.UnixNano(), f.DetectedAt.UnixNano(), ver, string(body)); err != nil {
 			return fmt.Errorf("sqlite store: save finding %s: %w", f.Fingerprint, err)
 		}
 	}
@@ -381,6 +395,43 @@ func (s *Store) Findings(ctx context.Context, since time.Time, limit int) ([]inc
 	return out, nil
 }
 
+// FindingsOf lists the latest report of each finding of a rule whose
+// window starts in [from, to).
+func (s *Store) FindingsOf(ctx context.Context, ruleID string, from, to time.Time) ([]incident.Finding, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT detected_ns, body FROM findings WHERE rule_id = ? AND window_start_ns >= ? AND window_start_ns < ?
+		ORDER BY window_start_ns, fingerprint`, ruleID, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: findings of %s: %w", ruleID, err)
+	}
+	defer rows.Close()
+	var out []incident.Finding
+	for rows.Next() {
+		var detected int64
+		var body string
+		if err := rows.Scan(&detected, &body); err != nil {
+			return nil, fmt.Errorf("sqlite store: findings of %s: %w", ruleID, err)
+		}
+		var f incident.Finding
+		if err := json.Unmarshal([]byte(body), &f); err != nil {
+			return nil, fmt.Errorf("sqlite store: finding: %w", err)
+		}
+		f.DetectedAt = time.Unix(0, detected).UTC()
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: findings of %s: %w", ruleID, err)
+	}
+	return out, nil
+}
+
+// accessColumns maps the access-event fields a group can be keyed by (as
+// rules name them) to their columns.
+var accessColumns = map[string]string{
+	"id": "id", "tenant": "tenant", "actor.id": "actor_id", "actor.type": "actor_type", "actor.tenant": "actor_tenant",
+	"action": "action", "resource.type": "resource_type", "resource.id": "resource_id", "resource.store": "resource_store",
+	"outcome": "outcome", "source_ip": "source_ip", "country": "country", "request_id": "request_id", "user_agent": "user_agent",
+}
+
 // day is the UTC day of t as YYYYMMDD, the unit of retention.
 func day(t time.Time) int {
 	y, m, d := t.UTC().Date()
@@ -420,10 +471,23 @@ func unraw(s sql.NullString) json.RawMessage {
 // ScanAccess calls fn for each stored access event with from ≤ time < to,
 // in time order (then id order), until fn returns an error.
 func (s *Store) ScanAccess(ctx context.Context, from, to time.Time, fn func(*event.AccessEvent) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, time_ns, tenant, actor_id, actor_type, actor_tenant, actor_groups,
+	return s.ScanAccessWhere(ctx, from, to, nil, fn)
+}
+
+// ScanAccessWhere is ScanAccess for the events whose fields have the
+// values given (fields it has no column for select nothing out).
+func (s *Store) ScanAccessWhere(ctx context.Context, from, to time.Time, where []event.FieldValue, fn func(*event.AccessEvent) error) error {
+	q := `SELECT id, time_ns, tenant, actor_id, actor_type, actor_tenant, actor_groups,
 		action, resource_type, resource_id, resource_store, records, categories, outcome, source_ip, country,
-		user_agent, request_id, extra FROM access_events WHERE time_ns >= ? AND time_ns < ? ORDER BY time_ns, id`,
-		from.UnixNano(), to.UnixNano())
+		user_agent, request_id, extra FROM access_events WHERE time_ns >= ? AND time_ns < ?`
+	args := []any{from.UnixNano(), to.UnixNano()}
+	for _, w := range where {
+		if col, ok := accessColumns[w.Field]; ok {
+			q += " AND " + col + " = ?"
+			args = append(args, w.Value)
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY time_ns, id", args...)
 	if err != nil {
 		return fmt.Errorf("sqlite store: scan access events: %w", err)
 	}

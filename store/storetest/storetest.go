@@ -31,6 +31,8 @@ type Store interface {
 	Latest(ctx context.Context) (time.Time, error)
 	SaveFindings(ctx context.Context, fs []incident.Finding) error
 	Findings(ctx context.Context, since time.Time, limit int) ([]incident.Finding, error)
+	FindingsOf(ctx context.Context, ruleID string, from, to time.Time) ([]incident.Finding, error)
+	ScanAccessWhere(ctx context.Context, from, to time.Time, where []event.FieldValue, fn func(*event.AccessEvent) error) error
 	AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error)
 	AppendAudit(ctx context.Context, es []incident.AuditEntry) error
 	ScanAudit(ctx context.Context, after int64, fn func(*incident.AuditEntry) error) error
@@ -78,6 +80,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Retention", testRetention},
 		{"LargeBatch", testLargeBatch},
 		{"Findings", testFindings},
+		{"FindingsByVersion", testFindingsByVersion},
+		{"ScanAccessWhere", testScanAccessWhere},
 		{"AuditLog", testAudit},
 		{"AccessByTenant", testAccessByTenant},
 		{"Outbox", testOutbox},
@@ -416,6 +420,75 @@ func testFindings(t *testing.T, s Store) {
 	}
 	if got, err := s.Findings(ctx, time.Time{}, 1); err != nil || len(got) != 1 {
 		t.Errorf("findings limit 1: %d, %v", len(got), err)
+	}
+}
+
+// testFindingsByVersion: the report with the highest version is kept,
+// whatever order reports are written in (reports of one finding may reach
+// a store out of order); FindingsOf lists a rule's findings by window.
+func testFindingsByVersion(t *testing.T, s Store) {
+	ctx := context.Background()
+	start := Day0.Add(9 * time.Hour)
+	mk := func(rule, group string, ws time.Time, version uint64, count int64) incident.Finding {
+		return incident.Finding{Fingerprint: incident.Fingerprint(rule, group, ws), RuleID: rule, Title: rule, Severity: incident.SeverityHigh,
+			Kind: incident.KindMatch, GroupKey: group, WindowStart: ws, FirstSeen: ws, LastSeen: ws, Count: count,
+			EventIDs: []string{"e1"}, DetectedAt: start, Version: version}
+	}
+	newer, older := mk("bulk-export", "actor.id=u-1", start, 20, 7), mk("bulk-export", "actor.id=u-1", start, 10, 3)
+	// The newer report first, then a stale one (a batch put back after a
+	// failure, say): the newer stays.
+	for _, f := range []incident.Finding{newer, older} {
+		if err := s.SaveFindings(ctx, []incident.Finding{f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	retracted := mk("bulk-export", "actor.id=u-2", start.Add(time.Hour), 5, 1)
+	retracted.SupersededBy = newer.Fingerprint
+	other := mk("cross-tenant-read", "actor.id=u-1", start.Add(time.Hour), 1, 1)
+	late := mk("bulk-export", "actor.id=u-3", start.Add(3*time.Hour), 1, 1)
+	if err := s.SaveFindings(ctx, []incident.Finding{retracted, other, late}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FindingsOf(ctx, "bulk-export", start, start.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Fingerprint != newer.Fingerprint || got[0].Count != 7 || got[0].Version != 20 ||
+		got[1].SupersededBy != newer.Fingerprint {
+		t.Fatalf("FindingsOf: %+v; want the newer report of u-1 and u-2's retraction, by window start", got)
+	}
+	if got, err := s.FindingsOf(ctx, "bulk-export", start.Add(time.Nanosecond), start.Add(time.Hour)); err != nil || len(got) != 0 {
+		t.Errorf("FindingsOf from after the window start: %+v, %v", got, err)
+	}
+}
+
+// testScanAccessWhere: ScanAccessWhere selects a group's events (it may
+// return more, never fewer), in time order.
+func testScanAccessWhere(t *testing.T, s Store) {
+	ctx := context.Background()
+	evs := Access("w", Day0, 500)
+	if err := s.Write(ctx, &event.Batch{Access: evs}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, e := range evs {
+		if e.Actor.ID == "u-7" && e.Tenant == "cust-0007" {
+			want = append(want, e.ID)
+		}
+	}
+	var got []string
+	err := s.ScanAccessWhere(ctx, Day0, Day0.Add(time.Hour), []event.FieldValue{{Field: "actor.id", Value: "u-7"}, {Field: "tenant", Value: "cust-0007"}},
+		func(e *event.AccessEvent) error {
+			if e.Actor.ID == "u-7" && e.Tenant == "cust-0007" {
+				got = append(got, e.ID)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ScanAccessWhere: %v, want %v", got, want)
 	}
 }
 

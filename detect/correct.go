@@ -1,0 +1,319 @@
+package detect
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/breachwatch/breachwatch/detect/rule"
+	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// lateGroup is a group to re-evaluate from the store: an event came behind
+// what the engine keeps of it.
+type lateGroup struct {
+	rule  *rule.Rule
+	key   string
+	from  int64 // the oldest event that called for it
+	until int64 // the newest
+	where []event.FieldValue
+	// What to read: [lo, hi); from hi on the group's entries are those in
+	// memory (mem), or, for a group not in memory, read on until it was
+	// quiet for a gap.
+	lo, hi int64
+	mem    *group
+	found  []entry // its entries, as read from the store
+}
+
+func (e *Engine) queueLate(r *rule.Rule, key string, t int64, where func() []event.FieldValue) {
+	e.m.late.Inc()
+	id := groupID(r, key)
+	if lg := e.late[id]; lg != nil {
+		lg.from, lg.until = min(lg.from, t), max(lg.until, t)
+		return
+	}
+	e.late[id] = &lateGroup{rule: r, key: key, from: t, until: t, where: where()}
+}
+
+// bulkCorrection: with more late groups than this in one batch (a lagging
+// partition, a backfill), the store is read once over their time instead
+// of once per group.
+const bulkCorrection = 32
+
+// correct re-evaluates the late groups from the store: each over the run
+// of its events around the late one (from a point where it was quiet for a
+// gap, so that nothing before matters, to the state kept in memory or to
+// the next quiet gap), and reports what changed against what was reported
+// before. A group that cannot be read is kept as it is and tried again with
+// its next late event.
+func (e *Engine) correct(ctx context.Context) {
+	if e.correcting {
+		return
+	}
+	e.correcting = true
+	defer func() { e.correcting = false }()
+	start := time.Now()
+	lates := make([]*lateGroup, 0, len(e.late))
+	for _, lg := range e.late {
+		lates = append(lates, lg)
+	}
+	clear(e.late)
+	sort.Slice(lates, func(i, j int) bool {
+		return groupID(lates[i].rule, lates[i].key) < groupID(lates[j].rule, lates[j].key)
+	})
+	if e.opts.Store == nil {
+		for _, lg := range lates {
+			e.beyondHorizon(math.MinInt64, lg.key) // cannot correct without a store
+		}
+		return
+	}
+	floor := int64(math.MinInt64)
+	if e.wm != math.MinInt64 {
+		floor = e.wm - int64(e.opts.Horizon)
+	}
+	for _, lg := range lates {
+		gap, w := e.gap(lg.rule), reach(lg.rule)
+		lg.lo = max(lg.from-gap-w, floor)
+		switch g := e.groups.rules[lg.rule][lg.key]; {
+		case g != nil && len(g.entries) > 0 && !g.held && !g.incomplete:
+			// Every entry the engine took from the group's first kept
+			// one on is in memory (the late ones are in the store).
+			lg.mem, lg.hi = g, max(g.entries[0].t, lg.until+1)
+		case g != nil && len(g.entries) > 0:
+			// A group that may lack entries (held, or incomplete): read
+			// all it holds from the store.
+			lg.hi = max(g.lastSeen, lg.until) + 1
+		default:
+			lg.hi = lg.until + gap + w + 1
+		}
+		lg.hi = max(lg.hi, lg.lo+1)
+	}
+	// The first read, in one scan when there are many groups.
+	if len(lates) > bulkCorrection {
+		from, to := int64(math.MaxInt64), int64(math.MinInt64)
+		byID := make(map[string]*lateGroup, len(lates))
+		for _, lg := range lates {
+			from, to = min(from, lg.lo), max(to, lg.hi)
+			byID[groupID(lg.rule, lg.key)] = lg
+		}
+		err := e.scanAll(ctx, utc(from), utc(to), lates, func(lg *lateGroup, en entry) {
+			if en.t >= lg.lo && en.t < lg.hi {
+				lg.found = append(lg.found, en)
+			}
+		}, byID)
+		if err != nil {
+			e.correctionFailed(lates, err)
+			return
+		}
+	} else {
+		for _, lg := range lates {
+			if err := e.scanGroup(ctx, lg, utc(lg.lo), utc(lg.hi), func(en entry) { lg.found = append(lg.found, en) }); err != nil {
+				e.correctionFailed(lates, err)
+				return
+			}
+		}
+	}
+	for _, lg := range lates {
+		if err := e.rebuild(ctx, lg, floor); err != nil {
+			e.correctionFailed([]*lateGroup{lg}, err)
+			continue
+		}
+		e.m.corrected.Inc()
+	}
+	e.m.corrSecs.Observe(time.Since(start).Seconds())
+}
+
+func (e *Engine) correctionFailed(lates []*lateGroup, err error) {
+	e.log.Warn("could not re-evaluate groups from the store; they are tried again with their next late event, or by `breachwatch backfill`",
+		zap.Int("groups", len(lates)), zap.Error(err))
+}
+
+// relevant turns an event read from the store into an entry of rule r, and
+// says whether the rule looks at it at all.
+func (e *Engine) relevant(r *rule.Rule, ev *event.AccessEvent) (entry, bool) {
+	set := e.set.Load()
+	e.env.AccessEvent = ev
+	e.env.Store = rule.NewStoreInfo(set.Inventory(), ev.Resource.Store)
+	defer func() { e.env.AccessEvent = nil }()
+	if e.env.Store.Known && !e.env.Store.Personal {
+		return entry{}, false
+	}
+	var steps uint32
+	if r.Kind() == incident.KindSequence {
+		for i := range r.Steps() {
+			if e.step(r, i) {
+				steps |= 1 << i
+			}
+		}
+		if steps == 0 {
+			return entry{}, false
+		}
+	} else {
+		ok, err := r.MatchAccess(&e.ev, &e.env)
+		if err != nil {
+			e.evalError(r, err)
+			return entry{}, false
+		}
+		if !ok {
+			return entry{}, false
+		}
+	}
+	en := e.accessEntry(r, ev, steps)
+	en.id, en.tenant = clone(en.id), clone(en.tenant)
+	if en.distinct != "" {
+		en.distinct = clone(en.distinct)
+	}
+	return en, true
+}
+
+// scanGroup reads the entries of one group in [from, to).
+func (e *Engine) scanGroup(ctx context.Context, lg *lateGroup, from, to time.Time, fn func(entry)) error {
+	return e.opts.Store.ScanAccessWhere(ctx, from, to, lg.where, func(ev *event.AccessEvent) error {
+		en, ok := e.relevant(lg.rule, ev)
+		if ok && string(lg.rule.AppendGroupKey(e.keyBuf[:0], ev)) == lg.key {
+			fn(en)
+		}
+		return nil
+	})
+}
+
+// scanAll reads every event in [from, to) once and hands each late group
+// its entries.
+func (e *Engine) scanAll(ctx context.Context, from, to time.Time, lates []*lateGroup, fn func(*lateGroup, entry), byID map[string]*lateGroup) error {
+	rules := map[*rule.Rule]bool{}
+	for _, lg := range lates {
+		rules[lg.rule] = true
+	}
+	return e.opts.Store.ScanAccess(ctx, from, to, func(ev *event.AccessEvent) error {
+		for r := range rules {
+			key := r.AppendGroupKey(e.keyBuf[:0], ev)
+			lg := byID[groupID(r, string(key))]
+			if lg == nil {
+				continue
+			}
+			if en, ok := e.relevant(r, ev); ok {
+				fn(lg, en)
+			}
+		}
+		return nil
+	})
+}
+
+// rebuild evaluates a late group from the store: it reads back from the
+// first read until a gap with no entry (the group was quiet: nothing before
+// can matter) and forward until the state in memory (or, for a group not in
+// memory, a gap with no entry: nothing after depends on this run),
+// evaluates every entry in order, reconciles the findings with those in
+// memory and in the store, and puts the group in place of the one in
+// memory.
+func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error {
+	r := lg.rule
+	gap, w := e.gap(r), reach(r)
+	lo := lg.lo
+	for lo > floor {
+		var band []entry
+		if err := e.scanGroup(ctx, lg, utc(max(lo-gap-w, floor)), utc(lo), func(en entry) { band = append(band, en) }); err != nil {
+			return err
+		}
+		if len(band) == 0 {
+			break
+		}
+		lg.found = append(band, lg.found...)
+		lo = band[0].t
+	}
+	if lo <= floor && floor != math.MinInt64 {
+		e.log.Info("a group re-evaluated from the store reaches back to the correction horizon; its first finding may start later than it did",
+			zap.String("rule", r.ID()), zap.Time("horizon", utc(floor)))
+	}
+	hi := lg.hi
+	if lg.mem == nil {
+		for {
+			last := lg.until
+			if n := len(lg.found); n > 0 {
+				last = max(last, lg.found[n-1].t)
+			}
+			end := last + gap + w + 1
+			if end <= hi {
+				break // quiet for a gap after its last entry: the run ends
+			}
+			var band []entry
+			if err := e.scanGroup(ctx, lg, utc(hi), utc(end), func(en entry) { band = append(band, en) }); err != nil {
+				return err
+			}
+			lg.found = append(lg.found, band...)
+			hi = end
+		}
+	}
+	found := lg.found
+	if lg.mem != nil {
+		found = append(found, lg.mem.entries...)
+	}
+	sort.Slice(found, func(i, j int) bool { return before(found[i].t, found[i].id, found[j].t, found[j].id) })
+	found = slices.CompactFunc(found, func(a, b entry) bool { return a.id == b.id && a.t == b.t })
+
+	ng := &group{rule: r, key: lg.key}
+	old := e.groups.rules[r][lg.key]
+	for i := range found {
+		ng.insert(found[i])
+	}
+	var run evalRun
+	if len(ng.entries) > 0 {
+		ng.cpAt = ng.entries[0].t
+		for i := range ng.entries {
+			e.stepKind(ng, &ng.live, i, &run)
+		}
+	} else {
+		ng.cpAt = lo
+	}
+	ng.eps = run.touched
+	var oldEps []*episode
+	if old != nil {
+		oldEps = old.eps
+	}
+	// The findings stored for the run read: a group not in memory was read
+	// up to hi (its later findings are another run's).
+	until := to()
+	if lg.mem == nil {
+		until = utc(hi)
+	}
+	stored, err := e.storedOf(ctx, r, lg.key, "", utc(lo), until)
+	if err != nil {
+		return err
+	}
+	e.reconcile(owner{rule: r, key: lg.key, g: ng}, oldEps, ng.eps, stored)
+	switch {
+	case len(ng.entries) == 0 && len(ng.eps) == 0:
+		if old != nil {
+			e.groups.remove(old)
+		}
+	default:
+		e.groups.put(ng)
+		if c := e.frozen(); c > ng.cpAt {
+			e.advance(ng, c)
+		}
+	}
+	delete(e.evicted, groupID(r, lg.key))
+	return nil
+}
+
+func to() time.Time { return event.MaxTime() }
+
+// storedOf is the latest report of each finding of a rule's group (and
+// part) stored with a window starting in [from, to), retractions left out.
+func (e *Engine) storedOf(ctx context.Context, r *rule.Rule, key, part string, from, until time.Time) ([]incident.Finding, error) {
+	fs, err := e.opts.Store.FindingsOf(ctx, r.ID(), from, until)
+	if err != nil {
+		return nil, err
+	}
+	for i := range fs {
+		e.lastVer = max(e.lastVer, fs[i].Version)
+	}
+	return slices.DeleteFunc(fs, func(f incident.Finding) bool {
+		return f.GroupKey != key || f.Part != part || f.Retracted()
+	}), nil
+}

@@ -1,0 +1,280 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/breachwatch/breachwatch/detect/rule"
+	"github.com/breachwatch/breachwatch/event"
+	"github.com/breachwatch/breachwatch/incident"
+)
+
+// lookback is how far before the first access event it must evaluate a
+// history reader starts reading access events: the longest gap and window.
+func (e *Engine) lookback(set *rule.Set) time.Duration {
+	d := time.Duration(0)
+	for _, r := range set.Rules() {
+		if r.Source() == rule.SourceAccess {
+			d = max(d, time.Duration(e.gap(r)+reach(r)))
+		}
+	}
+	return d
+}
+
+// Progress says how far a read of the stored history came.
+type Progress struct {
+	From, To time.Time // the event time being read
+	Reached  time.Time // the newest event time read so far
+	Events   int       // events read
+	Findings int       // findings reported (new or changed)
+	Retained int       // findings reported before and no longer produced, left as they were
+}
+
+// readHistory evaluates stored events in [from, until) in time order:
+// configuration changes from cfrom (exposure windows can stay open long),
+// access events from afrom with groups that start within a window of
+// afrom held until they are re-evaluated from a point where they were
+// quiet. Findings are compared with those stored (known), so that what
+// was reported before is not reported again. Called without e.mu held.
+func (e *Engine) readHistory(ctx context.Context, cfrom, afrom, until time.Time, progress func(Progress)) (Progress, error) {
+	st := e.opts.Store
+	if st == nil {
+		return Progress{}, errors.New("detect: reading the history needs a store")
+	}
+	set := e.set.Load()
+	e.mu.Lock()
+	_, err := e.seedExposures(ctx, set, until)
+	if err == nil {
+		err = e.preload(ctx, set, afrom.Add(-e.lookback(set)), until)
+	}
+	e.hold = afrom.UnixNano()
+	e.mu.Unlock()
+	p := Progress{From: afrom, To: until}
+	if err != nil {
+		return p, err
+	}
+	defer func() {
+		e.mu.Lock()
+		e.hold, e.known = math.MinInt64, nil
+		e.mu.Unlock()
+	}()
+	var b event.Batch
+	flush := func(clock bool) error {
+		if b.Len() == 0 {
+			return nil
+		}
+		p.Events += b.Len()
+		e.mu.Lock()
+		if !clock {
+			e.evaluateNoClock(ctx, &b)
+		} else {
+			e.evaluate(ctx, &b)
+		}
+		p.Findings += countReports(e.out)
+		err := e.hand(ctx)
+		b.Reset()
+		if progress != nil {
+			progress(p)
+		}
+		return err
+	}
+	// Configuration changes first, without moving the clock: exposure
+	// histories do not depend on it, and access windows must not be
+	// made late by them.
+	err = st.ScanConfig(ctx, cfrom, until, func(c *event.ConfigChange) error {
+		b.Config = append(b.Config, *c)
+		if c.Time.After(p.Reached) {
+			p.Reached = c.Time
+		}
+		if len(b.Config) >= 1000 {
+			return flush(false)
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush(false)
+	}
+	if err != nil {
+		return p, err
+	}
+	p.Reached = time.Time{}
+	err = st.ScanAccess(ctx, afrom, until, func(a *event.AccessEvent) error {
+		b.Access = append(b.Access, *a)
+		p.Reached = a.Time
+		if len(b.Access) >= 5000 {
+			return flush(true)
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush(true)
+	}
+	if err != nil {
+		return p, err
+	}
+	// The held groups, from the store.
+	e.mu.Lock()
+	e.hold = math.MinInt64
+	e.groups.each(func(g *group) {
+		if g.held && len(g.entries) > 0 {
+			id := groupID(g.rule, g.key)
+			e.late[id] = &lateGroup{rule: g.rule, key: g.key, from: g.entries[0].t, until: g.entries[0].t, where: g.where}
+		}
+	})
+	if len(e.late) > 0 {
+		e.correct(ctx)
+	}
+	e.flush()
+	p.Findings += countReports(e.out)
+	err = e.hand(ctx)
+	return p, err
+}
+
+func countReports(fs []incident.Finding) int {
+	n := 0
+	for i := range fs {
+		if !fs[i].Retracted() {
+			n++
+		}
+	}
+	return n
+}
+
+// preload reads the findings stored with windows starting in [from,
+// until), so that a warm-up or a backfill reports only what changed.
+func (e *Engine) preload(ctx context.Context, set *rule.Set, from, until time.Time) error {
+	if !e.replayAll {
+		e.known = map[string]sig{}
+	}
+	for _, r := range set.Rules() {
+		fs, err := e.opts.Store.FindingsOf(ctx, r.ID(), from, until.Add(time.Nanosecond))
+		if err != nil {
+			return err
+		}
+		for i := range fs {
+			e.lastVer = max(e.lastVer, fs[i].Version) // versions go on from the stored ones, whatever the clock says
+			if e.known != nil && !fs[i].Retracted() {
+				e.known[fs[i].Fingerprint] = sigOf(&fs[i])
+			}
+		}
+	}
+	return nil
+}
+
+// Warm replays the stored tail of the stream into the engine before live
+// events flow, so that a restart neither misses nor duplicates findings:
+// open exposure windows from the findings that say so, configuration
+// changes from exposureHorizon before until, and access events from the
+// longest gap and window before until. What it finds that was reported
+// before is not reported again.
+func (e *Engine) Warm(ctx context.Context, until time.Time, exposureHorizon time.Duration) (int, error) {
+	set := e.set.Load()
+	p, err := e.readHistory(ctx, until.Add(-exposureHorizon), until.Add(-e.lookback(set)-e.opts.Lateness), until.Add(time.Nanosecond), nil)
+	return p.Events, err
+}
+
+// Backfill evaluates the stored history from `from` on, as live detection
+// would have, and reports the findings that start before `to` and are new
+// or changed against those stored (so that running it twice changes
+// nothing). It reads up to the newest stored event, so that a finding
+// that begins before `to` is evaluated whole. Run it on an engine of its
+// own (a fresh one, with the live engine's rule set and options, reporting
+// to the same sink). progress, if set, is called after every batch.
+func (e *Engine) Backfill(ctx context.Context, from, to, latest time.Time, exposureHorizon time.Duration, progress func(Progress)) (Progress, error) {
+	if !from.Before(to) {
+		return Progress{}, errors.New("backfill: --from must be before --to")
+	}
+	end := latest.Add(time.Nanosecond)
+	if end.Before(to) {
+		end = to
+	}
+	e.mu.Lock()
+	e.reportBefore = to.UnixNano()
+	e.produced = map[string]incident.Finding{}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.reportBefore, e.produced = math.MaxInt64, nil
+		e.mu.Unlock()
+	}()
+	p, err := e.readHistory(ctx, from.Add(-exposureHorizon), from, end, progress)
+	if err != nil {
+		return p, err
+	}
+	// Findings stored for [from, to) that the history no longer yields:
+	// one whose episode another now holds (it moved: events came late
+	// when it was reported) is retracted and named by its successor;
+	// others are left as they are, and counted.
+	set := e.set.Load()
+	e.mu.Lock()
+	for _, r := range set.Rules() {
+		fs, err := e.opts.Store.FindingsOf(ctx, r.ID(), from, to)
+		if err != nil {
+			e.mu.Unlock()
+			return p, err
+		}
+		for i := range fs {
+			f := fs[i]
+			if f.Retracted() {
+				continue
+			}
+			if _, ok := e.produced[f.Fingerprint]; ok {
+				continue
+			}
+			succ := successorOf(&f, e.produced)
+			if succ == nil {
+				p.Retained++
+				continue
+			}
+			succ.Supersedes = union(succ.Supersedes, []string{f.Fingerprint})
+			succ.Version = e.version()
+			e.produced[succ.Fingerprint] = *succ
+			f.SupersededBy, f.Supersedes, f.Version = succ.Fingerprint, nil, e.version()
+			e.out = append(e.out, *succ, f)
+			p.Findings++
+		}
+	}
+	err = e.hand(ctx)
+	if progress != nil {
+		progress(p)
+	}
+	return p, err
+}
+
+// successorOf is the finding among fs of the same rule, group and part
+// whose time overlaps f's (the earliest), or nil.
+func successorOf(f *incident.Finding, fs map[string]incident.Finding) *incident.Finding {
+	end := f.WindowEnd
+	if end.IsZero() {
+		end = f.LastSeen
+	}
+	var best *incident.Finding
+	for _, c := range fs {
+		if c.RuleID != f.RuleID || c.GroupKey != f.GroupKey || c.Part != f.Part {
+			continue
+		}
+		cend := c.WindowEnd
+		if cend.IsZero() {
+			cend = c.LastSeen
+		}
+		if c.WindowStart.After(end) || f.WindowStart.After(cend) {
+			continue
+		}
+		if best == nil || c.WindowStart.Before(best.WindowStart) {
+			cc := c
+			best = &cc
+		}
+	}
+	return best
+}
+
+// Replay is the dry run of Backfill: it evaluates the stored history of
+// [from, to) and reports every finding it holds, whether stored or not.
+func (e *Engine) Replay(ctx context.Context, from, to time.Time, exposureHorizon time.Duration, progress func(Progress)) (Progress, error) {
+	e.mu.Lock()
+	e.replayAll = true
+	e.mu.Unlock()
+	return e.readHistory(ctx, from.Add(-exposureHorizon), from, to, progress)
+}
