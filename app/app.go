@@ -416,6 +416,14 @@ func (c exposureCloser) CloseExposure(ctx context.Context, fingerprint string, b
 	return e.CloseExposure(ctx, fingerprint, by)
 }
 
+// Stored hands the time span of a batch detection evaluated to the
+// tracker, off the ingest path (detect.StoredSink).
+func (s *findingSink) Stored(_ context.Context, from, to time.Time) {
+	if s.feed != nil {
+		s.feed.Stored(from, to)
+	}
+}
+
 // newTracker builds the incident tracker from its configuration,
 // rebuilding the incidents from the store's audit log.
 func newTracker(ctx context.Context, o Options, st interface {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -42,10 +43,12 @@ func TestDemoBreachesBecomeFindings(t *testing.T) {
 	from := time.Now().UTC().Add(-30 * time.Minute)
 	var b event.Batch
 	var recs []*kgo.Record
+	sent := map[string]bool{}
 	for i := 0; i < 240_000; i++ { // one event every 5ms
 		b.Reset()
 		g.Next(from.Add(time.Duration(i)*5*time.Millisecond), &b)
 		for j := range b.Access {
+			sent[b.Access[j].ID] = true
 			recs = append(recs, &kgo.Record{Topic: "breachwatch.access", Value: b.Access[j].AppendJSON(nil)})
 		}
 		for j := range b.Config {
@@ -74,6 +77,54 @@ func TestDemoBreachesBecomeFindings(t *testing.T) {
 		return true
 	})
 	t.Logf("findings by rule: %v", got)
+
+	// A harvest the demo injected whole becomes one finding that starts at
+	// its first read and names exactly the accounts read, no benign ones.
+	var harvests []demo.Injection
+	for _, in := range g.Injections() {
+		if in.Scenario == demo.ScenarioStaffManyTenants && allSent(sent, in.EventIDs) {
+			harvests = append(harvests, in)
+		}
+	}
+	if len(harvests) == 0 {
+		t.Fatal("the demo injected no whole staff harvest in the test's 20 minutes")
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		problem := harvestProblem(storedFindings(t, o.DataDir), harvests)
+		if problem == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 2m: %s", problem)
+		}
+	}
+}
+
+// harvestProblem says how the findings fail to match the injected
+// harvests, or "" when every harvest has its finding.
+func harvestProblem(fs []incident.Finding, harvests []demo.Injection) string {
+	for _, in := range harvests {
+		want := slices.Sorted(slices.Values(in.Tenants))
+		var got []string
+		for _, f := range fs {
+			if f.RuleID == in.Scenario && f.WindowStart.Equal(in.Start) {
+				got = f.Affected.Tenants
+			}
+		}
+		if !slices.Equal(got, want) {
+			return fmt.Sprintf("harvest from %v: finding names tenants %v, injected %v", in.Start, got, want)
+		}
+	}
+	return ""
+}
+
+func allSent(sent map[string]bool, ids []string) bool {
+	for _, id := range ids {
+		if !sent[id] {
+			return false
+		}
+	}
+	return len(ids) > 0
 }
 
 // TestDemoShowsFindingsWithinAMinute: the demo traffic of make run (real

@@ -14,6 +14,8 @@ import (
 // findingsTracker is what the feed hands findings to (the tracker).
 type findingsTracker interface {
 	Findings(ctx context.Context, fs []incident.Finding) ([]string, error)
+	Stored(from, to time.Time)
+	Rescope(ctx context.Context) error
 }
 
 // trackerFeed hands stored findings to the tracker off the ingest path:
@@ -30,7 +32,34 @@ type trackerFeed struct {
 	mu      sync.Mutex
 	pending map[string]incident.Finding
 	order   []string
+	stored  [2]time.Time // the event times stored since the tracker was last told (zero: none)
 	wake    chan struct{}
+}
+
+// Stored records that events dated in [from, to] were stored; the tracker
+// is told (and scopes again what they touch) in the feed's own time.
+func (f *trackerFeed) Stored(from, to time.Time) {
+	f.mu.Lock()
+	if f.stored[0].IsZero() || from.Before(f.stored[0]) {
+		f.stored[0] = from
+	}
+	if to.After(f.stored[1]) {
+		f.stored[1] = to
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeStored returns and clears the span stored since the last call.
+func (f *trackerFeed) takeStored() (from, to time.Time, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	from, to, ok = f.stored[0], f.stored[1], !f.stored[0].IsZero()
+	f.stored = [2]time.Time{}
+	return from, to, ok
 }
 
 func newTrackerFeed(tr findingsTracker, log *zap.Logger) *trackerFeed {
@@ -91,6 +120,13 @@ func (f *trackerFeed) Run(ctx context.Context) {
 	for {
 		fs := f.take(feedChunk)
 		if len(fs) == 0 {
+			if from, to, ok := f.takeStored(); ok {
+				f.tr.Stored(from, to)
+				if err := f.tr.Rescope(ctx); err != nil && ctx.Err() == nil {
+					f.log.Warn("could not scope incidents again; retrying with the next findings or batch", zap.Error(err))
+				}
+				continue
+			}
 			select {
 			case <-ctx.Done():
 				return

@@ -24,6 +24,9 @@ type failOnce struct {
 	resume  chan struct{}
 }
 
+func (f *failOnce) Stored(time.Time, time.Time)   {}
+func (f *failOnce) Rescope(context.Context) error { return nil }
+
 func (f *failOnce) Findings(ctx context.Context, fs []incident.Finding) ([]string, error) {
 	f.mu.Lock()
 	f.calls++

@@ -45,6 +45,14 @@ type Sink interface {
 	Findings(ctx context.Context, fs []incident.Finding) error
 }
 
+// StoredSink is an optional interface of a Sink: after each batch it is
+// told the event-time range the batch held (stored before it was
+// evaluated), so that what was computed from the stored events of that
+// time — an exposure's affected customers — can be computed again.
+type StoredSink interface {
+	Stored(ctx context.Context, from, to time.Time)
+}
+
 // Store is what the engine reads from the store: the ordered history of
 // events, to warm its state at start and to re-evaluate a group when an
 // event comes behind what it keeps in memory, and the findings reported
@@ -125,8 +133,9 @@ type Engine struct {
 	intern     *interner
 	failing    map[string]bool
 	processed  int
-	order      []int32  // the batch's access events in (time, id) order
-	stale      []*group // groups to evaluate again at the end of the batch
+	span       [2]time.Time // the event times of the batch being evaluated
+	order      []int32      // the batch's access events in (time, id) order
+	stale      []*group     // groups to evaluate again at the end of the batch
 	lastVer    uint64
 	oldest     int64 // the oldest event beyond the horizon since it was last logged
 	oldestLog  time.Time
@@ -331,6 +340,13 @@ func (e *Engine) evaluate(ctx context.Context, b *event.Batch) {
 func (e *Engine) evaluateNoClock(ctx context.Context, b *event.Batch) {
 	set := e.set.Load()
 	e.wm = e.clocks.watermark(e.opts.Now())
+	e.span = [2]time.Time{}
+	for i := range b.Access {
+		e.widen(b.Access[i].Time)
+	}
+	for i := range b.Config {
+		e.widen(b.Config[i].Time)
+	}
 	// In (time, id) order: a batch of several partitions interleaves their
 	// times, and events in order are the cheap case (results do not depend
 	// on it).
@@ -375,10 +391,23 @@ func (e *Engine) evaluateNoClock(ctx context.Context, b *event.Batch) {
 	e.m.groups.Set(float64(e.groups.len()))
 }
 
-// hand passes e.out to the sink. Called with e.mu held; releases it.
+func (e *Engine) widen(t time.Time) {
+	if e.span[0].IsZero() || t.Before(e.span[0]) {
+		e.span[0] = t
+	}
+	if t.After(e.span[1]) {
+		e.span[1] = t
+	}
+}
+
+// hand passes e.out to the sink, and the batch's time span to a
+// StoredSink. Called with e.mu held; releases it.
 func (e *Engine) hand(ctx context.Context) error {
-	out := e.out
-	e.out = nil
+	out, span := e.out, e.span
+	e.out, e.span = nil, [2]time.Time{}
+	if ss, ok := e.sink.(StoredSink); ok && !span[0].IsZero() {
+		defer ss.Stored(ctx, span[0], span[1])
+	}
 	if len(out) == 0 {
 		e.mu.Unlock()
 		return nil

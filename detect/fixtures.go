@@ -41,6 +41,7 @@ type Fixture struct {
 type ExpectedFinding struct {
 	Group       string    `yaml:"group"`
 	WindowStart time.Time `yaml:"window_start"`
+	LastSeen    time.Time `yaml:"last_seen"` // event time of the latest evidence
 	Count       *int64    `yaml:"count"`
 	Records     *int64    `yaml:"records"`
 	Value       *int64    `yaml:"value"`
@@ -201,6 +202,9 @@ func runFixture(path, ruleID string, set *rule.Set) FixtureResult {
 		}
 		if !want.WindowStart.IsZero() {
 			check("window_start", f.WindowStart.Equal(want.WindowStart), f.WindowStart, want.WindowStart)
+		}
+		if !want.LastSeen.IsZero() {
+			check("last_seen", f.LastSeen.Equal(want.LastSeen), f.LastSeen, want.LastSeen)
 		}
 		if want.Count != nil {
 			check("count", f.Count == *want.Count, f.Count, *want.Count)

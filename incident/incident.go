@@ -292,10 +292,11 @@ type AccessQuery struct {
 	// Categories then equal their Bad* counterparts.
 	BadOnly bool
 	// Holders asks only whose data the Stores hold: the tenants seen in
-	// access events on them (any outcome) up to To, with their events and
-	// records, from a per-day summary (whole days: To's day counts whole;
-	// records count events delivered twice twice in ClickHouse until
-	// merged). Bad* fields are not set.
+	// access events on them (any outcome) up to and including To, with
+	// their events and records: the whole days before To's day from a
+	// per-day summary (where ClickHouse counts an event delivered twice
+	// twice until its parts merge), To's day from its events. It is a
+	// function of the events stored up to To. Bad* fields are not set.
 	Holders bool
 }
 

@@ -17,13 +17,14 @@ run go test -run '^$' -bench 'Next' -benchmem -count 1 ./demo
 run go test -run '^$' -bench 'Write' -benchtime 1x -count 1 ./store/clickhouse ./store/sqlite
 run go test -run '^$' -bench 'DecodeEvaluate' -benchmem -cpu 1 -benchtime 3x -count 1 ./detect
 run go test -run '^$' -bench 'WindowGroupsMemory' -benchtime 1x -count 1 ./detect
+run go test -run '^$' -bench 'LateCorrection' -benchtime 200x -count 1 -timeout 30m ./detect
 run go test -run '^$' -bench 'EndToEnd|ClickHouseKafkaEngine|DetectionLatency' -benchtime 1x -count 1 -timeout 60m ./app
 run go test -run '^$' -bench 'Scope' -benchtime 5x -count 1 -timeout 60m ./tracker
 run go test -run '^$' -bench 'NoticeFanOut' -benchtime 1x -count 1 -timeout 30m ./notify
 
 figure() { # benchmark-name unit
 	awk -v name="$1" -v unit="$2" '
-		function group(n,   s, out) { s = sprintf("%d", n); while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; return s out }
+		function group(n,   s, out) { if (n < 100 && n != int(n)) return sprintf("%.2f", n); s = sprintf("%d", n); while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }; return s out }
 		$1 ~ name { for (i = 2; i <= NF; i++) if ($i == unit) { print group($(i-1)); exit } }' "$out"
 }
 cores=$(nproc)
@@ -38,6 +39,9 @@ printf '  %-58s %14s %s\n' \
 	"  breachwatch peak resident memory in that run" "$(figure '^BenchmarkEndToEnd' peak-RSS-MiB)" "MiB        (goal <= 256)" \
 	"ClickHouse's own Kafka engine, same topic and machine" "$(figure '^BenchmarkClickHouseKafkaEngine' events/s)" "events/s" \
 	"decode + evaluate the default rules, 1 core" "$(figure '^BenchmarkDecodeEvaluate' events/s)" "events/s   (goal >= 500,000)" \
+	"  decode alone in the same run" "$(figure '^BenchmarkDecodeEvaluate' decode-events/s)" "events/s" \
+	"a late event corrected from the store, embedded SQLite" "$(figure 'BenchmarkLateCorrection/store=sqlite' ms/late-event)" "ms" \
+	"  the same, ClickHouse" "$(figure 'BenchmarkLateCorrection/store=clickhouse' ms/late-event)" "ms" \
 	"1,000,000 live window groups" "$(figure '^BenchmarkWindowGroupsMemory' MiB/1M-groups)" "MiB        (goal <= 300)" \
 	"produce -> finding at 20,000 events/s, p50" "$(figure '^BenchmarkDetectionLatency' p50-ms)" "ms" \
 	"produce -> finding at 20,000 events/s, p99" "$(figure '^BenchmarkDetectionLatency' p99-ms)" "ms         (goal <= 1,000)" \

@@ -65,9 +65,9 @@ func TestExposureScope(t *testing.T) {
 	want := []incident.AffectedTenant{
 		{Tenant: "cust-a", Records: 120, Categories: []string{"contact"}, How: incident.HowAccessed},
 		{Tenant: "cust-c", Records: 3, Categories: []string{"contact"}, How: incident.HowAccessed},
-		// Exposed records are an estimate from the per-day summary, which
-		// counts the window's last day whole (the read at 13:00 too).
-		{Tenant: "cust-b", Records: 300 + 99 + 50, Categories: []string{"booking", "contact"}, How: incident.HowExposed},
+		// Exposed records count what the store held up to the window's end:
+		// the read at 13:00, after the window closed, is not counted.
+		{Tenant: "cust-b", Records: 300 + 99, Categories: []string{"booking", "contact"}, How: incident.HowExposed},
 		{Tenant: "cust-d", Records: 10, Categories: []string{"booking", "contact"}, How: incident.HowExposed},
 		{Tenant: "cust-x", Records: 0, Categories: []string{"health"}, How: incident.HowExposed},
 	}

@@ -318,18 +318,7 @@ func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string
 	}
 	// Scoped once each; an incident whose scoping failed in an earlier
 	// call (the store was down) is scoped now.
-	ids := make([]string, 0, len(t.unscoped))
-	for id := range t.unscoped {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		if err := t.rescope(ctx, id, t.opts.Now().UTC()); err != nil {
-			return changed, err
-		}
-		delete(t.unscoped, id)
-	}
-	return changed, nil
+	return changed, t.rescopePending(ctx)
 }
 
 // rescope recomputes an incident's affected customers and obligations and
@@ -367,6 +356,53 @@ func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 		es = append(es, e)
 	}
 	return t.appendEntries(ctx, es)
+}
+
+// Stored tells the tracker that events dated in [from, to] were stored
+// (a batch detection evaluated, which the store holds). An exposure's
+// affected customers are read from the events stored up to the end of its
+// window, and events may be stored after the window was scoped — a
+// partition behind the others, a backlog, a late CloudTrail file — so the
+// active exposure incidents whose closed window ends at or after from are
+// scoped again at the next call of Findings or Rescope. (Open windows are
+// scoped again every RescopeEvery; access incidents are scoped by their own
+// evidence.)
+func (t *Tracker) Stored(from, to time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, inc := range t.incidents {
+		if inc.Kind != incident.KindExposure || !inc.Status.Active() || inc.ExposureFrom.IsZero() || inc.ExposureTo.IsZero() {
+			continue
+		}
+		if !from.After(inc.ExposureTo) {
+			t.unscoped[id] = true
+		}
+	}
+}
+
+// Rescope scopes again the incidents marked so (Stored, or a scoping that
+// failed earlier).
+func (t *Tracker) Rescope(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rescopePending(ctx)
+}
+
+// rescopePending scopes the marked incidents once each, in id order.
+// Called with t.mu held.
+func (t *Tracker) rescopePending(ctx context.Context) error {
+	ids := make([]string, 0, len(t.unscoped))
+	for id := range t.unscoped {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if err := t.rescope(ctx, id, t.opts.Now().UTC()); err != nil {
+			return err
+		}
+		delete(t.unscoped, id)
+	}
+	return nil
 }
 
 // RescopeEvery is how often an open exposure is scoped again: while its

@@ -1005,8 +1005,18 @@ func (s *Store) holders(ctx context.Context, q incident.AccessQuery) ([]incident
 	if len(q.Stores) == 0 {
 		return nil, nil
 	}
-	rows, err := s.conn.Query(ctx, "SELECT tenant, sum(events), sum(records) FROM "+s.table("store_tenants")+
-		" WHERE has(?, store) AND day <= toDate(toDateTime(?)) GROUP BY tenant ORDER BY tenant", q.Stores, secs(endOr(q.To)))
+	// Whole days before To's from the summary, To's day from its events.
+	to := endOr(q.To)
+	y, m, d := to.UTC().Date()
+	dayStart := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	rows, err := s.conn.Query(ctx, "SELECT tenant, sum(ev), sum(rec) FROM ("+
+		"SELECT tenant, sum(events) AS ev, sum(records) AS rec FROM "+s.table("store_tenants")+
+		" WHERE has(?, store) AND day < toDate(toDateTime(?)) GROUP BY tenant"+
+		" UNION ALL "+
+		"SELECT tenant, count() AS ev, sum(records) AS rec FROM "+s.table("access_events")+" FINAL"+
+		" WHERE has(?, resource_store) AND time >= toDateTime(?) AND (time < toDateTime(?) OR (time = toDateTime(?) AND time_ns <= ?))"+
+		" GROUP BY tenant) GROUP BY tenant ORDER BY tenant",
+		q.Stores, secs(to), q.Stores, secs(dayStart), secs(to), secs(to), uint32(to.Nanosecond()))
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse store: store holders: %w", err)
 	}

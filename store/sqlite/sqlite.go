@@ -768,9 +768,18 @@ func addAll(a, b []string) []string {
 // holders answers a Holders query from the per-day summary.
 func (s *Store) holders(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error) {
 	stores, _ := json.Marshal(nonNilList(q.Stores))
-	rows, err := s.r.QueryContext(ctx, `SELECT tenant, sum(events), sum(records) FROM store_tenants
-		WHERE store IN (SELECT value FROM json_each(?)) AND day <= ? GROUP BY tenant ORDER BY tenant`,
-		string(stores), day(endOf(q.To)))
+	// Whole days before To's from the summary, To's day from its events.
+	to := endOf(q.To)
+	y, m, d := to.UTC().Date()
+	dayStart := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant, sum(ev), sum(rec) FROM (
+			SELECT tenant, events AS ev, records AS rec FROM store_tenants
+			WHERE store IN (SELECT value FROM json_each(?1)) AND day < ?2
+			UNION ALL
+			SELECT tenant, count(*) AS ev, sum(records) AS rec FROM access_events
+			WHERE resource_store IN (SELECT value FROM json_each(?1)) AND time_ns >= ?3 AND time_ns <= ?4 GROUP BY tenant)
+		GROUP BY tenant ORDER BY tenant`,
+		string(stores), day(to), dayStart.UnixNano(), to.UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: store holders: %w", err)
 	}
