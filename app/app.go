@@ -647,7 +647,10 @@ func NewLogger(o LogOptions) (*zap.Logger, error) {
 		cfg.Development = false
 		cfg.DisableStacktrace = true
 		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		cfg.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		// The date too: the encoder also writes time fields (the oldest
+		// event beyond the horizon, a backfill's range), which may be days
+		// old.
+		cfg.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout("2006-01-02 15:04:05.000Z07:00")
 	} else {
 		cfg = zap.NewProductionConfig()
 		cfg.EncoderConfig.TimeKey = "time"

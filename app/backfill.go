@@ -71,6 +71,9 @@ twice changes nothing. T: an RFC 3339 time, a date (2026-11-20) or a duration be
 		switch job.State {
 		case "done":
 			fmt.Fprintf(stdout, "\ndone: %d events read, %d findings new or changed handed to the tracker", job.Events, job.Findings)
+			if job.Live > 0 {
+				fmt.Fprintf(stdout, "; %d findings live detection took later events of were left to it", job.Live)
+			}
 			if job.Retained > 0 {
 				fmt.Fprintf(stdout, "; %d stored findings the rules no longer yield were left as they were", job.Retained)
 			}

@@ -42,6 +42,7 @@ func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
   breachwatch incidents send ID [--wait]                   send the approved notice (--wait: a progress bar)
   breachwatch incidents waive ID --to OBLIGATION --reason TEXT   (DPO) a notification is not required, and why
   breachwatch incidents update ID --reason TEXT            (DPO) a phased update to the authority (Art. 33(4))
+  breachwatch incidents close-exposure ID --reason TEXT [--to FINGERPRINT] [--at TIME]   close an exposure window no change will close
   breachwatch incidents report ID [--html]                 the supervisory-authority report (JSON, or a printable page)
   breachwatch incidents register [--csv]                   the breach register (JSON or CSV)
 flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
@@ -56,9 +57,9 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 	client := apiFlags(fs, getenv)
 	status := fs.String("status", "", "list: only incidents in this status")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	reason := fs.String("reason", "", "the reason (dismiss, reopen, awareness, determine, late filings) or the note's text")
-	to := fs.String("to", "", "assign: to whom; file: the obligation id, e.g. gdpr/art33")
-	at := fs.String("at", "", "awareness, determine, file: the `time` (RFC 3339)")
+	reason := fs.String("reason", "", "the reason (dismiss, reopen, awareness, determine, close-exposure, late filings) or the note's text")
+	to := fs.String("to", "", "assign: to whom; file: the obligation id, e.g. gdpr/art33; close-exposure: the finding's fingerprint")
+	at := fs.String("at", "", "awareness, determine, file, close-exposure: the `time` (RFC 3339)")
 	ref := fs.String("reference", "", "file: the recipient's reference, e.g. a case number")
 	noticeFile := fs.String("notice", "", "draft: the notice as a JSON `file` (text per locale, contact, authority, product)")
 	version := fs.Int("version", 0, "approve: the notice version")
@@ -129,7 +130,7 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 		printIncident(stdout, v, time.Now())
 		return 0
 	case tracker.CmdAcknowledge, tracker.CmdConfirm, tracker.CmdDismiss, tracker.CmdReopen, tracker.CmdAssign, tracker.CmdNote,
-		tracker.CmdAwareness, tracker.CmdDetermine, tracker.CmdFile, tracker.CmdStatus, tracker.CmdWaive, tracker.CmdUpdate:
+		tracker.CmdAwareness, tracker.CmdDetermine, tracker.CmdFile, tracker.CmdStatus, tracker.CmdWaive, tracker.CmdUpdate, tracker.CmdCloseExposure:
 		if len(pos) != 1 {
 			fmt.Fprintln(stderr, use)
 			return 2
@@ -246,7 +247,7 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 		}
 		return 0
 	}
-	fmt.Fprintln(stderr, use)
+	fmt.Fprintf(stderr, "breachwatch incidents: unknown command %q\n%s\n", sub, use)
 	return 2
 }
 

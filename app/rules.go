@@ -115,8 +115,12 @@ func Replay(ctx context.Context, o Options, r ReplayOptions, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "replaying %s .. %s from %s through %d rules (version %s)\n",
-		r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), desc, set.Len(), set.Version())
+	inv := "inventory " + o.Detect.Inventory
+	if o.Detect.Inventory == "" {
+		inv = "no inventory: every store counts as holding personal data (--inventory FILE, as the server has it)"
+	}
+	fmt.Fprintf(stderr, "replaying %s .. %s from %s through %d rules (version %s), %s\n",
+		r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), desc, set.Len(), set.Version(), termSafe(inv))
 	p := &progress{w: stderr, from: r.From, to: r.To, start: time.Now()}
 	_, err = eng.Replay(ctx, r.From, r.To, time.Duration(o.Detect.ExposureHorizon), func(x detect.Progress) {
 		p.n = int64(x.Events)

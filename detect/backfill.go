@@ -44,7 +44,11 @@ type BackfillJob struct {
 	Findings int       `json:"findings"` // new or changed findings handed on
 	// Retained: findings stored for the time that the history no longer
 	// yields and that no other finding took over, left as they were.
-	Retained int       `json:"retained"`
+	Retained int `json:"retained"`
+	// Live: stored findings whose evidence goes past what the backfill
+	// read (live detection took events of them since it began), left to
+	// live detection.
+	Live     int       `json:"live"`
 	Error    string    `json:"error,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
@@ -97,19 +101,31 @@ func (b *Backfills) run(ctx context.Context, eng *Engine, job *BackfillJob) {
 	job.Error, job.Finished, b.busy = msg, b.Now().UTC(), false
 	b.mu.Unlock()
 	b.Log.Info("backfill finished", zap.String("id", job.ID), zap.String("state", state), zap.Int("events", p.Events),
-		zap.Int("findings", p.Findings), zap.Int("retained", p.Retained))
+		zap.Int("findings", p.Findings), zap.Int("retained", p.Retained), zap.Int("live", p.Live))
 }
 
 func (b *Backfills) update(job *BackfillJob, p Progress, state string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	job.Events, job.Findings, job.Retained = p.Events, p.Findings, p.Retained
+	job.Events, job.Findings, job.Retained, job.Live = p.Events, p.Findings, p.Retained, p.Live
 	if p.Reached.After(job.Reached) {
 		job.Reached = p.Reached
 	}
 	if state != "" {
 		job.State = state
 	}
+}
+
+// running is the id of the backfill that runs, if any.
+func (b *Backfills) running() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, j := range b.jobs {
+		if j.State == "running" {
+			return id
+		}
+	}
+	return ""
 }
 
 // Get returns a backfill by id.
@@ -134,11 +150,18 @@ func (b *Backfills) StartHandler(ctx context.Context) http.Handler {
 		}
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil || in.From.IsZero() || in.To.IsZero() {
-			jsonhttp.Error(w, http.StatusBadRequest, `send {"from": RFC 3339 time, "to": RFC 3339 time}`)
+		if err := dec.Decode(&in); err != nil {
+			jsonhttp.Error(w, http.StatusBadRequest, `send {"from": RFC 3339 time, "to": RFC 3339 time (default now)}: `+err.Error())
 			return
 		}
 		now := b.Now()
+		if in.From.IsZero() {
+			jsonhttp.Error(w, http.StatusBadRequest, `field "from" is missing: send {"from": RFC 3339 time, "to": RFC 3339 time (default now)}`)
+			return
+		}
+		if in.To.IsZero() {
+			in.To = now
+		}
 		if in.To.After(now.Add(time.Hour)) || in.From.Before(now.AddDate(-10, 0, 0)) {
 			jsonhttp.Error(w, http.StatusBadRequest, "from and to must lie within the last ten years and not in the future")
 			return
@@ -146,7 +169,11 @@ func (b *Backfills) StartHandler(ctx context.Context) http.Handler {
 		job, err := b.Start(ctx, in.From, in.To)
 		switch {
 		case errors.Is(err, ErrBackfillRunning):
-			jsonhttp.Error(w, http.StatusConflict, err.Error())
+			msg := err.Error()
+			if id := b.running(); id != "" {
+				msg += " (" + id + ", GET /api/v1/backfill/" + id + ")"
+			}
+			jsonhttp.Error(w, http.StatusConflict, msg)
 		case err != nil && !in.From.Before(in.To):
 			jsonhttp.Error(w, http.StatusBadRequest, "from must be before to")
 		case err != nil:

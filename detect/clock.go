@@ -12,8 +12,9 @@ import (
 // clock per input partition (its newest event time), and the engine's
 // watermark the minimum over the partitions that are active. A partition
 // that has delivered nothing for the idle timeout (wall clock) no longer
-// holds the watermark back; one assigned but silent holds it back until
-// then. The watermark never goes back.
+// holds the watermark back, unless its last delivery said it had more
+// (a backlog the consumer has not come back to yet); one assigned but
+// silent holds it back until then. The watermark never goes back.
 //
 // The watermark decides only where each group's evaluation state may be
 // folded into its checkpoint (and so how much state is kept) and which
@@ -29,6 +30,7 @@ type pclock struct {
 	newest   int64     // newest event time seen, unix ns (0: none yet)
 	seen     time.Time // wall clock of the last event or assignment
 	assigned bool      // the consumer owns it (it counts before delivering)
+	behind   bool      // its last delivery left events to deliver: never idle
 }
 
 func newClocks(idle time.Duration) *clocks {
@@ -46,7 +48,7 @@ func (c *clocks) observe(cs []event.Clock, now time.Time) {
 		if n := x.Newest.UnixNano(); n > p.newest {
 			p.newest = n
 		}
-		p.seen = now
+		p.seen, p.behind = now, x.Behind
 	}
 }
 
@@ -71,8 +73,8 @@ func (c *clocks) revoke(sources []string) {
 func (c *clocks) watermark(now time.Time) int64 {
 	low, any := int64(math.MaxInt64), false
 	for _, p := range c.parts {
-		if now.Sub(p.seen) > c.idle {
-			continue // idle: excluded
+		if p.idle(now, c.idle) {
+			continue // excluded
 		}
 		if p.newest == 0 {
 			if p.assigned {
@@ -89,6 +91,10 @@ func (c *clocks) watermark(now time.Time) int64 {
 	return c.wm
 }
 
+func (p *pclock) idle(now time.Time, timeout time.Duration) bool {
+	return !p.behind && now.Sub(p.seen) > timeout
+}
+
 // sourceClock is one partition's clock, for metrics and tests.
 type sourceClock struct {
 	Source string
@@ -99,7 +105,7 @@ type sourceClock struct {
 func (c *clocks) snapshot(now time.Time) []sourceClock {
 	out := make([]sourceClock, 0, len(c.parts))
 	for s, p := range c.parts {
-		sc := sourceClock{Source: s, Idle: now.Sub(p.seen) > c.idle}
+		sc := sourceClock{Source: s, Idle: p.idle(now, c.idle)}
 		if p.newest != 0 {
 			sc.Newest = time.Unix(0, p.newest).UTC()
 		}

@@ -83,25 +83,37 @@ func (e *Engine) correct(ctx context.Context) {
 		case g != nil && len(g.entries) > 0 && !g.held && !g.incomplete:
 			// Every entry the engine took from the group's first kept
 			// one on is in memory (the late ones are in the store).
+			// The read starts before the first of them too, so that
+			// the rebuild begins where the group was quiet (the state
+			// before the first entry kept lives only in the checkpoint).
 			lg.mem, lg.hi = g, max(g.entries[0].t, lg.until+1)
+			lg.lo = max(min(lg.lo, g.entries[0].t-gap-w), floor)
 		case g != nil && len(g.entries) > 0:
 			// A group that may lack entries (held, or incomplete): read
-			// all it holds from the store.
+			// all it holds from the store, and on for a gap and a window
+			// (an incomplete sequence's later steps, passed over before
+			// it existed, come after its first entries).
 			lg.hi = max(g.lastSeen, lg.until) + 1
+			if g.incomplete {
+				lg.hi += gap + w
+			}
 		default:
 			lg.hi = lg.until + gap + w + 1
 		}
 		lg.hi = max(lg.hi, lg.lo+1)
 	}
-	// The first read, in one scan when there are many groups.
-	if len(lates) > bulkCorrection {
+	// The first read: groups of access rules in one scan when there are
+	// many, the others (and changes of configuration, which are few) one
+	// by one.
+	single := lates
+	if access := slices.DeleteFunc(slices.Clone(lates), func(lg *lateGroup) bool { return lg.rule.Source() == rule.SourceConfig }); len(access) > bulkCorrection {
 		from, to := int64(math.MaxInt64), int64(math.MinInt64)
-		byID := make(map[string]*lateGroup, len(lates))
-		for _, lg := range lates {
+		byID := make(map[string]*lateGroup, len(access))
+		for _, lg := range access {
 			from, to = min(from, lg.lo), max(to, lg.hi)
 			byID[groupID(lg.rule, lg.key)] = lg
 		}
-		err := e.scanAll(ctx, utc(from), utc(to), lates, func(lg *lateGroup, en entry) {
+		err := e.scanAll(ctx, utc(from), utc(to), access, func(lg *lateGroup, en entry) {
 			if en.t >= lg.lo && en.t < lg.hi {
 				lg.found = append(lg.found, en)
 			}
@@ -110,12 +122,12 @@ func (e *Engine) correct(ctx context.Context) {
 			e.correctionFailed(lates, err)
 			return
 		}
-	} else {
-		for _, lg := range lates {
-			if err := e.scanGroup(ctx, lg, utc(lg.lo), utc(lg.hi), func(en entry) { lg.found = append(lg.found, en) }); err != nil {
-				e.correctionFailed(lates, err)
-				return
-			}
+		single = slices.DeleteFunc(slices.Clone(lates), func(lg *lateGroup) bool { return lg.rule.Source() != rule.SourceConfig })
+	}
+	for _, lg := range single {
+		if err := e.scanGroup(ctx, lg, utc(lg.lo), utc(lg.hi), func(en entry) { lg.found = append(lg.found, en) }); err != nil {
+			e.correctionFailed(lates, err)
+			return
 		}
 	}
 	for _, lg := range lates {
@@ -171,8 +183,43 @@ func (e *Engine) relevant(r *rule.Rule, ev *event.AccessEvent) (entry, bool) {
 	return en, true
 }
 
+// relevantConfig turns a configuration change read from the store into an
+// entry of config rule r (of kind match or threshold) if the rule matches
+// it and it belongs to the group key, as config does live.
+func (e *Engine) relevantConfig(r *rule.Rule, key string, c *event.ConfigChange) (entry, bool) {
+	set := e.set.Load()
+	if storeDefaulted(c) {
+		if s, ok := e.storeOf[c.Resource.ID]; ok {
+			cc := *c
+			cc.Resource.Store = s.store
+			c = &cc
+		}
+	}
+	env := rule.NewConfigEnv(c, set.Inventory())
+	if env.Store.Known && !env.Store.Personal {
+		return entry{}, false
+	}
+	ok, err := r.MatchConfig(&e.ev, env, c)
+	if err != nil {
+		e.evalError(r, err)
+		return entry{}, false
+	}
+	if !ok || r.GroupKeyConfig(c) != key {
+		return entry{}, false
+	}
+	return entry{t: c.Time.UnixNano(), id: clone(c.ID), store: e.intern.str(c.Resource.Store), cats: e.intern.set(env.Store.Categories)}, true
+}
+
 // scanGroup reads the entries of one group in [from, to).
 func (e *Engine) scanGroup(ctx context.Context, lg *lateGroup, from, to time.Time, fn func(entry)) error {
+	if lg.rule.Source() == rule.SourceConfig {
+		return e.opts.Store.ScanConfig(ctx, from, to, func(c *event.ConfigChange) error {
+			if en, ok := e.relevantConfig(lg.rule, lg.key, c); ok {
+				fn(en)
+			}
+			return nil
+		})
+	}
 	return e.opts.Store.ScanAccessWhere(ctx, from, to, lg.where, func(ev *event.AccessEvent) error {
 		en, ok := e.relevant(lg.rule, ev)
 		if ok && string(lg.rule.AppendGroupKey(e.keyBuf[:0], ev)) == lg.key {
@@ -271,9 +318,24 @@ func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error 
 		ng.cpAt = lo
 	}
 	ng.eps = run.touched
+	// The rebuild speaks for the episodes of the run it read, [lo, hi)
+	// (and all later ones when it took the entries in memory): the old
+	// group's episodes before it are final (the group was quiet for a gap
+	// before lo), and a group in memory with entries at or after hi (the
+	// run ends with a quiet gap) keeps its own state after it.
+	end := int64(math.MaxInt64)
+	keepOld := false
+	if lg.mem == nil {
+		end = hi
+		keepOld = old != nil && old.lastSeen >= hi
+	}
 	var oldEps []*episode
 	if old != nil {
-		oldEps = old.eps
+		for _, ep := range old.eps {
+			if ep.last >= lo && ep.start < end {
+				oldEps = append(oldEps, ep)
+			}
+		}
 	}
 	// The findings stored for the run read: a group not in memory was read
 	// up to hi (its later findings are another run's).
@@ -287,12 +349,14 @@ func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error 
 	}
 	e.reconcile(owner{rule: r, key: lg.key, g: ng}, oldEps, ng.eps, stored)
 	switch {
+	case keepOld:
+		old.eps = slices.DeleteFunc(old.eps, func(ep *episode) bool { return slices.Contains(oldEps, ep) })
 	case len(ng.entries) == 0 && len(ng.eps) == 0:
 		if old != nil {
 			e.groups.remove(old)
 		}
 	default:
-		e.groups.put(ng)
+		e.evict(e.groups.put(ng))
 		if c := e.frozen(); c > ng.cpAt {
 			e.advance(ng, c)
 		}

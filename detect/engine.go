@@ -220,7 +220,7 @@ func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *za
 	e := &Engine{sink: sink, opts: o, m: m, log: log, groups: newTable(o.MaxGroups),
 		exposures: map[string]*exposure{}, storeOf: map[string]namedStore{}, defaulted: map[string]map[string]bool{}, clocks: newClocks(o.IdleTimeout),
 		newest: map[*rule.Rule]int64{}, evicted: map[string]int64{}, late: map[string]*lateGroup{},
-		failing: map[string]bool{}, dirty: map[*episode]dirtyRef{}, intern: newInterner(), wm: math.MinInt64, hold: math.MinInt64,
+		failing: map[string]bool{}, dirty: map[*episode]dirtyRef{}, intern: newInterner(minInterned), wm: math.MinInt64, hold: math.MinInt64,
 		reportBefore: math.MaxInt64}
 	e.Swap(set)
 	return e, nil
@@ -347,6 +347,9 @@ func (e *Engine) evaluateNoClock(ctx context.Context, b *event.Batch) {
 	for i := range b.Config {
 		e.widen(b.Config[i].Time)
 	}
+	if e.intern.full() {
+		e.compactInterner()
+	}
 	// In (time, id) order: a batch of several partitions interleaves their
 	// times, and events in order are the cheap case (results do not depend
 	// on it).
@@ -389,6 +392,32 @@ func (e *Engine) evaluateNoClock(ctx context.Context, b *event.Batch) {
 	e.m.events.WithLabelValues(rule.SourceAccess).Add(float64(len(b.Access)))
 	e.m.events.WithLabelValues(rule.SourceConfig).Add(float64(len(b.Config)))
 	e.m.groups.Set(float64(e.groups.len()))
+}
+
+// compactInterner keeps of the interner only the values that the entries
+// in memory use, and renumbers them.
+func (e *Engine) compactInterner() {
+	old := e.intern
+	ni := newInterner(old.limit)
+	e.groups.each(func(g *group) {
+		for i := range g.entries {
+			en := &g.entries[i]
+			if en.store >= 0 {
+				en.store = ni.str(old.values[en.store])
+			}
+			if en.cats >= 0 {
+				en.cats = ni.set(old.sets[en.cats])
+			}
+		}
+	})
+	if len(ni.values) > ni.limit/2 && ni.limit < maxInterned {
+		ni.limit *= 2
+	}
+	e.intern = ni
+	if len(ni.values) >= ni.limit*3/4 {
+		e.log.Warn("detection keeps the store names and category sets of more than three quarters of its limit in memory; past the limit a finding's evidence lacks them",
+			zap.Int("values", len(ni.values)), zap.Int("limit", ni.limit))
+	}
 }
 
 func (e *Engine) widen(t time.Time) {
@@ -508,11 +537,15 @@ func (e *Engine) steps(r *rule.Rule, ev *event.AccessEvent) uint32 {
 	if e.step(r, 0) {
 		mask = 1
 	} else {
-		if e.groups.live(r) == 0 {
-			return 0
+		passed := e.groups.live(r) == 0
+		if !passed {
+			e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
+			passed = e.groups.lookup(r, e.keyBuf) == nil
 		}
-		e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
-		if e.groups.lookup(r, e.keyBuf) == nil {
+		if passed {
+			// It may meet a later step of a group made later (from
+			// events that come behind it): that group starts incomplete.
+			e.newest[r] = max(e.newest[r], ev.Time.UnixNano())
 			return 0
 		}
 	}
@@ -593,9 +626,11 @@ func (e *Engine) flush() {
 			continue // a backfill's findings start before its end
 		}
 		if e.produced != nil {
+			// A backfill reports at its end, what each finding is then.
 			f := ep.finding(d.rule, d.key, d.part)
 			f.DetectedAt = ep.detectedAt
 			e.produced[ep.fp] = f
+			continue
 		}
 		if !d.force && ep.sig() == ep.reported {
 			continue
@@ -628,6 +663,9 @@ func (e *Engine) flush() {
 		f := it.ep.finding(it.d.rule, it.d.key, it.d.part)
 		f.Version = e.version()
 		e.out = append(e.out, f)
+	}
+	if e.produced != nil {
+		e.retracts = e.retracts[:0] // a backfill retracts stored findings at its end
 	}
 	for i := range e.retracts {
 		f := e.retracts[i].f
@@ -723,6 +761,9 @@ func (e *Engine) supersede(o owner, f incident.Finding, detected time.Time, repo
 		e.report(o, succ, true)
 	}
 	f.Supersedes = nil
+	if e.produced != nil {
+		delete(e.produced, f.Fingerprint) // a backfill's episode that moved: not a finding
+	}
 	e.retracts = append(e.retracts, retraction{f: f, succ: succ, reported: reported, detected: detected})
 }
 

@@ -58,6 +58,27 @@ func TestWatermarkPerPartition(t *testing.T) {
 	}
 }
 
+// TestPartitionWithBacklogIsNeverIdle: a partition whose last delivery
+// left records behind (the consumer busy with the others' backlog) keeps
+// holding the watermark back past the idle timeout, so its events do not
+// become late; once it has caught up, silence makes it idle as usual.
+func TestPartitionWithBacklogIsNeverIdle(t *testing.T) {
+	wall := t0
+	c := newClocks(time.Minute)
+	c.observe([]event.Clock{{Source: "p0", Newest: at(10 * time.Minute)}, {Source: "p1", Newest: at(2 * time.Minute), Behind: true}}, wall)
+	wall = wall.Add(10 * time.Minute)
+	c.observe([]event.Clock{{Source: "p0", Newest: at(40 * time.Minute)}}, wall)
+	if wm := c.watermark(wall); !utc(wm).Equal(at(2 * time.Minute)) {
+		t.Fatalf("watermark %v: the partition with a backlog stopped counting", utc(wm))
+	}
+	c.observe([]event.Clock{{Source: "p1", Newest: at(5 * time.Minute)}}, wall) // caught up
+	wall = wall.Add(2 * time.Minute)
+	c.observe([]event.Clock{{Source: "p0", Newest: at(41 * time.Minute)}}, wall)
+	if wm := c.watermark(wall); !utc(wm).Equal(at(41 * time.Minute)) {
+		t.Fatalf("watermark %v: a caught-up silent partition must go idle", utc(wm))
+	}
+}
+
 func readEvent(id string, when time.Time, actor, tenant string) event.AccessEvent {
 	return event.AccessEvent{ID: id, Time: when, Tenant: tenant, Actor: event.Actor{ID: actor, Type: event.ActorCustomerUser, Tenant: "cust-home"},
 		Action: event.ActionRead, Resource: event.Resource{Type: "booking", Store: "postgres-eu-1"}, Records: 1, Outcome: event.OutcomeSuccess}

@@ -39,18 +39,25 @@ type interner struct {
 	ids    map[string]int32
 	values []string
 	sets   [][]string
+	limit  int // past it, new values are not kept (-1)
 }
 
-func newInterner() *interner { return &interner{ids: map[string]int32{}} }
+func newInterner(limit int) *interner { return &interner{ids: map[string]int32{}, limit: limit} }
 
-// maxInterned bounds the interner; past it, new values are not kept (-1).
-const maxInterned = 1 << 16
+// The interner starts bounded by minInterned values. When it is three
+// quarters full it is compacted to the values live entries use (at the
+// start of a batch, so that a stream of ever new store names cannot
+// exhaust it), and its bound doubles, up to maxInterned, when those are
+// more than half of it.
+const minInterned, maxInterned = 1 << 16, 1 << 22
+
+func (in *interner) full() bool { return len(in.values) >= in.limit*3/4 }
 
 func (in *interner) str(s string) int32 {
 	if id, ok := in.ids[s]; ok {
 		return id
 	}
-	if len(in.values) >= maxInterned {
+	if len(in.values) >= in.limit {
 		return -1
 	}
 	id := int32(len(in.values))
@@ -328,15 +335,15 @@ type group struct {
 	stale bool
 }
 
-// has reports whether the group holds the event.
-func (g *group) has(id string, t int64) bool {
+// has reports whether the group holds an event of this id, whatever its
+// time: an id is one event, and its first copy counts (as the store keeps
+// it).
+func (g *group) has(id string) bool {
 	if g.ids != nil {
 		_, ok := g.ids[id]
 		return ok
 	}
-	// Entries are in time order: look where t would sit.
-	i := sort.Search(len(g.entries), func(i int) bool { return g.entries[i].t >= t })
-	for ; i < len(g.entries) && g.entries[i].t == t; i++ {
+	for i := range g.entries {
 		if g.entries[i].id == id {
 			return true
 		}
@@ -378,12 +385,14 @@ func (g *group) trim(from int64) {
 	if n == 0 {
 		return
 	}
+	// Entries the live window still counts leave it: every later entry is
+	// at or after the checkpoint, so its window would drop them anyway.
+	for k := g.live.lo; k < n; k++ {
+		windowRemove(&g.live, &g.entries[k])
+	}
 	clear(g.entries[:n])
 	g.entries = g.entries[n:]
-	g.live.lo -= n
-	if g.live.lo < 0 {
-		g.live.lo = 0
-	}
+	g.live.lo = max(g.live.lo-n, 0)
 	if len(g.entries) == 0 {
 		g.entries = nil
 	}
@@ -442,13 +451,14 @@ func (t *table) get(r *rule.Rule, key []byte) (g *group, created bool, evicted *
 }
 
 // put installs g (a group rebuilt from the store) in place of the group of
-// its rule and key, if any.
-func (t *table) put(g *group) {
+// its rule and key, if any; evicted is the group pushed out to make room.
+func (t *table) put(g *group) (evicted *group) {
 	if old := t.rules[g.rule][g.key]; old != nil {
 		t.remove(old)
 	}
 	if t.n >= t.max && t.tail != nil {
-		t.remove(t.tail)
+		evicted = t.tail
+		t.remove(evicted)
 	}
 	m := t.rules[g.rule]
 	if m == nil {
@@ -458,6 +468,7 @@ func (t *table) put(g *group) {
 	m[g.key] = g
 	t.n++
 	t.pushFront(g)
+	return evicted
 }
 
 // rekey moves a group to r (the same rule from a reloaded set).

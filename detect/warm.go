@@ -3,7 +3,9 @@ package detect
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/breachwatch/breachwatch/detect/rule"
@@ -30,6 +32,7 @@ type Progress struct {
 	Events   int       // events read
 	Findings int       // findings reported (new or changed)
 	Retained int       // findings reported before and no longer produced, left as they were
+	Live     int       // backfill: stored findings with evidence past the read, left to live detection
 }
 
 // readHistory evaluates stored events in [from, until) in time order:
@@ -179,9 +182,12 @@ func (e *Engine) Warm(ctx context.Context, until time.Time, exposureHorizon time
 // would have, and reports the findings that start before `to` and are new
 // or changed against those stored (so that running it twice changes
 // nothing). It reads up to the newest stored event, so that a finding
-// that begins before `to` is evaluated whole. Run it on an engine of its
-// own (a fresh one, with the live engine's rule set and options, reporting
-// to the same sink). progress, if set, is called after every batch.
+// that begins before `to` is evaluated whole, and reports only at the end,
+// each finding once, as it stands then. A stored finding whose evidence
+// goes past what the backfill read (live detection took events since) is
+// left to live detection (counted in Live). Run it on an engine of its own
+// (a fresh one, with the live engine's rule set and options, reporting to
+// the same sink). progress, if set, is called after every batch.
 func (e *Engine) Backfill(ctx context.Context, from, to, latest time.Time, exposureHorizon time.Duration, progress func(Progress)) (Progress, error) {
 	if !from.Before(to) {
 		return Progress{}, errors.New("backfill: --from must be before --to")
@@ -203,38 +209,78 @@ func (e *Engine) Backfill(ctx context.Context, from, to, latest time.Time, expos
 	if err != nil {
 		return p, err
 	}
-	// Findings stored for [from, to) that the history no longer yields:
-	// one whose episode another now holds (it moved: events came late
-	// when it was reported) is retracted and named by its successor;
-	// others are left as they are, and counted.
 	set := e.set.Load()
 	e.mu.Lock()
+	// What is stored now (live detection may have reported since the
+	// read began), latest report of each finding.
+	stored := map[string]incident.Finding{}
 	for _, r := range set.Rules() {
-		fs, err := e.opts.Store.FindingsOf(ctx, r.ID(), from, to)
+		fs, err := e.opts.Store.FindingsOf(ctx, r.ID(), from.Add(-e.lookback(set)), to)
 		if err != nil {
 			e.mu.Unlock()
 			return p, err
 		}
 		for i := range fs {
-			f := fs[i]
-			if f.Retracted() {
-				continue
-			}
-			if _, ok := e.produced[f.Fingerprint]; ok {
-				continue
-			}
-			succ := successorOf(&f, e.produced)
-			if succ == nil {
-				p.Retained++
-				continue
-			}
-			succ.Supersedes = union(succ.Supersedes, []string{f.Fingerprint})
-			succ.Version = e.version()
-			e.produced[succ.Fingerprint] = *succ
-			f.SupersededBy, f.Supersedes, f.Version = succ.Fingerprint, nil, e.version()
-			e.out = append(e.out, *succ, f)
-			p.Findings++
+			e.lastVer = max(e.lastVer, fs[i].Version)
+			stored[fs[i].Fingerprint] = fs[i]
 		}
+	}
+	beyond := func(f *incident.Finding) bool { // evidence past the read
+		return !f.LastSeen.Before(end) || !f.WindowEnd.IsZero() && !f.WindowEnd.Before(end)
+	}
+	// Findings stored for [from, to) that the history no longer yields:
+	// one whose episode another now holds (it moved: events came late
+	// when it was reported) is retracted and named by its successor;
+	// others are left as they are, and counted.
+	changed := map[string]bool{}
+	var retracts []incident.Finding
+	for _, fp := range slices.Sorted(maps.Keys(stored)) {
+		f := stored[fp]
+		if f.Retracted() || f.WindowStart.Before(from) || !f.WindowStart.Before(to) {
+			continue
+		}
+		if _, ok := e.produced[fp]; ok {
+			continue
+		}
+		if beyond(&f) {
+			p.Live++
+			continue
+		}
+		succ := successorOf(&f, e.produced)
+		if succ == nil {
+			p.Retained++
+			continue
+		}
+		succ.Supersedes = union(succ.Supersedes, []string{f.Fingerprint})
+		e.produced[succ.Fingerprint] = *succ
+		changed[succ.Fingerprint] = true
+		f.SupersededBy, f.Supersedes = succ.Fingerprint, nil
+		retracts = append(retracts, f)
+	}
+	now := e.opts.Now().UTC()
+	for _, fp := range slices.Sorted(maps.Keys(e.produced)) {
+		f := e.produced[fp]
+		if s, ok := stored[fp]; ok && !s.Retracted() {
+			if sigOf(&s) == sigOf(&f) && !changed[fp] {
+				continue // reported before as it is
+			}
+			if beyond(&s) {
+				p.Live++ // live detection has seen more of it
+				continue
+			}
+			f.DetectedAt = s.DetectedAt
+			f.Supersedes = union(f.Supersedes, s.Supersedes)
+		}
+		if f.DetectedAt.IsZero() {
+			f.DetectedAt = now
+		}
+		f.Version = e.version()
+		e.out = append(e.out, f)
+		p.Findings++
+	}
+	for _, f := range retracts {
+		f.Version = e.version()
+		e.out = append(e.out, f)
 	}
 	err = e.hand(ctx)
 	if progress != nil {
@@ -271,10 +317,41 @@ func successorOf(f *incident.Finding, fs map[string]incident.Finding) *incident.
 }
 
 // Replay is the dry run of Backfill: it evaluates the stored history of
-// [from, to) and reports every finding it holds, whether stored or not.
+// [from, to) and reports, once each at its end, every finding that starts
+// before to, and every exposure window open during [from, to), whether
+// stored or not.
 func (e *Engine) Replay(ctx context.Context, from, to time.Time, exposureHorizon time.Duration, progress func(Progress)) (Progress, error) {
 	e.mu.Lock()
 	e.replayAll = true
+	e.reportBefore = to.UnixNano()
+	e.produced = map[string]incident.Finding{}
 	e.mu.Unlock()
-	return e.readHistory(ctx, from.Add(-exposureHorizon), from, to, progress)
+	defer func() {
+		e.mu.Lock()
+		e.replayAll, e.reportBefore, e.produced = false, math.MaxInt64, nil
+		e.mu.Unlock()
+	}()
+	p, err := e.readHistory(ctx, from.Add(-exposureHorizon), from, to, progress)
+	if err != nil {
+		return p, err
+	}
+	e.mu.Lock()
+	lo, hi := from.UnixNano(), to.UnixNano()
+	for _, x := range e.exposures {
+		for _, ep := range x.eps {
+			if _, ok := e.produced[ep.fp]; ok || ep.start >= hi || ep.end != 0 && ep.end < lo {
+				continue
+			}
+			e.produced[ep.fp] = ep.finding(x.rule, x.key, x.part)
+		}
+	}
+	fs := slices.Collect(maps.Values(e.produced))
+	SortFindings(fs)
+	for i := range fs {
+		fs[i].Version = e.version()
+	}
+	e.out = append(e.out, fs...)
+	p.Findings = len(fs)
+	err = e.hand(ctx)
+	return p, err
 }

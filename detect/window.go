@@ -66,7 +66,10 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 	g := e.groups.lookup(r, key)
 	if g == nil {
 		if r.Kind() == incident.KindSequence && en.steps&1 == 0 {
-			return // a later step with nothing under way
+			// A later step with nothing under way: passed over, but a
+			// group that starts before it will read it from the store.
+			e.newest[r] = max(e.newest[r], en.t)
+			return
 		}
 		k := string(key)
 		if _, gone := e.evicted[groupID(r, k)]; gone || en.t < e.frozen() {
@@ -77,12 +80,9 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 		}
 		var evicted *group
 		g, _, evicted = e.groups.get(r, key)
-		if evicted != nil {
-			e.m.evicted.Inc()
-			e.evicted[groupID(evicted.rule, evicted.key)] = evicted.lastSeen
-		}
+		e.evict(evicted)
 		g.cpAt = en.t
-		if r.Kind() == incident.KindSequence && en.t < e.newest[r] {
+		if r.Kind() == incident.KindSequence && en.t <= e.newest[r] {
 			g.incomplete = true
 		}
 		if en.t < e.hold+e.gap(r)+reach(r) {
@@ -98,7 +98,7 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 		e.queueLate(r, g.key, en.t, where)
 		return
 	}
-	if g.has(en.id, en.t) {
+	if g.has(en.id) {
 		return // delivered again
 	}
 	en.id = clone(en.id)
@@ -134,11 +134,21 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 		// events came out of order in it.
 		e.m.reordered.Inc()
 		g.stale = true
-		if g.incomplete && g.where == nil {
-			g.where = where()
+		if g.where == nil {
+			g.where = where() // to read it from the store, should it be evicted first
 		}
 		e.stale = append(e.stale, g)
 	}
+}
+
+// evict records a group pushed out of memory (nil: none): an event of it
+// that comes later has it re-evaluated from the store.
+func (e *Engine) evict(g *group) {
+	if g == nil {
+		return
+	}
+	e.m.evicted.Inc()
+	e.evicted[groupID(g.rule, g.key)] = g.lastSeen
 }
 
 // settle folds what a group no longer needs into its checkpoint, and has
@@ -160,8 +170,15 @@ func (e *Engine) replayStale() {
 			continue
 		}
 		g.stale = false
-		if e.groups.rules[g.rule][g.key] != g {
-			continue // replaced meanwhile
+		switch cur := e.groups.rules[g.rule][g.key]; {
+		case cur == nil && len(g.entries) > 0:
+			// Evicted before its turn: its events are in the store.
+			e.queueLate(g.rule, g.key, g.entries[0].t, func() []event.FieldValue { return g.where })
+			lg := e.late[groupID(g.rule, g.key)]
+			lg.until = max(lg.until, g.lastSeen)
+			continue
+		case cur != g:
+			continue // replaced meanwhile (rebuilt from the store)
 		}
 		e.replay(g)
 		w := g.where
@@ -227,13 +244,19 @@ func (e *Engine) stepMatch(g *group, st *gstate, i int, run *evalRun) {
 // slide moves a window state to end at entry i: the entries older than
 // the window before entries[i] leave, entries[i] joins.
 func (e *Engine) slide(g *group, st *gstate, i int) {
+	e.leave(g, st, i)
+	windowAdd(st, &g.entries[i])
+}
+
+// leave moves the entries older than the window before entries[i] out of
+// the window state.
+func (e *Engine) leave(g *group, st *gstate, i int) {
 	w := int64(g.rule.Window())
-	en := &g.entries[i]
-	for st.lo < i && g.entries[st.lo].t < en.t-w {
+	t := g.entries[i].t
+	for st.lo < i && g.entries[st.lo].t < t-w {
 		windowRemove(st, &g.entries[st.lo])
 		st.lo++
 	}
-	windowAdd(st, en)
 }
 
 // chain moves a sequence's chain state past entry en: for each step it
@@ -320,6 +343,9 @@ func (e *Engine) stepThreshold(g *group, st *gstate, i int, run *evalRun) {
 	r := g.rule
 	agg, atLeast := r.Threshold()
 	en := &g.entries[i]
+	// Contributing is judged on the window ending at the entry, before it
+	// joins.
+	e.leave(g, st, i)
 	contributing := true
 	switch agg {
 	case rule.AggSum:
@@ -327,7 +353,7 @@ func (e *Engine) stepThreshold(g *group, st *gstate, i int, run *evalRun) {
 	case rule.AggDistinct:
 		contributing = en.distinct != "" && st.distinct[en.distinct] == 0
 	}
-	e.slide(g, st, i)
+	windowAdd(st, en)
 	value := int64(i - st.lo + 1)
 	switch agg {
 	case rule.AggSum:

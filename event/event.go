@@ -160,6 +160,20 @@ type FieldValue struct {
 type Clock struct {
 	Source string
 	Newest time.Time
+	// Behind: the source holds more events than it delivered so far (a
+	// Kafka partition with records after the batch's last): it is not
+	// idle, however long it waits to deliver them.
+	Behind bool
+}
+
+// Behind marks the clock of source as behind (see Clock.Behind).
+func (b *Batch) Behind(source string) {
+	for i := range b.Clocks {
+		if b.Clocks[i].Source == source {
+			b.Clocks[i].Behind = true
+			return
+		}
+	}
 }
 
 // Observe moves the clock of source to t if t is newer.

@@ -134,7 +134,7 @@ func (inv *Inventory) LookupResource(store, id string) (s Store, known bool) {
 	return s, false
 }
 
-// Stores lists the stores, each once, in no particular order.
+// Stores lists the stores, each once, by id.
 func (inv *Inventory) Stores() []Store {
 	if inv == nil {
 		return nil
@@ -147,5 +147,6 @@ func (inv *Inventory) Stores() []Store {
 			out = append(out, *s)
 		}
 	}
+	slices.SortFunc(out, func(a, b Store) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }

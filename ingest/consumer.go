@@ -171,6 +171,8 @@ type job struct {
 	// buffers their values live in) are not kept while the batch is written.
 	marks []*kgo.Record
 	done  chan bool // a writer sends whether the job was stored and dead-lettered
+	// behind: the partitions the poll left records of (see event.Clock).
+	behind []tp
 }
 
 func (j *job) reset() {
@@ -321,6 +323,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		c.fetchErrors(fetches)
 		fetches.EachRecord(func(r *kgo.Record) { j.recs = append(j.recs, r) })
+		// Partitions with records after those fetched: their clocks are
+		// behind, not idle, while the consumer works through the backlog.
+		j.behind = j.behind[:0]
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if n := len(p.Records); n > 0 && p.Records[n-1].Offset+1 < p.HighWatermark {
+				j.behind = append(j.behind, tp{p.Topic, p.Partition})
+			}
+		})
 		if len(j.recs) == 0 {
 			free <- j
 			c.cl.AllowRebalance()
@@ -376,6 +386,11 @@ func (c *Consumer) decode(j *job) {
 	}
 	c.m.consumed.WithLabelValues(c.opts.AccessTopic).Add(float64(nAccess))
 	c.m.consumed.WithLabelValues(c.opts.ConfigTopic).Add(float64(nConfig))
+	for _, k := range j.behind {
+		if s, ok := c.sources[k]; ok {
+			b.Behind(s)
+		}
+	}
 	// Marks are cumulative per partition: the last record of each is enough.
 	for i := len(j.recs) - 1; i >= 0; i-- {
 		r := j.recs[i]

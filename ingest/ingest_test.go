@@ -452,7 +452,9 @@ type handoffRecorder struct {
 	ids      map[string]int
 	before   int // batches handed before they were in the store
 	assigned []string
-	badClock int // batches whose clocks do not say the newest event time of each partition
+	badClock int             // batches whose clocks do not say the newest event time of each partition
+	behind   int             // clocks that said their partition had more to deliver
+	last     map[string]bool // each partition's last clock: behind?
 }
 
 func (h *handoffRecorder) Handle(ctx context.Context, b *event.Batch) {
@@ -477,6 +479,10 @@ func (h *handoffRecorder) Handle(ctx context.Context, b *event.Batch) {
 		if !strings.HasPrefix(c.Source, "kafka:"+accessTopic+"/") {
 			h.badClock++
 		}
+		if c.Behind {
+			h.behind++
+		}
+		h.last[c.Source] = c.Behind
 		if c.Newest.After(clockNewest) {
 			clockNewest = c.Newest
 		}
@@ -495,15 +501,17 @@ func (h *handoffRecorder) Assigned(sources []string) {
 func (h *handoffRecorder) Revoked([]string) {}
 
 // TestConsumerHandsStoredBatchesOn: every stored event is handed to the
-// next stage once, after the store has it, and offsets are committed.
+// next stage once, after the store has it, and offsets are committed. The
+// records wait as a backlog: the batch clocks say their partition has more
+// to deliver until its last batch.
 func TestConsumerHandsStoredBatchesOn(t *testing.T) {
 	c := newCluster(t)
 	brokers := c.ListenAddrs()
 	st := newSQLite(t)
-	h := &handoffRecorder{st: st, ids: map[string]int{}}
-	startConsumerTo(t, brokers, st, h, ConsumerOptions{Group: "g6", MaxBatch: 300})
+	h := &handoffRecorder{st: st, ids: map[string]int{}, last: map[string]bool{}}
 	cl := producer(t, brokers)
 	produce(t, cl, accessRecords("h", 3000)...)
+	startConsumerTo(t, brokers, st, h, ConsumerOptions{Group: "g6", MaxBatch: 300})
 	waitFor(t, "all 3000 handed on", 20*time.Second, func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -523,6 +531,14 @@ func TestConsumerHandsStoredBatchesOn(t *testing.T) {
 	}
 	if h.badClock > 0 {
 		t.Errorf("%d batches carried clocks that do not match their events", h.badClock)
+	}
+	if h.behind == 0 {
+		t.Error("no batch of the 3000-record backlog said its partition had more to deliver")
+	}
+	for src, behind := range h.last {
+		if behind {
+			t.Errorf("the last batch of %s says it has more to deliver", src)
+		}
 	}
 	for p := range 3 {
 		if src := ClockSource(accessTopic, int32(p)); !slices.Contains(h.assigned, src) {

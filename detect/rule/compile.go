@@ -1,6 +1,7 @@
 package rule
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -237,7 +238,26 @@ func (r *Rule) AppendGroupKey(dst []byte, e *event.AccessEvent) []byte {
 		}
 		dst = append(dst, r.groupBy[i]...)
 		dst = append(dst, '=')
-		dst = f(dst, e)
+		n := len(dst)
+		if dst = f(dst, e); bytes.ContainsAny(dst[n:], keySpecial) {
+			dst = appendKeyValue(dst[:n], string(dst[n:]))
+		}
+	}
+	return dst
+}
+
+// keySpecial are the characters a group key's values escape with a
+// backslash, so that no value can pose as another field (an actor id
+// "u-1,tenant=cust-7" is not the actor "u-1" of tenant "cust-7"). Values
+// without them — nearly all — appear as they are.
+const keySpecial = `,=\`
+
+func appendKeyValue(dst []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		if strings.IndexByte(keySpecial, v[i]) >= 0 {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, v[i])
 	}
 	return dst
 }
@@ -260,7 +280,11 @@ func (r *Rule) GroupKeyConfig(c *event.ConfigChange) string {
 		}
 		b.WriteString(r.groupBy[i])
 		b.WriteByte('=')
-		b.WriteString(f(c))
+		if v := f(c); strings.ContainsAny(v, keySpecial) {
+			b.Write(appendKeyValue(nil, v))
+		} else {
+			b.WriteString(v)
+		}
 	}
 	return b.String()
 }
