@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"hash/maphash"
 	"slices"
 	"sort"
 	"strings"
@@ -40,9 +41,13 @@ type interner struct {
 	values []string
 	sets   [][]string
 	limit  int // past it, new values are not kept (-1)
+	// lastSet is the set interned last (-1: none), checked first.
+	lastSet int32
 }
 
-func newInterner(limit int) *interner { return &interner{ids: map[string]int32{}, limit: limit} }
+func newInterner(limit int) *interner {
+	return &interner{ids: map[string]int32{}, limit: limit, lastSet: -1}
+}
 
 // The interner starts bounded by minInterned values. When it is three
 // quarters full it is compacted to the values live entries use (at the
@@ -73,19 +78,26 @@ func (in *interner) set(ss []string) int32 {
 	if len(ss) == 0 {
 		return -1
 	}
+	if in.lastSet >= 0 && slices.Equal(in.sets[in.lastSet], ss) {
+		return in.lastSet // traffic repeats the same few sets
+	}
 	key := "\x00set\x00" + strings.Join(ss, "\x00")
 	if id, ok := in.ids[key]; ok {
+		in.lastSet = id
 		return id
 	}
 	id := in.str(key)
 	if id < 0 {
 		return -1
 	}
-	c := make([]string, len(ss))
-	for i, s := range ss {
-		c[i] = strings.Clone(s)
+	if in.sets[id] == nil {
+		c := make([]string, len(ss))
+		for i, s := range ss {
+			c[i] = strings.Clone(s)
+		}
+		in.sets[id] = c
 	}
-	in.sets[id] = c
+	in.lastSet = id
 	return id
 }
 
@@ -311,7 +323,7 @@ type group struct {
 	lastSeen   int64 // the newest entry's time
 
 	entries []entry
-	ids     map[string]struct{} // the entries' ids, once there are many
+	ids     map[uint64]struct{} // hashes of the entries' ids (idHash), once there are many
 	cpAt    int64               // the checkpoint: cp is the state after every entry before cpAt
 	cp      gstate
 	live    gstate
@@ -335,12 +347,22 @@ type group struct {
 	stale bool
 }
 
+// idSeed keys idHash: event ids are chosen by producers, so the hash of a
+// group's id set is seeded per process (no crafted ids collide on purpose).
+var idSeed = maphash.MakeSeed()
+
+// idHash is an event id as a group's id set holds it: 64 bits, so a lookup
+// hashes the id once and the set holds no strings. Two different ids of
+// one group sharing a hash (odds about n²/2⁶⁵ for n entries) would count
+// as one.
+func idHash(id string) uint64 { return maphash.String(idSeed, id) }
+
 // has reports whether the group holds an event of this id, whatever its
 // time: an id is one event, and its first copy counts (as the store keeps
 // it).
 func (g *group) has(id string) bool {
 	if g.ids != nil {
-		_, ok := g.ids[id]
+		_, ok := g.ids[idHash(id)]
 		return ok
 	}
 	for i := range g.entries {
@@ -360,11 +382,11 @@ func (g *group) insert(en entry) int {
 	g.entries = slices.Insert(g.entries, i, en)
 	switch {
 	case g.ids != nil:
-		g.ids[en.id] = struct{}{}
+		g.ids[idHash(en.id)] = struct{}{}
 	case len(g.entries) > 32:
-		g.ids = make(map[string]struct{}, len(g.entries))
+		g.ids = make(map[uint64]struct{}, 2*len(g.entries))
 		for _, x := range g.entries {
-			g.ids[x.id] = struct{}{}
+			g.ids[idHash(x.id)] = struct{}{}
 		}
 	}
 	if en.t > g.lastSeen {
@@ -378,7 +400,7 @@ func (g *group) trim(from int64) {
 	n := 0
 	for n < len(g.entries) && g.entries[n].t < from {
 		if g.ids != nil {
-			delete(g.ids, g.entries[n].id)
+			delete(g.ids, idHash(g.entries[n].id))
 		}
 		n++
 	}
