@@ -176,10 +176,7 @@ func (e *Engine) relevant(r *rule.Rule, ev *event.AccessEvent) (entry, bool) {
 		}
 	}
 	en := e.accessEntry(r, ev, steps)
-	en.id, en.tenant = clone(en.id), clone(en.tenant)
-	if en.distinct != "" {
-		en.distinct = clone(en.distinct)
-	}
+	en.id = clone(en.id)
 	return en, true
 }
 
@@ -207,7 +204,7 @@ func (e *Engine) relevantConfig(r *rule.Rule, key string, c *event.ConfigChange)
 	if !ok || r.GroupKeyConfig(c) != key {
 		return entry{}, false
 	}
-	return entry{t: c.Time.UnixNano(), id: clone(c.ID), store: e.intern.str(c.Resource.Store), cats: e.intern.set(env.Store.Categories)}, true
+	return entry{t: c.Time.UnixNano(), id: clone(c.ID), store: e.intern.str(c.Resource.Store), cs: packCS(e.intern.set(env.Store.Categories), 0)}, true
 }
 
 // scanGroup reads the entries of one group in [from, to).
@@ -317,7 +314,7 @@ func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error 
 	} else {
 		ng.cpAt = lo
 	}
-	ng.eps = run.touched
+	ng.setEpisodes(run.touched)
 	// The rebuild speaks for the episodes of the run it read, [lo, hi)
 	// (and all later ones when it took the entries in memory): the old
 	// group's episodes before it are final (the group was quiet for a gap
@@ -331,7 +328,7 @@ func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error 
 	}
 	var oldEps []*episode
 	if old != nil {
-		for _, ep := range old.eps {
+		for _, ep := range old.episodes() {
 			if ep.last >= lo && ep.start < end {
 				oldEps = append(oldEps, ep)
 			}
@@ -347,11 +344,11 @@ func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error 
 	if err != nil {
 		return err
 	}
-	e.reconcile(owner{rule: r, key: lg.key, g: ng}, oldEps, ng.eps, stored)
+	e.reconcile(owner{rule: r, key: lg.key, g: ng}, oldEps, ng.episodes(), stored)
 	switch {
 	case keepOld:
-		old.eps = slices.DeleteFunc(old.eps, func(ep *episode) bool { return slices.Contains(oldEps, ep) })
-	case len(ng.entries) == 0 && len(ng.eps) == 0:
+		old.setEpisodes(slices.DeleteFunc(old.episodes(), func(ep *episode) bool { return slices.Contains(oldEps, ep) }))
+	case len(ng.entries) == 0 && len(ng.episodes()) == 0:
 		if old != nil {
 			e.groups.remove(old)
 		}

@@ -399,14 +399,24 @@ func (e *Engine) evaluateNoClock(ctx context.Context, b *event.Batch) {
 func (e *Engine) compactInterner() {
 	old := e.intern
 	ni := newInterner(old.limit)
+	str := func(id int32) int32 {
+		if id <= 0 {
+			return id
+		}
+		return ni.str(old.values[id])
+	}
 	e.groups.each(func(g *group) {
 		for i := range g.entries {
 			en := &g.entries[i]
-			if en.store >= 0 {
-				en.store = ni.str(old.values[en.store])
+			en.store, en.tenant, en.distinct = str(en.store), str(en.tenant), str(en.distinct)
+			if c := en.cats(); c > 0 {
+				en.cs = packCS(ni.set(old.sets[c]), en.steps())
 			}
-			if en.cats >= 0 {
-				en.cats = ni.set(old.sets[en.cats])
+		}
+		if d := g.live.distinct; d != nil {
+			g.live.distinct = make(map[int32]int32, len(d))
+			for k, n := range d {
+				g.live.distinct[str(k)] = n
 			}
 		}
 	})
@@ -497,6 +507,7 @@ func (e *Engine) access(set *rule.Set, ev *event.AccessEvent) {
 		return // a store without personal data never yields a finding
 	}
 	checked := false
+	var base entry // what every rule's entry of this event shares, made once
 	for _, list := range [2][]*rule.Rule{specific, anyRules} {
 		for _, r := range list {
 			var steps uint32
@@ -522,7 +533,10 @@ func (e *Engine) access(set *rule.Set, ev *event.AccessEvent) {
 				checked = true
 			}
 			e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
-			e.add(r, e.keyBuf, e.accessEntry(r, ev, steps), func() []event.FieldValue { return r.GroupValues(ev) })
+			if base.id == "" {
+				base = e.accessEntry(nil, ev, 0)
+			}
+			e.add(r, e.keyBuf, e.ruleEntry(r, ev, base, steps), func() []event.FieldValue { return r.GroupValues(ev) })
 		}
 	}
 	e.env.AccessEvent = nil
@@ -566,15 +580,26 @@ func (e *Engine) step(r *rule.Rule, i int) bool {
 	return ok
 }
 
-// accessEntry is an event as a group keeps it.
+// accessEntry is an event as a group of rule r keeps it (r nil: what the
+// entries of every rule share).
 func (e *Engine) accessEntry(r *rule.Rule, ev *event.AccessEvent, steps uint32) entry {
-	en := entry{t: ev.Time.UnixNano(), v: ev.Records, records: ev.Records, id: ev.ID, tenant: ev.Tenant,
-		store: e.intern.str(ev.Resource.Store), cats: e.intern.set(e.categories(ev)), steps: steps}
+	en := entry{t: ev.Time.UnixNano(), records: ev.Records, id: ev.ID, tenant: e.intern.str(ev.Tenant),
+		store: e.intern.str(ev.Resource.Store), cs: packCS(e.intern.set(e.categories(ev)), 0)}
+	if r == nil {
+		return en
+	}
+	return e.ruleEntry(r, ev, en, steps)
+}
+
+// ruleEntry completes base (accessEntry's shared part) for rule r.
+func (e *Engine) ruleEntry(r *rule.Rule, ev *event.AccessEvent, base entry, steps uint32) entry {
+	en := base
+	en.cs = packCS(en.cats(), steps)
 	if agg, _ := r.Threshold(); agg == rule.AggDistinct {
 		if d := r.DistinctValue(ev); d == ev.Tenant {
 			en.distinct = en.tenant
 		} else {
-			en.distinct = d
+			en.distinct = e.intern.str(d)
 		}
 	}
 	return en

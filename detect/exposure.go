@@ -100,7 +100,7 @@ func (e *Engine) config(set *rule.Set, c *event.ConfigChange) {
 			}
 			key := r.GroupKeyConfig(c)
 			if r.Kind() != incident.KindExposure {
-				en := entry{t: t, id: c.ID, store: e.intern.str(c.Resource.Store), cats: e.intern.set(env.Store.Categories)}
+				en := entry{t: t, id: c.ID, store: e.intern.str(c.Resource.Store), cs: packCS(e.intern.set(env.Store.Categories), 0)}
 				e.add(r, []byte(key), en, func() []event.FieldValue { return nil })
 				continue
 			}

@@ -18,15 +18,27 @@ import (
 // million live groups hold at least a million of them.
 type entry struct {
 	t        int64 // event time, unix nanoseconds
-	v        int64 // the entry's part of a sum: the records
-	records  int64
+	records  int64 // also the entry's part of a sum
 	id       string
-	distinct string // the distinct value (shares tenant's memory when equal)
-	tenant   string
-	store    int32  // interned
-	cats     int32  // interned set of categories
-	steps    uint32 // sequence rules: bit i is set when the event meets step i
+	tenant   int32 // interned (0: none)
+	distinct int32 // interned: the value a distinct(FIELD) threshold counts (0: none)
+	store    int32 // interned
+	// cs packs the interned set of categories (low 24 bits: the interner
+	// holds at most maxInterned values) and, for sequence rules, the steps
+	// the event meets (high 8 bits: bit i for step i; at most 8 steps), so
+	// that an entry takes 48 bytes.
+	cs uint32
 }
+
+func packCS(cats int32, steps uint32) uint32 {
+	if cats < 0 {
+		cats = 0 // the interner was full: no categories
+	}
+	return uint32(cats)&(1<<24-1) | steps<<24
+}
+
+func (en *entry) cats() int32   { return int32(en.cs & (1<<24 - 1)) }
+func (en *entry) steps() uint32 { return en.cs >> 24 }
 
 // before orders entries (and events) by time, then id: the one order every
 // evaluation follows, whatever order the events arrived in.
@@ -46,7 +58,8 @@ type interner struct {
 }
 
 func newInterner(limit int) *interner {
-	return &interner{ids: map[string]int32{}, limit: limit, lastSet: -1}
+	// Value 0 is "" (and the empty set): an entry's zero fields mean none.
+	return &interner{ids: map[string]int32{"": 0}, values: []string{""}, sets: [][]string{nil}, limit: limit, lastSet: -1}
 }
 
 // The interner starts bounded by minInterned values. When it is three
@@ -285,20 +298,20 @@ func (ep *episode) finding(r *rule.Rule, key, part string) incident.Finding {
 // prefix of its entries: what a group's checkpoint holds, and what its live
 // evaluation holds after every entry.
 type gstate struct {
-	ep      *episode // the current episode, if any: later events may join it
-	started bool     // at least one entry has been evaluated
-	last    int64    // match: the latest entry; threshold, sequence: the latest hot or completing entry of ep
+	ep   *episode // the current episode, if any: later events may join it
+	last int64    // match: the latest entry; threshold, sequence: the latest hot or completing entry of ep
 	// The window (threshold, sequence): the entries with t ≥ the newest
 	// evaluated entry's t - window. lo indexes the group's entries.
 	lo       int
 	sum      int64
-	distinct map[string]int32
-	first    int64 // sequence: entries of the window meeting the first step
+	distinct map[int32]int32 // interned value → entries of the window with it
 	// Sequence: chains[k] holds, for the latest entries meeting step k (as
 	// many as the step needs), the latest start of a chain of the steps
 	// before it that those entries could follow, oldest first; when full,
 	// its first value is the latest start of a chain of steps 0..k.
-	chains [][]int64
+	chains  *[][]int64 // (a pointer: only sequences have it)
+	first   int32      // sequence: entries of the window meeting the first step
+	started bool       // at least one entry has been evaluated
 }
 
 // clone copies a state (the episode too).
@@ -324,13 +337,11 @@ type group struct {
 
 	entries []entry
 	ids     map[uint64]struct{} // hashes of the entries' ids (idHash), once there are many
-	cpAt    int64               // the checkpoint: cp is the state after every entry before cpAt
-	cp      gstate
+	cpAt    int64               // the checkpoint: cold.cp is the state after every entry before cpAt
 	live    gstate
-	// eps are the episodes of this group reported or to report that a
-	// later event may still change: those since the checkpoint, and the
-	// one open at it.
-	eps []*episode
+	// cold holds what most groups (one or two events, no finding) never
+	// need, allocated when first needed: a million groups stay small.
+	cold *groupCold
 	// incomplete: events of later steps of a sequence may have been
 	// passed over before this group existed (they came first); the group
 	// is rebuilt from the store before it can complete.
@@ -339,9 +350,6 @@ type group struct {
 	// or a backfill began inside it); it reports nothing until it has
 	// been rebuilt from the store from a point where it was quiet.
 	held bool
-	// where are the values of the group's group_by fields, kept for a held
-	// group (to read it from the store).
-	where []event.FieldValue
 	// stale: an entry came out of order in this batch; the live state is
 	// evaluated again at the end of the batch.
 	stale bool
@@ -356,6 +364,46 @@ var idSeed = maphash.MakeSeed()
 // one group sharing a hash (odds about n²/2⁶⁵ for n entries) would count
 // as one.
 func idHash(id string) uint64 { return maphash.String(idSeed, id) }
+
+// groupCold is the part of a group most groups never use.
+type groupCold struct {
+	cp gstate // the checkpoint's state (zero until the group first folds entries)
+	// eps are the episodes of this group reported or to report that a
+	// later event may still change: those since the checkpoint, and the
+	// one open at it.
+	eps []*episode
+	// where are the values of the group's group_by fields, kept for a held
+	// or reordered group (to read it from the store).
+	where []event.FieldValue
+}
+
+// c returns the group's cold part, making it.
+func (g *group) c() *groupCold {
+	if g.cold == nil {
+		g.cold = &groupCold{}
+	}
+	return g.cold
+}
+
+func (g *group) episodes() []*episode {
+	if g.cold == nil {
+		return nil
+	}
+	return g.cold.eps
+}
+
+func (g *group) setEpisodes(eps []*episode) {
+	if g.cold != nil || len(eps) > 0 {
+		g.c().eps = eps
+	}
+}
+
+func (g *group) whereValues() []event.FieldValue {
+	if g.cold == nil {
+		return nil
+	}
+	return g.cold.where
+}
 
 // has reports whether the group holds an event of this id, whatever its
 // time: an id is one event, and its first copy counts (as the store keeps
@@ -567,3 +615,6 @@ func (t *table) touch(g *group) {
 	}
 	t.pushFront(g)
 }
+
+// The category set's id must fit the 24 bits packCS gives it.
+const _ = uint(1<<24 - maxInterned)

@@ -123,7 +123,7 @@ func (e *Engine) readHistory(ctx context.Context, cfrom, afrom, until time.Time,
 	e.groups.each(func(g *group) {
 		if g.held && len(g.entries) > 0 {
 			id := groupID(g.rule, g.key)
-			e.late[id] = &lateGroup{rule: g.rule, key: g.key, from: g.entries[0].t, until: g.entries[0].t, where: g.where}
+			e.late[id] = &lateGroup{rule: g.rule, key: g.key, from: g.entries[0].t, until: g.entries[0].t, where: g.whereValues()}
 		}
 	})
 	if len(e.late) > 0 {

@@ -65,7 +65,7 @@ func reach(r *rule.Rule) int64 {
 func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.FieldValue) {
 	g := e.groups.lookup(r, key)
 	if g == nil {
-		if r.Kind() == incident.KindSequence && en.steps&1 == 0 {
+		if r.Kind() == incident.KindSequence && en.steps()&1 == 0 {
 			// A later step with nothing under way: passed over, but a
 			// group that starts before it will read it from the store.
 			e.newest[r] = max(e.newest[r], en.t)
@@ -86,7 +86,8 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 			g.incomplete = true
 		}
 		if en.t < e.hold+e.gap(r)+reach(r) {
-			g.held, g.where = true, where()
+			g.held = true
+			g.c().where = where()
 		}
 	} else {
 		e.groups.touch(g)
@@ -102,17 +103,6 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 		return // delivered again
 	}
 	en.id = clone(en.id)
-	if en.tenant != "" {
-		if en.distinct == en.tenant {
-			en.tenant = clone(en.tenant)
-			en.distinct = en.tenant
-		} else {
-			en.tenant = clone(en.tenant)
-		}
-	}
-	if en.distinct != "" && en.distinct != en.tenant {
-		en.distinct = clone(en.distinct)
-	}
 	i := g.insert(en)
 	switch {
 	case g.stale:
@@ -122,8 +112,9 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 		e.stepKind(g, &g.live, i, &run)
 		o := owner{rule: g.rule, key: g.key, g: g}
 		for _, ep := range run.touched {
-			if !slices.Contains(g.eps, ep) {
-				g.eps = append(g.eps, ep)
+			if !slices.Contains(g.episodes(), ep) {
+				c := g.c()
+				c.eps = append(c.eps, ep)
 			}
 			e.report(o, ep, false)
 		}
@@ -134,8 +125,8 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 		// events came out of order in it.
 		e.m.reordered.Inc()
 		g.stale = true
-		if g.where == nil {
-			g.where = where() // to read it from the store, should it be evicted first
+		if g.whereValues() == nil {
+			g.c().where = where() // to read it from the store, should it be evicted first
 		}
 		e.stale = append(e.stale, g)
 	}
@@ -157,7 +148,7 @@ func (e *Engine) settle(g *group, where func() []event.FieldValue) {
 	if c := e.frozen(); c > g.cpAt+int64(e.opts.Lateness) {
 		e.advance(g, c)
 	}
-	if g.incomplete && g.live.first >= g.rule.StepAtLeast(0) && len(g.entries) > 0 {
+	if g.incomplete && int64(g.live.first) >= g.rule.StepAtLeast(0) && len(g.entries) > 0 {
 		e.queueLate(g.rule, g.key, g.entries[0].t, where)
 	}
 }
@@ -173,7 +164,8 @@ func (e *Engine) replayStale() {
 		switch cur := e.groups.rules[g.rule][g.key]; {
 		case cur == nil && len(g.entries) > 0:
 			// Evicted before its turn: its events are in the store.
-			e.queueLate(g.rule, g.key, g.entries[0].t, func() []event.FieldValue { return g.where })
+			w := g.whereValues()
+			e.queueLate(g.rule, g.key, g.entries[0].t, func() []event.FieldValue { return w })
 			lg := e.late[groupID(g.rule, g.key)]
 			lg.until = max(lg.until, g.lastSeen)
 			continue
@@ -181,7 +173,7 @@ func (e *Engine) replayStale() {
 			continue // replaced meanwhile (rebuilt from the store)
 		}
 		e.replay(g)
-		w := g.where
+		w := g.whereValues()
 		e.settle(g, func() []event.FieldValue { return w })
 	}
 	clear(e.stale)
@@ -225,7 +217,7 @@ func (e *Engine) newEpisode(g *group, start int64) *episode {
 // only when it touched data (not for earlier steps of a sequence).
 func (e *Engine) addEntry(ep *episode, en *entry, data bool) {
 	if data {
-		ep.add(en.id, en.t, en.records, en.tenant, e.intern.get(en.store), e.intern.getSet(en.cats))
+		ep.add(en.id, en.t, en.records, e.intern.get(en.tenant), e.intern.get(en.store), e.intern.getSet(en.cats()))
 	} else {
 		ep.add(en.id, en.t, 0, "", e.intern.get(en.store), nil)
 	}
@@ -264,14 +256,15 @@ func (e *Engine) leave(g *group, st *gstate, i int) {
 // records the latest start of a chain of the steps before that it can
 // follow.
 func chain(r *rule.Rule, st *gstate, en *entry) {
-	if en.steps == 0 {
+	if en.steps() == 0 {
 		return
 	}
 	if st.chains == nil {
-		st.chains = make([][]int64, r.Steps())
+		c := make([][]int64, r.Steps())
+		st.chains = &c
 	}
 	for k := r.Steps() - 1; k >= 0; k-- {
-		if en.steps&(1<<k) == 0 {
+		if en.steps()&(1<<k) == 0 {
 			continue
 		}
 		start := en.t
@@ -280,47 +273,47 @@ func chain(r *rule.Rule, st *gstate, en *entry) {
 				continue // no chain of the earlier steps yet
 			}
 		}
-		ring, n := st.chains[k], int(r.StepAtLeast(k))
+		ring, n := (*st.chains)[k], int(r.StepAtLeast(k))
 		if len(ring) < n {
 			ring = append(ring, start)
 		} else {
 			copy(ring, ring[1:])
 			ring[n-1] = start
 		}
-		st.chains[k] = ring
+		(*st.chains)[k] = ring
 	}
 }
 
 // chainStart is the latest start of a chain of steps 0..k so far
 // (math.MinInt64: none).
 func chainStart(r *rule.Rule, st *gstate, k int) int64 {
-	if st.chains == nil || len(st.chains[k]) < int(r.StepAtLeast(k)) {
+	if st.chains == nil || len((*st.chains)[k]) < int(r.StepAtLeast(k)) {
 		return math.MinInt64
 	}
-	return st.chains[k][0]
+	return (*st.chains)[k][0]
 }
 
 func windowAdd(st *gstate, en *entry) {
-	st.sum += en.v
-	if en.distinct != "" {
+	st.sum += en.records
+	if en.distinct > 0 {
 		if st.distinct == nil {
-			st.distinct = map[string]int32{}
+			st.distinct = map[int32]int32{}
 		}
 		st.distinct[en.distinct]++
 	}
-	if en.steps&1 != 0 {
+	if en.steps()&1 != 0 {
 		st.first++
 	}
 }
 
 func windowRemove(st *gstate, en *entry) {
-	st.sum -= en.v
-	if en.distinct != "" {
+	st.sum -= en.records
+	if en.distinct > 0 {
 		if st.distinct[en.distinct]--; st.distinct[en.distinct] <= 0 {
 			delete(st.distinct, en.distinct)
 		}
 	}
-	if en.steps&1 != 0 {
+	if en.steps()&1 != 0 {
 		st.first--
 	}
 }
@@ -349,9 +342,9 @@ func (e *Engine) stepThreshold(g *group, st *gstate, i int, run *evalRun) {
 	contributing := true
 	switch agg {
 	case rule.AggSum:
-		contributing = en.v > 0
+		contributing = en.records > 0
 	case rule.AggDistinct:
-		contributing = en.distinct != "" && st.distinct[en.distinct] == 0
+		contributing = en.distinct > 0 && st.distinct[en.distinct] == 0
 	}
 	windowAdd(st, en)
 	value := int64(i - st.lo + 1)
@@ -385,15 +378,15 @@ func (e *Engine) stepThreshold(g *group, st *gstate, i int, run *evalRun) {
 // whose aggregate reaches atLeast (win's aggregate does).
 func crossing(win []entry, agg string, atLeast int64) int {
 	var sum int64
-	var seen map[string]bool
+	var seen map[int32]bool
 	for k := len(win) - 1; k >= 0; k-- {
 		switch agg {
 		case rule.AggSum:
-			sum += win[k].v
+			sum += win[k].records
 		case rule.AggDistinct:
-			if d := win[k].distinct; d != "" && !seen[d] {
+			if d := win[k].distinct; d > 0 && !seen[d] {
 				if seen == nil {
-					seen = map[string]bool{}
+					seen = map[int32]bool{}
 				}
 				seen[d] = true
 				sum++
@@ -417,7 +410,7 @@ func (e *Engine) stepSequence(g *group, st *gstate, i int, run *evalRun) {
 	w := int64(r.Window())
 	// It completes when some chain of every step ending here starts
 	// within the window.
-	if en.steps&(1<<last) == 0 || chainStart(r, st, last) < en.t-w {
+	if en.steps()&(1<<last) == 0 || chainStart(r, st, last) < en.t-w {
 		return
 	}
 	if st.ep == nil || en.t-st.last > w {
@@ -447,7 +440,7 @@ type link struct{ idx, step int }
 func greedy(win []entry, r *rule.Rule) (chain []link, ok bool) {
 	k, n := 0, int64(0)
 	for idx := range win {
-		if win[idx].steps&(1<<k) == 0 {
+		if win[idx].steps()&(1<<k) == 0 {
 			continue
 		}
 		chain = append(chain, link{idx, k})
@@ -464,7 +457,10 @@ func greedy(win []entry, r *rule.Rule) (chain []link, ok bool) {
 // replay evaluates a group again from its checkpoint over every entry
 // since, after an entry came out of order, and reports what changed.
 func (e *Engine) replay(g *group) {
-	st := g.cp.clone()
+	var st gstate
+	if g.cold != nil {
+		st = g.cold.cp.clone()
+	}
 	var run evalRun
 	if st.ep != nil {
 		run.touch(st.ep)
@@ -474,9 +470,10 @@ func (e *Engine) replay(g *group) {
 	for i := i0; i < len(g.entries); i++ {
 		e.stepKind(g, &st, i, &run)
 	}
-	old := g.eps
-	g.live, g.eps = st, run.touched
-	e.reconcile(owner{rule: g.rule, key: g.key, g: g}, old, g.eps, nil)
+	old := g.episodes()
+	g.live = st
+	g.setEpisodes(run.touched)
+	e.reconcile(owner{rule: g.rule, key: g.key, g: g}, old, run.touched, nil)
 }
 
 // advance folds the entries before c into the checkpoint and forgets what
@@ -484,7 +481,7 @@ func (e *Engine) replay(g *group) {
 // episodes that ended before (c may not pass the watermark less the
 // lateness).
 func (e *Engine) advance(g *group, c int64) {
-	st := &g.cp
+	st := &g.c().cp
 	var run evalRun
 	i0 := sort.Search(len(g.entries), func(k int) bool { return g.entries[k].t >= g.cpAt })
 	i1 := sort.Search(len(g.entries), func(k int) bool { return g.entries[k].t >= c })
@@ -498,6 +495,6 @@ func (e *Engine) advance(g *group, c int64) {
 	if st.ep != nil {
 		cur = st.ep.fp
 	}
-	g.eps = slices.DeleteFunc(g.eps, func(ep *episode) bool { return ep.fp != cur && ep.last < c })
+	g.cold.eps = slices.DeleteFunc(g.cold.eps, func(ep *episode) bool { return ep.fp != cur && ep.last < c })
 	g.trim(c - reach(g.rule))
 }
