@@ -359,6 +359,9 @@ func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error 
 		}
 	}
 	delete(e.evicted, groupID(r, lg.key))
+	if m := e.gone[r]; m != nil && e.groups.rules[r][lg.key] != nil {
+		delete(m, lg.key)
+	}
 	return nil
 }
 

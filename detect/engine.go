@@ -122,6 +122,12 @@ type Engine struct {
 	wm         int64 // the watermark for the batch being evaluated
 	newest     map[*rule.Rule]int64
 	evicted    map[string]int64 // rule+key of evicted groups → their newest entry
+	// gone: keys of sequence groups evicted or swept (→ their newest
+	// entry): a later step of one comes to the store, not passed over.
+	gone map[*rule.Rule]map[string]int64
+	// warmFrom: the warm-up read access events from here on; a later step
+	// of a sequence older than it may belong to a group it did not read.
+	warmFrom int64
 	late       map[string]*lateGroup
 	dirty      map[*episode]dirtyRef
 	retracts   []retraction
@@ -219,7 +225,7 @@ func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *za
 	}
 	e := &Engine{sink: sink, opts: o, m: m, log: log, groups: newTable(o.MaxGroups),
 		exposures: map[string]*exposure{}, storeOf: map[string]namedStore{}, defaulted: map[string]map[string]bool{}, clocks: newClocks(o.IdleTimeout),
-		newest: map[*rule.Rule]int64{}, evicted: map[string]int64{}, late: map[string]*lateGroup{},
+		newest: map[*rule.Rule]int64{}, evicted: map[string]int64{}, gone: map[*rule.Rule]map[string]int64{}, warmFrom: math.MinInt64, late: map[string]*lateGroup{},
 		failing: map[string]bool{}, dirty: map[*episode]dirtyRef{}, intern: newInterner(minInterned), wm: math.MinInt64, hold: math.MinInt64,
 		reportBefore: math.MaxInt64}
 	e.Swap(set)
@@ -551,16 +557,29 @@ func (e *Engine) steps(r *rule.Rule, ev *event.AccessEvent) uint32 {
 	if e.step(r, 0) {
 		mask = 1
 	} else {
+		t := ev.Time.UnixNano()
+		keyed := false
 		passed := e.groups.live(r) == 0
 		if !passed {
-			e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
+			e.keyBuf, keyed = r.AppendGroupKey(e.keyBuf[:0], ev), true
 			passed = e.groups.lookup(r, e.keyBuf) == nil
 		}
 		if passed {
 			// It may meet a later step of a group made later (from
 			// events that come behind it): that group starts incomplete.
-			e.newest[r] = max(e.newest[r], ev.Time.UnixNano())
-			return 0
+			e.newest[r] = max(e.newest[r], t)
+			// Or of a group that left memory (evicted, swept) or that a
+			// warm-up did not read: then it is evaluated from the store.
+			gone := e.gone[r]
+			if len(gone) == 0 && t >= e.warmFrom {
+				return 0
+			}
+			if !keyed {
+				e.keyBuf = r.AppendGroupKey(e.keyBuf[:0], ev)
+			}
+			if _, ok := gone[string(e.keyBuf)]; !ok && t >= e.warmFrom {
+				return 0
+			}
 		}
 	}
 	for i := 1; i < r.Steps(); i++ {
@@ -819,6 +838,19 @@ func sigOf(f *incident.Finding) sig {
 	return s
 }
 
+// markGone records a sequence group that leaves memory (see gone).
+func (e *Engine) markGone(g *group) {
+	if g.rule.Kind() != incident.KindSequence {
+		return
+	}
+	m := e.gone[g.rule]
+	if m == nil {
+		m = map[string]int64{}
+		e.gone[g.rule] = m
+	}
+	m[g.key] = max(m[g.key], g.lastSeen)
+}
+
 // sweep drops groups whose every finding is final: those whose newest
 // entry is older than the watermark by more than the lateness, a gap and a
 // window (no event in memory's reach can join them). It walks from the
@@ -832,12 +864,23 @@ func (e *Engine) sweep() {
 		prev := g.prev
 		if !g.held && g.lastSeen < e.wm-int64(e.opts.Lateness)-e.gap(g.rule)-reach(g.rule) {
 			e.groups.remove(g)
+			e.markGone(g)
 		}
 		g = prev
 	}
 	for k, t := range e.evicted {
 		if t < e.wm-int64(e.opts.Horizon) {
 			delete(e.evicted, k)
+		}
+	}
+	for r, m := range e.gone {
+		for k, t := range m {
+			if t < e.wm-int64(e.opts.Horizon) {
+				delete(m, k)
+			}
+		}
+		if len(m) == 0 {
+			delete(e.gone, r)
 		}
 	}
 	e.sweepExposures()

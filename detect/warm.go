@@ -174,7 +174,11 @@ func (e *Engine) preload(ctx context.Context, set *rule.Set, from, until time.Ti
 // before is not reported again.
 func (e *Engine) Warm(ctx context.Context, until time.Time, exposureHorizon time.Duration) (int, error) {
 	set := e.set.Load()
-	p, err := e.readHistory(ctx, until.Add(-exposureHorizon), until.Add(-e.lookback(set)-e.opts.Lateness), until.Add(time.Nanosecond), nil)
+	afrom := until.Add(-e.lookback(set) - e.opts.Lateness)
+	p, err := e.readHistory(ctx, until.Add(-exposureHorizon), afrom, until.Add(time.Nanosecond), nil)
+	e.mu.Lock()
+	e.warmFrom = afrom.UnixNano()
+	e.mu.Unlock()
 	return p.Events, err
 }
 

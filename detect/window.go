@@ -66,9 +66,10 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 	g := e.groups.lookup(r, key)
 	if g == nil {
 		if r.Kind() == incident.KindSequence && en.steps()&1 == 0 {
-			// A later step with nothing under way: passed over, but a
-			// group that starts before it will read it from the store.
-			e.newest[r] = max(e.newest[r], en.t)
+			// A later step of a group that left memory, or older than
+			// what a warm-up read (steps lets only those through): its
+			// group is evaluated from the store.
+			e.queueLate(r, string(key), en.t, where)
 			return
 		}
 		k := string(key)
@@ -140,6 +141,7 @@ func (e *Engine) evict(g *group) {
 	}
 	e.m.evicted.Inc()
 	e.evicted[groupID(g.rule, g.key)] = g.lastSeen
+	e.markGone(g)
 }
 
 // settle folds what a group no longer needs into its checkpoint, and has
