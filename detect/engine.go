@@ -150,6 +150,7 @@ type Engine struct {
 	// not reported; replayAll reports what is stored too; produced keeps
 	// every finding a backfill holds, by fingerprint.
 	reportBefore int64
+	dirtySeq     uint64
 	replayAll    bool
 	produced     map[string]incident.Finding
 }
@@ -157,7 +158,8 @@ type Engine struct {
 // dirtyRef says whose an episode updated in this batch is.
 type dirtyRef struct {
 	owner
-	force bool // report even if its evidence did not change (it supersedes another)
+	force bool   // report even if its evidence did not change (it supersedes another)
+	seq   uint64 // when it was marked: of two episodes with one fingerprint, the later evaluation's is reported
 }
 
 // retraction is a finding to retract at the end of the batch, and the
@@ -637,7 +639,8 @@ func (e *Engine) report(o owner, ep *episode, force bool) {
 	if d, ok := e.dirty[ep]; ok {
 		force = force || d.force
 	}
-	e.dirty[ep] = dirtyRef{o, force}
+	e.dirtySeq++
+	e.dirty[ep] = dirtyRef{o, force, e.dirtySeq}
 }
 
 // version is the next report version: increasing, and ahead of the wall
@@ -685,6 +688,14 @@ func (e *Engine) flush() {
 		}
 		items = append(items, item{ep, d})
 	}
+	// An episode evaluated twice in the batch (replayed, then rebuilt
+	// from the store after its group folded it) is reported once, as the
+	// later evaluation has it.
+	latest := make(map[string]uint64, len(items))
+	for _, it := range items {
+		latest[it.ep.fp] = max(latest[it.ep.fp], it.d.seq)
+	}
+	items = slices.DeleteFunc(items, func(it item) bool { return it.d.seq < latest[it.ep.fp] })
 	sort.Slice(items, func(i, j int) bool {
 		a, b := items[i], items[j]
 		if a.d.rule.ID() != b.d.rule.ID() {
