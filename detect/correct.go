@@ -321,10 +321,15 @@ func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error 
 	// before lo), and a group in memory with entries at or after hi (the
 	// run ends with a quiet gap) keeps its own state after it.
 	end := int64(math.MaxInt64)
-	keepOld := false
+	keepOld, later := false, false
 	if lg.mem == nil {
 		end = hi
 		keepOld = old != nil && old.lastSeen >= hi
+		// An evicted group with entries after the run read: the run
+		// does not stand for it, which stays out of memory (its next
+		// event is evaluated from the store again).
+		last, gone := e.evicted[groupID(r, lg.key)]
+		later = gone && old == nil && last >= hi
 	}
 	var oldEps []*episode
 	if old != nil {
@@ -346,6 +351,8 @@ func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error 
 	}
 	e.reconcile(owner{rule: r, key: lg.key, g: ng}, oldEps, ng.episodes(), stored)
 	switch {
+	case later:
+		return nil
 	case keepOld:
 		old.setEpisodes(slices.DeleteFunc(old.episodes(), func(ep *episode) bool { return slices.Contains(oldEps, ep) }))
 	case len(ng.entries) == 0 && len(ng.episodes()) == 0:

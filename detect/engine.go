@@ -117,17 +117,17 @@ type Engine struct {
 	storeOf   map[string]namedStore // resource id → the store named for it by its latest change that named one
 	// defaulted: resource id → the exposures holding changes of it that
 	// named no store (re-read when a store is named for it).
-	defaulted  map[string]map[string]bool
-	clocks     *clocks
-	wm         int64 // the watermark for the batch being evaluated
-	newest     map[*rule.Rule]int64
-	evicted    map[string]int64 // rule+key of evicted groups → their newest entry
+	defaulted map[string]map[string]bool
+	clocks    *clocks
+	wm        int64 // the watermark for the batch being evaluated
+	newest    map[*rule.Rule]int64
+	evicted   map[string]int64 // rule+key of evicted groups → their newest entry
 	// gone: keys of sequence groups evicted or swept (→ their newest
 	// entry): a later step of one comes to the store, not passed over.
 	gone map[*rule.Rule]map[string]int64
 	// warmFrom: the warm-up read access events from here on; a later step
 	// of a sequence older than it may belong to a group it did not read.
-	warmFrom int64
+	warmFrom   int64
 	late       map[string]*lateGroup
 	dirty      map[*episode]dirtyRef
 	retracts   []retraction
@@ -230,8 +230,23 @@ func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *za
 		newest: map[*rule.Rule]int64{}, evicted: map[string]int64{}, gone: map[*rule.Rule]map[string]int64{}, warmFrom: math.MinInt64, late: map[string]*lateGroup{},
 		failing: map[string]bool{}, dirty: map[*episode]dirtyRef{}, intern: newInterner(minInterned), wm: math.MinInt64, hold: math.MinInt64,
 		reportBefore: math.MaxInt64}
+	e.groups.busy = e.busy
 	e.Swap(set)
 	return e, nil
+}
+
+// busy says a group holds what the batch has not settled: an out-of-order
+// event to replay, or episodes to report. Evicting it would lose them.
+func (e *Engine) busy(g *group) bool {
+	if g.stale {
+		return true
+	}
+	for _, ep := range g.episodes() {
+		if _, ok := e.dirty[ep]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Set is the rule set running now.

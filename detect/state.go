@@ -478,6 +478,21 @@ type table struct {
 	n          int
 	head, tail *group
 	max        int
+	// busy says a group has state the batch has not settled yet
+	// (episodes to report, a replay to do): eviction passes it over.
+	busy func(*group) bool
+}
+
+// victim is the group to evict: the least recently updated that is not
+// busy (looking at most 64 back), else the least recently updated.
+func (t *table) victim() *group {
+	g := t.tail
+	for n := 0; g != nil && n < 64; n, g = n+1, g.prev {
+		if t.busy == nil || !t.busy(g) {
+			return g
+		}
+	}
+	return t.tail
 }
 
 func newTable(max int) *table {
@@ -503,7 +518,7 @@ func (t *table) get(r *rule.Rule, key []byte) (g *group, created bool, evicted *
 		return g, false, nil
 	}
 	if t.n >= t.max && t.tail != nil {
-		evicted = t.tail
+		evicted = t.victim()
 		t.remove(evicted)
 	}
 	// Looked up after the eviction: evicting a rule's last group removes
@@ -527,7 +542,7 @@ func (t *table) put(g *group) (evicted *group) {
 		t.remove(old)
 	}
 	if t.n >= t.max && t.tail != nil {
-		evicted = t.tail
+		evicted = t.victim()
 		t.remove(evicted)
 	}
 	m := t.rules[g.rule]

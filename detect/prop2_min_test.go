@@ -1,0 +1,200 @@
+package detect
+
+// Minimal reproductions of breaks the second review found, fixed since.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/breachwatch/breachwatch/event"
+)
+
+func logReports(t *testing.T, h *harness, from int) {
+	for _, f := range h.st.reports[from:] {
+		t.Logf("  report %s %s fp=%s start=%s ids=%v sup_by=%q sups=%v", f.RuleID, f.GroupKey, f.Fingerprint[:8], f.WindowStart.Format("15:04:05"), f.EventIDs, f.SupersededBy, f.Supersedes)
+	}
+}
+
+func feedLog(t *testing.T, h *harness, eng *Engine, bs []event.Batch) {
+	for i, b := range bs {
+		n := len(h.st.reports)
+		h.feed(eng, []event.Batch{b})
+		t.Logf("batch %d", i)
+		logReports(t, h, n)
+	}
+}
+
+// Minimal case 1: a match finding split in two.
+func TestProp2MatchSplit(t *testing.T) {
+	e10 := pev("e10", 43*time.Minute, "u1", "login_failed", "t0", 1)
+	e02 := pev("e02", 28*time.Minute, "u1", "read", "t3", 1)
+	e13 := pev("e13", 42*time.Minute, "u1", "list", "t0", 1)
+	e07 := pev("e07", 66*time.Minute, "u1", "list", "t0", 1)
+	s := pscen{rules: []string{"dist", "match", "seq"}, evs: []event.AccessEvent{e10, e02, e13, e07}, opts: Options{Lateness: time.Nanosecond, MaxGroups: 2}}
+	want := s.reference(t)
+	h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
+	eng := h.engineSet(propSet(t, s.rules...), s.opts)
+	feedLog(t, h, eng, []event.Batch{{Access: []event.AccessEvent{e10}}, {Access: []event.AccessEvent{e02, e13, e07}}})
+	compare(t, "match split", want, describe(h.st.live()))
+}
+
+// Minimal case 2: an evicted group is rebuilt from the store for an old
+// late event; the rebuild reads only the old run, and the group it puts in
+// memory lacks the later run. A second late event then retracts the later
+// run's finding.
+func TestProp2EvictedLaterRunRetracted(t *testing.T) {
+	a := pev("a", 5*time.Hour, "u0", "list", "t1", 1)
+	x := pev("x", 5*time.Hour, "u1", "list", "t1", 1) // evicts u0's group
+	b := pev("b", 2*time.Hour, "u0", "list", "t1", 1)
+	c := pev("c", 24*time.Minute, "u0", "list", "t1", 1)
+	mkb := func(src string, ev event.AccessEvent) event.Batch {
+		bt := event.Batch{Access: []event.AccessEvent{ev}}
+		bt.Observe(src, ev.Time)
+		return bt
+	}
+	bs := []event.Batch{mkb("p0", a), mkb("p0", x), mkb("p1", b), mkb("p1", c)}
+	s := pscen{rules: []string{"match"}, evs: []event.AccessEvent{a, x, b, c}, opts: Options{MaxGroups: 1}}
+	want := s.reference(t)
+	h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
+	eng := h.engineSet(propSet(t, s.rules...), s.opts)
+	eng.Assigned([]string{"p0", "p1"})
+	feedLog(t, h, eng, bs)
+	compare(t, "evicted, later run", want, describe(h.st.live()))
+}
+
+// Minimal case 3: a group evicted in the same batch that made its episode
+// dirty: the stale episode and the rebuilt one share a fingerprint and are
+// both reported in one flush, in map order; the store keeps whichever came
+// last.
+func TestProp2EvictedDirtyEpisodeNondeterministic(t *testing.T) {
+	a := pev("a", 0, "u0", "list", "t1", 1)
+	x := pev("x", time.Minute, "u1", "list", "t1", 1)
+	b := pev("b", 2*time.Minute, "u0", "list", "t1", 1)
+	s := pscen{rules: []string{"match"}, evs: []event.AccessEvent{a, x, b}, opts: Options{MaxGroups: 1}}
+	want := s.reference(t)
+	bad := 0
+	for range 50 {
+		h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
+		eng := h.engineSet(propSet(t, s.rules...), s.opts)
+		h.feed(eng, []event.Batch{{Access: []event.AccessEvent{a, x, b}}})
+		if got := describe(h.st.live()); !slices.Equal(got, want) {
+			if bad == 0 {
+				logReports(t, h, 0)
+				compare(t, "one batch, MaxGroups=1", want, got)
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of 50 runs differ", bad)
+	}
+}
+
+// Minimal case 4 (no eviction): in one batch, one event of a group comes
+// out of order within memory (the group replays from its checkpoint and
+// folds the replayed episode away) and another comes behind the
+// checkpoint (the group is rebuilt from the store). Both the replayed
+// episode and the rebuilt one, with the same fingerprint, are reported in
+// one flush, in map order; the store keeps whichever came last.
+func TestProp2ReplayThenRebuildSameBatch(t *testing.T) {
+	a := pev("a", 8*time.Minute, "u0", "list", "t1", 1)
+	m := pev("m", 20*time.Minute, "u0", "read", "t1", 1) // moves the clock only
+	d := pev("d", 4*time.Hour, "u0", "list", "t1", 1)
+	b := pev("b", 10*time.Minute, "u0", "list", "t1", 1)
+	c := pev("c", 23*time.Minute, "u0", "list", "t1", 1)
+	e := pev("e", 3*time.Hour, "u0", "list", "t1", 1)
+	s := pscen{rules: []string{"match"}, evs: []event.AccessEvent{a, m, d, b, c, e}, opts: Options{}}
+	want := s.reference(t)
+	bad := 0
+	for range 50 {
+		h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
+		eng := h.engineSet(propSet(t, s.rules...), s.opts)
+		h.feed(eng, []event.Batch{{Access: []event.AccessEvent{a, m}}, {Access: []event.AccessEvent{d}}, {Access: []event.AccessEvent{b, c, e}}})
+		if got := describe(h.st.live()); !slices.Equal(got, want) {
+			if bad == 0 {
+				logReports(t, h, 0)
+				compare(t, "stale and late in one batch", want, got)
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of 50 runs differ", bad)
+	}
+}
+
+// Minimal case 5: a sequence group evicted (MaxGroups) before its later
+// steps arrive: they are passed over (steps() looks only at groups in
+// memory, not at evicted ones) and the sequence is never found, though
+// every event arrives in time order.
+func TestProp2EvictedSequenceNeverCompletes(t *testing.T) {
+	evs := []event.AccessEvent{
+		pev("f1", 0, "u1", "login_failed", "t1", 1),
+		pev("f2", time.Minute, "u1", "login_failed", "t1", 1),
+		pev("l", 2*time.Minute, "u1", "login", "t1", 1),
+		pev("x", 3*time.Minute, "u0", "login_failed", "t1", 1), // another group: evicts u1's
+		pev("r1", 4*time.Minute, "u1", "read", "t1", 1),
+		pev("r2", 5*time.Minute, "u1", "read", "t1", 1),
+	}
+	s := pscen{rules: []string{"seq"}, evs: evs, opts: Options{MaxGroups: 1}}
+	want := s.reference(t)
+	h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
+	eng := h.engineSet(propSet(t, s.rules...), s.opts)
+	feedLog(t, h, eng, one(evs...))
+	if len(want) != 1 {
+		t.Fatalf("reference: %v", want)
+	}
+	compare(t, "sequence group evicted", want, describe(h.st.live()))
+}
+
+// Minimal case 10: a late event of a later step of a sequence whose group
+// is no longer in memory (swept as final, or not re-read by a restart's
+// warm-up) is passed over instead of corrected from the store: the
+// sequence it completes is never found.
+func TestProp2LateSequenceStepAfterSweep(t *testing.T) {
+	steps := []event.AccessEvent{
+		pev("f1", 20*time.Minute, "u0", "login_failed", "t1", 1),
+		pev("f2", 21*time.Minute, "u0", "login_failed", "t1", 1),
+		pev("l", 23*time.Minute, "u0", "login", "t1", 1),
+		pev("r1", 29*time.Minute, "u0", "read", "t1", 1),
+	}
+	r2 := pev("r2", 30*time.Minute, "u0", "read", "t1", 1) // completes it
+	var noise []event.AccessEvent                          // moves the clock; 4096 events trigger a sweep
+	for i := range 8200 {
+		noise = append(noise, pev(fmt.Sprintf("n%04d", i), 4*time.Hour+time.Duration(i)*time.Millisecond, "u9", "export", "t1", 0))
+	}
+	s := pscen{rules: []string{"seq"}, evs: append(append(slices.Clone(steps), noise...), r2)}
+	want := s.reference(t)
+	h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
+	eng := h.engineSet(propSet(t, s.rules...), Options{})
+	h.feed(eng, []event.Batch{{Access: steps}, {Access: noise[:4100]}, {Access: noise[4100:]}, {Access: []event.AccessEvent{r2}}})
+	if len(want) != 1 {
+		t.Fatalf("reference %v", want)
+	}
+	compare(t, "late last step after a sweep", want, describe(h.st.live()))
+}
+
+// Minimal case 10b: the same across a restart.
+func TestProp2LateSequenceStepAfterRestart(t *testing.T) {
+	steps := []event.AccessEvent{
+		pev("f1", 20*time.Minute, "u0", "login_failed", "t1", 1),
+		pev("f2", 21*time.Minute, "u0", "login_failed", "t1", 1),
+		pev("l", 23*time.Minute, "u0", "login", "t1", 1),
+		pev("r1", 29*time.Minute, "u0", "read", "t1", 1),
+		pev("x", 4*time.Hour, "u9", "read", "t1", 1),
+	}
+	r2 := pev("r2", 30*time.Minute, "u0", "read", "t1", 1)
+	s := pscen{rules: []string{"seq"}, evs: append(slices.Clone(steps), r2)}
+	want := s.reference(t)
+	h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
+	h.feed(h.engineSet(propSet(t, s.rules...), Options{}), []event.Batch{{Access: steps}})
+	restarted := h.engineSet(propSet(t, s.rules...), Options{})
+	if _, err := restarted.Warm(context.Background(), at(4*time.Hour), 30*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.feed(restarted, []event.Batch{{Access: []event.AccessEvent{r2}}})
+	compare(t, "late last step after a restart", want, describe(h.st.live()))
+}
