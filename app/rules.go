@@ -122,7 +122,11 @@ func Replay(ctx context.Context, o Options, r ReplayOptions, stdout, stderr io.W
 	fmt.Fprintf(stderr, "replaying %s .. %s from %s through %d rules (version %s), %s\n",
 		r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), desc, set.Len(), set.Version(), termSafe(inv))
 	p := &progress{w: stderr, from: r.From, to: r.To, start: time.Now()}
-	_, err = eng.Replay(ctx, r.From, r.To, time.Duration(o.Detect.ExposureHorizon), func(x detect.Progress) {
+	latest, err := latestStored(ctx, o, st, time.Now)
+	if err != nil {
+		return err
+	}
+	_, err = eng.Replay(ctx, r.From, r.To, latest, time.Duration(o.Detect.ExposureHorizon), func(x detect.Progress) {
 		p.n = int64(x.Events)
 		p.show(x.Reached)
 	})

@@ -16,71 +16,7 @@ import (
 	"time"
 
 	"github.com/breachwatch/breachwatch/event"
-	"github.com/breachwatch/breachwatch/incident"
 )
-
-// Minimal case 6: a backfill whose range starts after a finding of a
-// group that is busy across the range's start: the held group is rebuilt
-// from the store from where it was quiet, its old finding (before the
-// range) is evaluated again, is not among the stored findings the backfill
-// compares with (those start at most a lookback before the range), and is
-// handed on again as new — by every backfill of that range.
-func TestProp2BackfillRereportsFindingBeforeRange(t *testing.T) {
-	evs := []event.AccessEvent{
-		pev("d0", 0, "u0", "download", "t1", 1),
-		pev("d1", time.Minute, "u0", "download", "t1", 1),
-		pev("d2", 2*time.Minute, "u0", "download", "t1", 1),
-		pev("d3", 15*time.Minute, "u0", "download", "t1", 1),
-		pev("d4", 30*time.Minute, "u0", "download", "t1", 1),
-		pev("d5", 45*time.Minute, "u0", "download", "t1", 1),
-	}
-	s := pscen{rules: []string{"count"}, evs: evs}
-	h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
-	h.feed(h.engineSet(propSet(t, s.rules...), s.opts), one(evs...))
-	before := describe(h.st.live())
-	t.Logf("live: %v", before)
-	for i := range 2 {
-		n := len(h.st.reports)
-		p, err := h.engineSink(s, h.st).Backfill(context.Background(), at(40*time.Minute), at(time.Hour), at(45*time.Minute), 7*24*time.Hour, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range h.st.reports[n:] {
-			t.Logf("backfill %d handed on: %s", i+1, describe([]incident.Finding{f}))
-		}
-		if p.Findings != 0 || len(h.st.reports) != n {
-			t.Errorf("backfill %d of a range live detection evaluated: %d findings, %d reports (want none)", i+1, p.Findings, len(h.st.reports)-n)
-		}
-	}
-	compare(t, "store after backfills", before, describe(h.st.live()))
-}
-
-// Minimal case 7: replay, "the dry run of backfill", prints a finding that
-// goes on past --to under its fingerprint but with only the evidence
-// before --to; backfill of the same range (and live detection) report it
-// whole.
-func TestProp2ReplayTruncatesFindingAtTo(t *testing.T) {
-	evs := []event.AccessEvent{
-		pev("r0", 2*time.Hour, "u0", "list", "t1", 1),
-		pev("r1", 150*time.Minute, "u0", "list", "t1", 1),
-		pev("r2", 195*time.Minute, "u0", "list", "t2", 1),
-	}
-	s := pscen{rules: []string{"match"}, evs: evs}
-	h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
-	h.feed(h.engineSet(propSet(t, s.rules...), s.opts), one(evs...))
-	live := describe(h.st.live())
-	cs := &capSink{}
-	if _, err := h.engineSink(s, cs).Replay(context.Background(), at(0), at(165*time.Minute), 7*24*time.Hour, nil); err != nil {
-		t.Fatal(err)
-	}
-	h2 := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
-	h2.st.Write(&event.Batch{Access: evs})
-	if _, err := h2.engineSink(s, h2.st).Backfill(context.Background(), at(0), at(165*time.Minute), at(195*time.Minute), 7*24*time.Hour, nil); err != nil {
-		t.Fatal(err)
-	}
-	compare(t, "backfill [0, 2h45m) vs live", live, describe(h2.st.live()))
-	compare(t, "replay [0, 2h45m) vs live", live, describe(cs.fs))
-}
 
 // Minimal case 8: an exposure window open for longer than the exposure
 // horizon (30 days), re-asserted inside it by a change whose before value

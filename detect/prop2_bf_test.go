@@ -135,7 +135,7 @@ func TestProp2Backfill(t *testing.T) {
 		}
 		// 3. replay on the live store prints every finding of the time.
 		cs := &capSink{}
-		if _, err := h.engineSink(s, cs).Replay(context.Background(), from, to, 7*24*time.Hour, nil); err != nil {
+		if _, err := h.engineSink(s, cs).Replay(context.Background(), from, to, at(48*time.Hour), 7*24*time.Hour, nil); err != nil {
 			t.Fatal(err)
 		}
 		rp := describe(cs.fs)

@@ -215,11 +215,21 @@ func (e *Engine) Backfill(ctx context.Context, from, to, latest time.Time, expos
 	}
 	set := e.set.Load()
 	e.mu.Lock()
+	// A group busy across from was evaluated from where it was quiet:
+	// its findings that end before from are not the backfill's.
+	lo := from.Add(-e.lookback(set))
+	for fp, f := range e.produced {
+		if f.LastSeen.Before(from) && (f.WindowEnd.IsZero() && f.Kind != incident.KindExposure || !f.WindowEnd.IsZero() && f.WindowEnd.Before(from)) {
+			delete(e.produced, fp)
+		} else if f.WindowStart.Before(lo) {
+			lo = f.WindowStart
+		}
+	}
 	// What is stored now (live detection may have reported since the
 	// read began), latest report of each finding.
 	stored := map[string]incident.Finding{}
 	for _, r := range set.Rules() {
-		fs, err := e.opts.Store.FindingsOf(ctx, r.ID(), from.Add(-e.lookback(set)), to)
+		fs, err := e.opts.Store.FindingsOf(ctx, r.ID(), lo, to)
 		if err != nil {
 			e.mu.Unlock()
 			return p, err
@@ -320,11 +330,12 @@ func successorOf(f *incident.Finding, fs map[string]incident.Finding) *incident.
 	return best
 }
 
-// Replay is the dry run of Backfill: it evaluates the stored history of
-// [from, to) and reports, once each at its end, every finding that starts
-// before to, and every exposure window open during [from, to), whether
-// stored or not.
-func (e *Engine) Replay(ctx context.Context, from, to time.Time, exposureHorizon time.Duration, progress func(Progress)) (Progress, error) {
+// Replay is the dry run of Backfill: it evaluates the stored history from
+// from on (up to the newest stored event, latest, as Backfill does, so that
+// a finding crossing to is taken whole) and reports, once each at its end,
+// every finding that starts before to, and every exposure window open
+// during [from, to), whether stored or not.
+func (e *Engine) Replay(ctx context.Context, from, to, latest time.Time, exposureHorizon time.Duration, progress func(Progress)) (Progress, error) {
 	e.mu.Lock()
 	e.replayAll = true
 	e.reportBefore = to.UnixNano()
@@ -335,7 +346,11 @@ func (e *Engine) Replay(ctx context.Context, from, to time.Time, exposureHorizon
 		e.replayAll, e.reportBefore, e.produced = false, math.MaxInt64, nil
 		e.mu.Unlock()
 	}()
-	p, err := e.readHistory(ctx, from.Add(-exposureHorizon), from, to, progress)
+	end := latest.Add(time.Nanosecond)
+	if end.Before(to) {
+		end = to
+	}
+	p, err := e.readHistory(ctx, from.Add(-exposureHorizon), from, end, progress)
 	if err != nil {
 		return p, err
 	}
