@@ -335,14 +335,17 @@ func newEngine(ctx context.Context, o Options, st appStore, feed *trackerFeed, r
 	if err != nil {
 		return nil, nil, err
 	}
-	if !latest.IsZero() {
-		start := time.Now()
-		n, err := engine.Warm(ctx, latest, time.Duration(o.Detect.ExposureHorizon))
-		if err != nil {
-			return nil, nil, fmt.Errorf("warming the rule windows from the store: %w", err)
-		}
-		log.Info("rule windows warmed from the store", zap.Int("events", n), zap.Time("up_to", latest), zap.Duration("took", time.Since(start)))
+	// Warmed even when no event is stored (retention dropped them all):
+	// the open exposure windows live with the findings.
+	if latest.IsZero() {
+		latest = now()
 	}
+	start := time.Now()
+	n, err := engine.Warm(ctx, latest, time.Duration(o.Detect.ExposureHorizon))
+	if err != nil {
+		return nil, nil, fmt.Errorf("warming the rule windows from the store: %w", err)
+	}
+	log.Info("rule windows warmed from the store", zap.Int("events", n), zap.Time("up_to", latest), zap.Duration("took", time.Since(start)))
 	log.Info("rules loaded", zap.Int("rules", set.Len()), zap.String("version", set.Version()))
 	return engine, sink, nil
 }

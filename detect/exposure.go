@@ -367,9 +367,10 @@ func (e *Engine) swapExposures(set *rule.Set, byVersion map[string]*rule.Rule) {
 
 // seed puts an exposure finding read from the store in the history: a
 // window it says is open (with its opening change, should retention have
-// dropped it), or closed by a person.
+// dropped it), closed by a person, or closed inside the history read
+// (whose closing change the history holds).
 func (e *Engine) seed(r *rule.Rule, f *incident.Finding) {
-	if f.Retracted() || len(f.EventIDs) == 0 || (!f.WindowEnd.IsZero() && f.Closed == nil) {
+	if f.Retracted() || len(f.EventIDs) == 0 {
 		return
 	}
 	id := exposureID(r, f.GroupKey, f.Part)
@@ -429,8 +430,11 @@ func (e *Engine) CloseExposure(ctx context.Context, fingerprint string, by incid
 }
 
 // seedExposures reads the open (and hand-closed) windows of every
-// exposure rule from the store.
-func (e *Engine) seedExposures(ctx context.Context, set *rule.Set, until time.Time) (int, error) {
+// exposure rule from the store, and the closed ones that end inside the
+// history read from cfrom on: that history then knows the setting was
+// already unsafe when it begins (a change re-asserting it is not an
+// opening).
+func (e *Engine) seedExposures(ctx context.Context, set *rule.Set, cfrom, until time.Time) (int, error) {
 	n := 0
 	for _, r := range set.Rules() {
 		if r.Kind() != incident.KindExposure {
@@ -442,7 +446,8 @@ func (e *Engine) seedExposures(ctx context.Context, set *rule.Set, until time.Ti
 		}
 		for i := range fs {
 			e.lastVer = max(e.lastVer, fs[i].Version)
-			if fs[i].Kind == incident.KindExposure && (fs[i].Open() || fs[i].Closed != nil) && !fs[i].Retracted() {
+			closedInRead := !fs[i].WindowEnd.IsZero() && !fs[i].WindowEnd.Before(cfrom) && fs[i].WindowStart.Before(cfrom)
+			if fs[i].Kind == incident.KindExposure && (fs[i].Open() || fs[i].Closed != nil || closedInRead) && !fs[i].Retracted() {
 				e.seed(r, &fs[i])
 				n++
 			}

@@ -48,7 +48,7 @@ func (e *Engine) readHistory(ctx context.Context, cfrom, afrom, until time.Time,
 	}
 	set := e.set.Load()
 	e.mu.Lock()
-	_, err := e.seedExposures(ctx, set, until)
+	_, err := e.seedExposures(ctx, set, cfrom, until)
 	if err == nil {
 		err = e.preload(ctx, set, afrom.Add(-e.lookback(set)), until)
 	}
@@ -177,7 +177,17 @@ func (e *Engine) Warm(ctx context.Context, until time.Time, exposureHorizon time
 	afrom := until.Add(-e.lookback(set) - e.opts.Lateness)
 	p, err := e.readHistory(ctx, until.Add(-exposureHorizon), afrom, until.Add(time.Nanosecond), nil)
 	e.mu.Lock()
-	e.warmFrom = afrom.UnixNano()
+	if p.Events > 0 { // a history before the read may exist
+		e.warmFrom = afrom.UnixNano()
+	}
+	// The watermark starts where the warm-up's read began (not unknown):
+	// the correction horizon holds from the first batch, and what is
+	// older than the read is evaluated from the store. (A store with no
+	// history leaves it to the first events.)
+	if err == nil && p.Events > 0 && e.clocks.wm < afrom.UnixNano() {
+		e.clocks.wm = afrom.UnixNano()
+		e.wm = e.clocks.wm
+	}
 	e.mu.Unlock()
 	return p.Events, err
 }
