@@ -6,6 +6,7 @@ package detect
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -484,4 +485,18 @@ func runOrder(t *testing.T, mk func(h *harness) *Engine, bs []event.Batch) []str
 	eng := mk(h)
 	h.feed(eng, bs)
 	return describe(h.st.live())
+}
+
+// A hostile event with the largest records value does not overflow a
+// window's sum: the real export after it still crosses the threshold, in
+// any order.
+func TestAttackRecordsOverflow(t *testing.T) {
+	huge := dlEv("huge", at(0), "u-1", math.MaxInt64)
+	real := dlEv("real", at(time.Minute), "u-1", 12000)
+	mk := func(h *harness) *Engine { return h.engine(Options{}) }
+	want := runOrder(t, mk, one(huge, real))
+	if len(want) != 1 || !strings.Contains(want[0], "bulk-export") || !strings.Contains(want[0], "ids=[huge real]") {
+		t.Fatalf("findings %v, want one bulk export of both", want)
+	}
+	compare(t, "reversed", want, runOrder(t, mk, one(real, huge)))
 }

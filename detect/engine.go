@@ -619,13 +619,18 @@ func (e *Engine) step(r *rule.Rule, i int) bool {
 // accessEntry is an event as a group of rule r keeps it (r nil: what the
 // entries of every rule share).
 func (e *Engine) accessEntry(r *rule.Rule, ev *event.AccessEvent, steps uint32) entry {
-	en := entry{t: ev.Time.UnixNano(), records: ev.Records, id: ev.ID, tenant: e.intern.str(ev.Tenant),
+	en := entry{t: ev.Time.UnixNano(), records: min(ev.Records, maxRecords), id: ev.ID, tenant: e.intern.str(ev.Tenant),
 		store: e.intern.str(ev.Resource.Store), cs: packCS(e.intern.set(e.categories(ev)), 0)}
 	if r == nil {
 		return en
 	}
 	return e.ruleEntry(r, ev, en, steps)
 }
+
+// maxRecords bounds what one event counts toward sums: a hostile
+// "records": 9223372036854775807 must not overflow a window's sum (and
+// hide a breach) — 2^40 per event, 2^23 of them, still fit an int64.
+const maxRecords = 1 << 40
 
 // ruleEntry completes base (accessEntry's shared part) for rule r.
 func (e *Engine) ruleEntry(r *rule.Rule, ev *event.AccessEvent, base entry, steps uint32) entry {
