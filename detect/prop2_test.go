@@ -8,6 +8,7 @@ package detect
 import (
 	"context"
 	"fmt"
+	"github.com/breachwatch/breachwatch/internal/testenv"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -371,6 +372,9 @@ func (s pscen) String() string {
 
 func TestProp2Random(t *testing.T) {
 	n := 300
+	if testenv.Race {
+		n = 100
+	}
 	if v := os.Getenv("PROP_N"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
