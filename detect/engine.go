@@ -566,9 +566,11 @@ func (e *Engine) access(set *rule.Set, ev *event.AccessEvent) {
 }
 
 // steps evaluates which steps of a sequence an event meets. Only groups
-// under way look at the later steps: an event meeting a later step with no
-// group of its key yet is passed over (a group made later is marked
-// incomplete and rebuilt from the store before it can complete).
+// that have met the first step look at the later steps: an event that does
+// not meet the first step is passed over when its key has no group yet (a
+// group made later is marked incomplete) or a dormant one (marked
+// incomplete); an incomplete group is rebuilt from the store once it meets
+// the first step, before it can complete.
 func (e *Engine) steps(r *rule.Rule, ev *event.AccessEvent) uint32 {
 	var mask uint32
 	if e.step(r, 0) {
@@ -579,7 +581,19 @@ func (e *Engine) steps(r *rule.Rule, ev *event.AccessEvent) uint32 {
 		passed := e.groups.live(r) == 0
 		if !passed {
 			e.keyBuf, keyed = r.AppendGroupKey(e.keyBuf[:0], ev), true
-			passed = e.groups.lookup(r, e.keyBuf) == nil
+			g := e.groups.lookup(r, e.keyBuf)
+			if g != nil && e.dormant(g) {
+				// No chain of this group can be past its first step:
+				// the event waits in the store (most events that meet a
+				// later step come from addresses that never get that
+				// far), and the group is read from it if it gets there.
+				g.incomplete = true
+				c := g.c()
+				c.passed = max(c.passed, t)
+				e.newest[r] = max(e.newest[r], t)
+				return 0
+			}
+			passed = g == nil
 		}
 		if passed {
 			// It may meet a later step of a group made later (from
@@ -605,6 +619,16 @@ func (e *Engine) steps(r *rule.Rule, ev *event.AccessEvent) uint32 {
 		}
 	}
 	return mask
+}
+
+// dormant reports whether no evaluation of a sequence group has met its
+// first step within a window yet (so none of its chains is past it, in
+// memory or in its checkpoint), and an event that meets only later steps
+// may therefore be passed over: only with a store to read it back from
+// (settle has the group read from it once the first step is met), and not
+// for a held group.
+func (e *Engine) dormant(g *group) bool {
+	return e.opts.Store != nil && !g.held && !g.reached
 }
 
 func (e *Engine) step(r *rule.Rule, i int) bool {

@@ -347,3 +347,56 @@ func TestProp2BackfillPhantomExposure(t *testing.T) {
 	logReports(t, h, 3)
 	compare(t, "after a backfill", before, describe(h.st.live()))
 }
+
+// A dormant sequence group (its first step not met) passes over events of
+// later steps and reads them back from the store only if one could be part
+// of a chain. Each case feeds the same events in an order where that
+// matters, and must give what evaluating them in time order gives.
+func TestDormantSequencePassesOverAndReadsBack(t *testing.T) {
+	f1 := pev("f1", 20*time.Minute, "u0", "login_failed", "t1", 1)
+	f2 := pev("f2", 21*time.Minute, "u0", "login_failed", "t1", 1)
+	l := pev("l", 23*time.Minute, "u0", "login", "t1", 1)
+	r1 := pev("r1", 24*time.Minute, "u0", "read", "t1", 1)
+	r2 := pev("r2", 25*time.Minute, "u0", "read", "t1", 1)
+	// f0 makes the group at 10:00 without meeting the first step; f3 and
+	// f4 meet it at 26:00–27:00, after l, r1, r2: they cannot chain.
+	f0 := pev("f0", 10*time.Minute, "u0", "login_failed", "t1", 1)
+	f3 := pev("f3", 26*time.Minute, "u0", "login_failed", "t1", 1)
+	f4 := pev("f4", 27*time.Minute, "u0", "login_failed", "t1", 1)
+	cases := map[string][][]event.AccessEvent{
+		// The later steps come while the group is dormant; the first
+		// step is met later in time, then earlier (f1, f2 come last):
+		// the events passed over are read back.
+		"met late, then earlier": {{f0}, {l, r1, r2}, {f3, f4}, {f1, f2}},
+		// The later steps come while dormant, the first step is met
+		// before them in time (in one batch): read back.
+		"met before them": {{f0}, {l, r1}, {r2}, {f1, f2}},
+		// Met only after them in time: nothing passed over can chain,
+		// no finding (and no read needed).
+		"met after them": {{f0}, {l, r1, r2}, {f3, f4}},
+	}
+	for name, batches := range cases {
+		t.Run(name, func(t *testing.T) {
+			var all []event.AccessEvent
+			for _, b := range batches {
+				all = append(all, b...)
+			}
+			s := pscen{rules: []string{"seq"}, evs: all}
+			want := s.reference(t)
+			h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
+			eng := h.engineSet(propSet(t, s.rules...), Options{})
+			var bs []event.Batch
+			for _, b := range batches {
+				bs = append(bs, event.Batch{Access: b})
+			}
+			h.feed(eng, bs)
+			compare(t, name, want, describe(h.st.live()))
+			if name != "met after them" && len(want) != 1 {
+				t.Fatalf("reference %v: want one finding", want)
+			}
+			if name == "met after them" && len(want) != 0 {
+				t.Fatalf("reference %v: want none", want)
+			}
+		})
+	}
+}

@@ -343,8 +343,9 @@ type group struct {
 	// need, allocated when first needed: a million groups stay small.
 	cold *groupCold
 	// incomplete: events of later steps of a sequence may have been
-	// passed over before this group existed (they came first); the group
-	// is rebuilt from the store before it can complete.
+	// passed over (before this group existed, or while it was dormant);
+	// the group is rebuilt from the store if one of them could be part of
+	// a chain (see groupCold.passed).
 	incomplete bool
 	// held: the group's start may lie before the history read (a warm-up
 	// or a backfill began inside it); it reports nothing until it has
@@ -353,6 +354,10 @@ type group struct {
 	// stale: an entry came out of order in this batch; the live state is
 	// evaluated again at the end of the batch.
 	stale bool
+	// reached: an evaluation of this sequence group (live, replayed or
+	// folded into the checkpoint) has met the first step within a window.
+	// Until then no chain of it is past the first step.
+	reached bool
 }
 
 // idSeed keys idHash: event ids are chosen by producers, so the hash of a
@@ -375,6 +380,13 @@ type groupCold struct {
 	// where are the values of the group's group_by fields, kept for a held
 	// or reordered group (to read it from the store).
 	where []event.FieldValue
+	// An incomplete sequence group: passed is the latest time of an event
+	// passed over that may be of this group. reachedAt is the earliest
+	// time at which an evaluation met the first step within a window
+	// (when reached): an event of a later step before it cannot be part
+	// of a chain, so only an event passed over at or after it needs the
+	// group read from the store.
+	passed, reachedAt int64
 }
 
 // c returns the group's cold part, making it.

@@ -85,6 +85,7 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 		g.cpAt = en.t
 		if r.Kind() == incident.KindSequence && en.t <= e.newest[r] {
 			g.incomplete = true
+			g.c().passed = e.newest[r]
 		}
 		if en.t < e.hold+e.gap(r)+reach(r) {
 			g.held = true
@@ -145,13 +146,18 @@ func (e *Engine) evict(g *group) {
 }
 
 // settle folds what a group no longer needs into its checkpoint, and has
-// an incomplete sequence group read from the store once it could complete.
+// an incomplete sequence group read from the store once it could complete
+// with an event it passed over.
 func (e *Engine) settle(g *group, where func() []event.FieldValue) {
 	if c := e.frozen(); c > g.cpAt+int64(e.opts.Lateness) {
 		e.advance(g, c)
 	}
-	if g.incomplete && int64(g.live.first) >= g.rule.StepAtLeast(0) && len(g.entries) > 0 {
-		e.queueLate(g.rule, g.key, g.entries[0].t, where)
+	if g.incomplete && g.reached && g.cold.passed >= g.cold.reachedAt {
+		from := g.lastSeen
+		if len(g.entries) > 0 {
+			from = g.entries[0].t
+		}
+		e.queueLate(g.rule, g.key, from, where)
 	}
 }
 
@@ -410,6 +416,10 @@ func (e *Engine) stepSequence(g *group, st *gstate, i int, run *evalRun) {
 	chain(r, st, en)
 	last := r.Steps() - 1
 	w := int64(r.Window())
+	if en.steps()&1 != 0 && chainStart(r, st, 0) >= en.t-w && (!g.reached || en.t < g.cold.reachedAt) {
+		g.reached = true
+		g.c().reachedAt = en.t
+	}
 	// It completes when some chain of every step ending here starts
 	// within the window.
 	if en.steps()&(1<<last) == 0 || chainStart(r, st, last) < en.t-w {

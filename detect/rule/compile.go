@@ -49,6 +49,7 @@ type Rule struct {
 	accessGet  []accessor[event.AccessEvent]
 	configKey  []accessor[event.ConfigChange]
 	pre        []prefilter // conjuncts of the condition checked natively first
+	covered    bool        // pre is the whole condition
 
 	agg        string                      // threshold aggregate
 	distinct   accessor[event.AccessEvent] // for distinct(FIELD)
@@ -76,6 +77,7 @@ type step struct {
 	atLeast int64
 	actions []string
 	pre     []prefilter
+	covered bool // pre is the whole condition
 }
 
 // ID and the rest describe the rule.
@@ -139,7 +141,7 @@ func (r *Rule) MatchAccess(ev *Evaluator, env *AccessEnv) (bool, error) {
 			return false, nil
 		}
 	}
-	if !r.alwaysTrue {
+	if !r.alwaysTrue && !r.covered {
 		ok, err := ev.run(r.cond, env)
 		if err != nil || !ok {
 			return false, err
@@ -169,7 +171,7 @@ func (r *Rule) MatchConfig(ev *Evaluator, env *ConfigEnv, c *event.ConfigChange)
 			return false, nil
 		}
 	}
-	if !r.alwaysTrue {
+	if !r.alwaysTrue && !r.covered {
 		ok, err := ev.run(r.cond, env)
 		if err != nil || !ok {
 			return false, err
@@ -195,6 +197,9 @@ func (r *Rule) StepAccess(ev *Evaluator, env *AccessEnv, i int) (bool, error) {
 		if !r.steps[i].pre[j].access(env.AccessEvent) {
 			return false, nil
 		}
+	}
+	if r.steps[i].covered {
+		return true, nil
 	}
 	return ev.run(r.steps[i].cond, env)
 }
@@ -447,7 +452,7 @@ func compile(s *Spec) (*Rule, error) {
 		}
 	}
 	if r.cond != nil {
-		r.pre = prefilters(r.cond.Node(), s.Source)
+		r.pre, r.covered = prefilters(r.cond.Node(), s.Source)
 	}
 
 	var err error
@@ -604,7 +609,8 @@ func (r *Rule) compileSequence(q *SequenceSpec) error {
 			return bad(path+".at_least", "want a whole number ≥ 1; got %d", st.AtLeast)
 		}
 		acts, _ := indexHints(p.Node(), SourceAccess)
-		r.steps = append(r.steps, step{name: st.Name, cond: p, atLeast: n, actions: acts, pre: prefilters(p.Node(), SourceAccess)})
+		pre, covered := prefilters(p.Node(), SourceAccess)
+		r.steps = append(r.steps, step{name: st.Name, cond: p, atLeast: n, actions: acts, pre: pre, covered: covered})
 	}
 	// The rule can match only the actions its steps can.
 	if r.actions == nil {
@@ -683,58 +689,85 @@ type prefilter struct {
 	config func(*event.ConfigChange) bool
 }
 
-// prefilters collects the terms prefilter can check natively.
-func prefilters(n ast.Node, source string) []prefilter {
-	var out []prefilter
+// prefilters collects the terms prefilter can check natively; covered
+// when they are the whole condition (the expression machine need not run:
+// its answer is theirs).
+func prefilters(n ast.Node, source string) (out []prefilter, covered bool) {
+	covered = true
 	var walk func(n ast.Node)
 	walk = func(n ast.Node) {
+		negate := false
+		if u, ok := n.(*ast.UnaryNode); ok && (u.Operator == "not" || u.Operator == "!") {
+			n, negate = u.Node, true // FIELD not in [...] is not (FIELD in [...])
+		}
 		b, ok := n.(*ast.BinaryNode)
 		if !ok {
+			covered = false
 			return
 		}
-		if b.Operator == "&&" || b.Operator == "and" {
+		if !negate && (b.Operator == "&&" || b.Operator == "and") {
 			walk(b.Left)
 			walk(b.Right)
 			return
 		}
 		field := fieldPath(b.Left)
-		var set map[string]bool
+		var vals []string
 		switch b.Operator {
 		case "==", "!=":
 			s, ok := b.Right.(*ast.StringNode)
 			if !ok {
+				covered = false
 				return
 			}
-			set = map[string]bool{s.Value: true}
+			vals = []string{s.Value}
 		case "in", "not in":
-			vals := stringList(b.Right)
-			if vals == nil {
+			if vals = stringList(b.Right); vals == nil {
+				covered = false
 				return
-			}
-			set = map[string]bool{}
-			for _, v := range vals {
-				set[v] = true
 			}
 		default:
+			covered = false
 			return
 		}
-		want := b.Operator == "==" || b.Operator == "in"
+		in := literalSet(vals)
+		want := (b.Operator == "==" || b.Operator == "in") != negate
 		if source == SourceAccess {
 			get, ok := accessFields()[field]
 			if !ok || field == "source_ip" {
+				covered = false
 				return
 			}
-			out = append(out, prefilter{access: func(e *event.AccessEvent) bool { return set[get(e)] == want }})
+			out = append(out, prefilter{access: func(e *event.AccessEvent) bool { return in(get(e)) == want }})
 		} else {
 			get, ok := configFields()[field]
 			if !ok {
+				covered = false
 				return
 			}
-			out = append(out, prefilter{config: func(c *event.ConfigChange) bool { return set[get(c)] == want }})
+			out = append(out, prefilter{config: func(c *event.ConfigChange) bool { return in(get(c)) == want }})
 		}
 	}
 	walk(n)
-	return out
+	return out, covered
+}
+
+// literalSet tests membership in a list of literals: by comparing strings when
+// the list is short (most are one to a handful of words; no hashing), by a
+// map when it is long.
+func literalSet(vals []string) func(string) bool {
+	vals = slices.Clone(vals)
+	switch {
+	case len(vals) == 1:
+		v := vals[0]
+		return func(s string) bool { return s == v }
+	case len(vals) <= 8:
+		return func(s string) bool { return slices.Contains(vals, s) }
+	}
+	set := make(map[string]bool, len(vals))
+	for _, v := range vals {
+		set[v] = true
+	}
+	return func(s string) bool { return set[s] }
 }
 
 // fieldPath reads `a` or `a.b` as a field path ("" for anything else).

@@ -87,3 +87,51 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestCoveredConditionsAgreeWithTheMachine: a condition made only of
+// terms the prefilters check (so the expression machine is not run) gives
+// the machine's answer on awkward values: empty, case, prefixes, long
+// lists (a map) and short ones (compared in turn).
+func TestCoveredConditionsAgreeWithTheMachine(t *testing.T) {
+	long := `["a1","a2","a3","a4","a5","a6","a7","a8","a9","read"]`
+	conds := map[string]bool{ // condition → covered
+		`action == "read"`: true,
+		`action != "read"`: true,
+		`action in ["read", "list"] && outcome == "success"`: true,
+		`action not in ["read", "list"]`:                     true,
+		`action in ` + long:                                  true,
+		`action not in ` + long + ` and actor.type != ""`:    true,
+		`action == "read" && actor.tenant != tenant`:         false,
+		`action == "read" || outcome == "success"`:           false,
+		`not (action == "read" && outcome == "success")`:     false,
+		`!(action in ["read"])`:                              true,
+		`action == "read" && store.public`:                   false,
+	}
+	actions := []string{"", "read", "READ", "rea", "reads", "list", "a9", "a10", "login"}
+	outcomes := []string{"", "success", "Success", "denied"}
+	var ev Evaluator
+	for c, wantCovered := range conds {
+		p, err := compileExpr("condition", c, AccessEnv{})
+		if err != nil {
+			t.Errorf("%s: %v", c, err)
+			continue
+		}
+		pre, covered := prefilters(p.Node(), SourceAccess)
+		if covered != wantCovered {
+			t.Errorf("%s: covered %v, want %v", c, covered, wantCovered)
+			continue
+		}
+		r := &Rule{id: "t", source: SourceAccess, cond: p, pre: pre, covered: covered}
+		for _, a := range actions {
+			for _, o := range outcomes {
+				e := &event.AccessEvent{Action: a, Outcome: o, Tenant: "t1", Actor: event.Actor{Type: a, Tenant: "t1"}}
+				env := &AccessEnv{AccessEvent: e}
+				got, err1 := r.MatchAccess(&ev, env)
+				want, err2 := ev.run(p, env)
+				if err1 != nil || err2 != nil || got != want {
+					t.Errorf("%s on action %q outcome %q: %v (%v), the machine says %v (%v)", c, a, o, got, err1, want, err2)
+				}
+			}
+		}
+	}
+}
