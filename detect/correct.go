@@ -150,7 +150,7 @@ func (e *Engine) correctionFailed(lates []*lateGroup, err error) {
 func (e *Engine) relevant(r *rule.Rule, ev *event.AccessEvent) (entry, bool) {
 	set := e.set.Load()
 	e.env.AccessEvent = ev
-	e.env.Store = rule.NewStoreInfo(set.Inventory(), ev.Resource.Store)
+	e.env.Store = e.storeInfo(set, ev.Resource.Store)
 	defer func() { e.env.AccessEvent = nil }()
 	if e.env.Store.Known && !e.env.Store.Personal {
 		return entry{}, false

@@ -127,15 +127,20 @@ type Engine struct {
 	gone map[*rule.Rule]map[string]int64
 	// warmFrom: the warm-up read access events from here on; a later step
 	// of a sequence older than it may belong to a group it did not read.
-	warmFrom   int64
-	late       map[string]*lateGroup
-	dirty      map[*episode]dirtyRef
-	retracts   []retraction
-	out        []incident.Finding
-	known      map[string]sig // warm-up and backfill: findings as stored
-	hold       int64          // warm-up and backfill: groups starting before this are held
-	env        rule.AccessEnv
-	keyBuf     []byte
+	warmFrom  int64
+	late      map[string]*lateGroup
+	dirty     map[*episode]dirtyRef
+	retracts  []retraction
+	out       []incident.Finding
+	known     map[string]sig // warm-up and backfill: findings as stored
+	hold      int64          // warm-up and backfill: groups starting before this are held
+	env       rule.AccessEnv
+	keyBuf    []byte
+	lastStore struct { // storeInfo's one-entry cache
+		set  *rule.Set
+		id   string
+		info rule.StoreInfo
+	}
 	intern     *interner
 	failing    map[string]bool
 	processed  int
@@ -524,7 +529,7 @@ func (e *Engine) access(set *rule.Set, ev *event.AccessEvent) {
 		return
 	}
 	e.env.AccessEvent = ev
-	e.env.Store = rule.NewStoreInfo(set.Inventory(), ev.Resource.Store)
+	e.env.Store = e.storeInfo(set, ev.Resource.Store)
 	if e.env.Store.Known && !e.env.Store.Personal {
 		e.env.AccessEvent = nil
 		return // a store without personal data never yields a finding
@@ -563,6 +568,16 @@ func (e *Engine) access(set *rule.Set, ev *event.AccessEvent) {
 		}
 	}
 	e.env.AccessEvent = nil
+}
+
+// storeInfo is rule.NewStoreInfo remembering the last store asked for
+// (events in a row mostly name the same store).
+func (e *Engine) storeInfo(set *rule.Set, id string) rule.StoreInfo {
+	c := &e.lastStore
+	if c.set != set || c.id != id {
+		c.set, c.id, c.info = set, strings.Clone(id), rule.NewStoreInfo(set.Inventory(), id)
+	}
+	return c.info
 }
 
 // steps evaluates which steps of a sequence an event meets. Only groups

@@ -679,11 +679,12 @@ func indexHints(n ast.Node, source string) (actions, settings []string) {
 }
 
 // prefilter is one term of a condition's top-level conjunction of the form
-// FIELD == "literal", FIELD != "literal", FIELD in [...] or FIELD not in
-// [...], on a text field, checked in Go before the condition runs. A term
-// that is false makes the whole condition false, so checking it first
-// changes no result; it only spares the expression machine the events that
-// fail it (most events fail most rules on their first terms).
+// FIELD == "literal", FIELD != "literal", FIELD in [...], FIELD not in
+// [...], FIELD == FIELD or FIELD != FIELD, on text fields, checked in Go
+// before the condition runs. A term that is false makes the whole
+// condition false, so checking it first changes no result; it only spares
+// the expression machine the events that fail it (most events fail most
+// rules on their first terms).
 type prefilter struct {
 	access func(*event.AccessEvent) bool
 	config func(*event.ConfigChange) bool
@@ -711,6 +712,28 @@ func prefilters(n ast.Node, source string) (out []prefilter, covered bool) {
 			return
 		}
 		field := fieldPath(b.Left)
+		if other := fieldPath(b.Right); other != "" && (b.Operator == "==" || b.Operator == "!=") {
+			// FIELD == FIELD, FIELD != FIELD (e.g. actor.tenant != tenant).
+			want := (b.Operator == "==") != negate
+			if source == SourceAccess {
+				get, ok1 := accessFields()[field]
+				get2, ok2 := accessFields()[other]
+				if !ok1 || !ok2 || field == "source_ip" || other == "source_ip" {
+					covered = false
+					return
+				}
+				out = append(out, prefilter{access: func(e *event.AccessEvent) bool { return (get(e) == get2(e)) == want }})
+			} else {
+				get, ok1 := configFields()[field]
+				get2, ok2 := configFields()[other]
+				if !ok1 || !ok2 {
+					covered = false
+					return
+				}
+				out = append(out, prefilter{config: func(c *event.ConfigChange) bool { return (get(c) == get2(c)) == want }})
+			}
+			return
+		}
 		var vals []string
 		switch b.Operator {
 		case "==", "!=":

@@ -101,7 +101,10 @@ func TestCoveredConditionsAgreeWithTheMachine(t *testing.T) {
 		`action not in ["read", "list"]`:                     true,
 		`action in ` + long:                                  true,
 		`action not in ` + long + ` and actor.type != ""`:    true,
-		`action == "read" && actor.tenant != tenant`:         false,
+		`action == "read" && actor.tenant != tenant`:         true,
+		`actor.tenant == tenant`:                             true,
+		`!(actor.tenant == tenant) && outcome != ""`:         true,
+		`actor.tenant != actor.type`:                         true,
 		`action == "read" || outcome == "success"`:           false,
 		`not (action == "read" && outcome == "success")`:     false,
 		`!(action in ["read"])`:                              true,
@@ -124,12 +127,14 @@ func TestCoveredConditionsAgreeWithTheMachine(t *testing.T) {
 		r := &Rule{id: "t", source: SourceAccess, cond: p, pre: pre, covered: covered}
 		for _, a := range actions {
 			for _, o := range outcomes {
-				e := &event.AccessEvent{Action: a, Outcome: o, Tenant: "t1", Actor: event.Actor{Type: a, Tenant: "t1"}}
-				env := &AccessEnv{AccessEvent: e}
-				got, err1 := r.MatchAccess(&ev, env)
-				want, err2 := ev.run(p, env)
-				if err1 != nil || err2 != nil || got != want {
-					t.Errorf("%s on action %q outcome %q: %v (%v), the machine says %v (%v)", c, a, o, got, err1, want, err2)
+				for _, home := range []string{"t1", "t2", "", a} {
+					e := &event.AccessEvent{Action: a, Outcome: o, Tenant: "t1", Actor: event.Actor{Type: a, Tenant: home}}
+					env := &AccessEnv{AccessEvent: e}
+					got, err1 := r.MatchAccess(&ev, env)
+					want, err2 := ev.run(p, env)
+					if err1 != nil || err2 != nil || got != want {
+						t.Errorf("%s on action %q outcome %q home %q: %v (%v), the machine says %v (%v)", c, a, o, home, got, err1, want, err2)
+					}
 				}
 			}
 		}

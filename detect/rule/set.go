@@ -26,9 +26,9 @@ type Set struct {
 	rules     []*Rule
 	inventory *incident.Inventory
 	version   string
-	byAction  map[string][]*Rule // access rules that need a given action
-	anyAccess []*Rule            // access rules that may match any action
-	bySetting map[string][]*Rule
+	byAction  index   // access rules that need a given action
+	anyAccess []*Rule // access rules that may match any action
+	bySetting index
 	anyConfig []*Rule
 	maxWindow time.Duration
 }
@@ -53,12 +53,12 @@ func (s *Set) MaxWindow() time.Duration { return s.maxWindow }
 // without allocating: the rules that need that action, then those that
 // take any. Callers must not modify the slices.
 func (s *Set) ForAccess(action string) (specific, any []*Rule) {
-	return s.byAction[action], s.anyAccess
+	return s.byAction.get(action), s.anyAccess
 }
 
 // ForConfig is ForAccess for configuration changes and their setting.
 func (s *Set) ForConfig(setting string) (specific, any []*Rule) {
-	return s.bySetting[setting], s.anyConfig
+	return s.bySetting.get(setting), s.anyConfig
 }
 
 // Rule finds a rule by id.
@@ -114,7 +114,7 @@ func Load(dir string, inv *incident.Inventory) (*Set, error) {
 // LoadFiles is Load for a list of files.
 func LoadFiles(files []string, inv *incident.Inventory) (*Set, error) {
 	h := sha256.New()
-	set := &Set{inventory: inv, byAction: map[string][]*Rule{}, bySetting: map[string][]*Rule{}}
+	set := &Set{inventory: inv}
 	var errs []error
 	where := map[string]string{} // rule id → file:line
 	for _, path := range files {
@@ -157,7 +157,7 @@ func (s *Set) add(r *Rule) {
 			s.anyAccess = append(s.anyAccess, r)
 		}
 		for _, a := range r.actions {
-			s.byAction[a] = append(s.byAction[a], r)
+			s.byAction.add(a, r)
 		}
 		return
 	}
@@ -165,8 +165,46 @@ func (s *Set) add(r *Rule) {
 		s.anyConfig = append(s.anyConfig, r)
 	}
 	for _, st := range r.settings {
-		s.bySetting[st] = append(s.bySetting[st], r)
+		s.bySetting.add(st, r)
 	}
+}
+
+// index lists rules by a word (an action, a setting). It is looked up
+// once per event: a rule set names a handful of actions, so they are
+// compared in turn (short strings of different lengths mostly differ at
+// the length) rather than hashed, unless there are many.
+type index struct {
+	keys  []string
+	rules [][]*Rule
+	many  map[string][]*Rule // when there are more than indexScan keys
+}
+
+const indexScan = 16
+
+func (x *index) add(k string, r *Rule) {
+	if i := slices.Index(x.keys, k); i >= 0 {
+		x.rules[i] = append(x.rules[i], r)
+	} else {
+		x.keys, x.rules = append(x.keys, k), append(x.rules, []*Rule{r})
+	}
+	if len(x.keys) > indexScan {
+		x.many = make(map[string][]*Rule, len(x.keys))
+		for i, k := range x.keys {
+			x.many[k] = x.rules[i]
+		}
+	}
+}
+
+func (x *index) get(k string) []*Rule {
+	if x.many != nil {
+		return x.many[k]
+	}
+	for i := range x.keys {
+		if x.keys[i] == k {
+			return x.rules[i]
+		}
+	}
+	return nil
 }
 
 // parseFile decodes and compiles one rule file.
