@@ -28,16 +28,39 @@ type lateGroup struct {
 	lo, hi int64
 	mem    *group
 	found  []entry // its entries, as read from the store
+	// fill: only events a sequence group passed over are missing, all in
+	// [lo, hi) and after its checkpoint: they are read and put in place
+	// in memory (no rebuild). A late event that needs a rebuild turns a
+	// fill into one.
+	fill bool
 }
 
 func (e *Engine) queueLate(r *rule.Rule, key string, t int64, where func() []event.FieldValue) {
 	e.m.late.Inc()
 	id := groupID(r, key)
 	if lg := e.late[id]; lg != nil {
+		if lg.fill {
+			*lg = lateGroup{rule: r, key: key, from: t, until: t, where: lg.where}
+			return
+		}
 		lg.from, lg.until = min(lg.from, t), max(lg.until, t)
 		return
 	}
 	e.late[id] = &lateGroup{rule: r, key: key, from: t, until: t, where: where()}
+}
+
+// queueFill has the events of a sequence group in [lo, hi) read from the
+// store and put in place (see lateGroup.fill), unless the group is to be
+// rebuilt anyway.
+func (e *Engine) queueFill(g *group, lo, hi int64, where func() []event.FieldValue) {
+	id := groupID(g.rule, g.key)
+	if lg := e.late[id]; lg != nil {
+		if lg.fill {
+			lg.lo, lg.hi = min(lg.lo, lo), max(lg.hi, hi)
+		}
+		return
+	}
+	e.late[id] = &lateGroup{rule: g.rule, key: g.key, from: lo, until: hi - 1, lo: lo, hi: hi, fill: true, where: where()}
 }
 
 // bulkCorrection: with more late groups than this in one batch (a lagging
@@ -76,6 +99,17 @@ func (e *Engine) correct(ctx context.Context) {
 	if e.wm != math.MinInt64 {
 		floor = e.wm - int64(e.opts.Horizon)
 	}
+	lates = slices.DeleteFunc(lates, func(lg *lateGroup) bool {
+		if !lg.fill {
+			return false
+		}
+		if err := e.fillIn(ctx, lg); err != nil {
+			e.correctionFailed([]*lateGroup{lg}, err)
+		} else {
+			e.m.corrected.Inc()
+		}
+		return true
+	})
 	for _, lg := range lates {
 		gap, w := e.gap(lg.rule), reach(lg.rule)
 		lg.lo = max(lg.from-gap-w, floor)
@@ -138,6 +172,41 @@ func (e *Engine) correct(ctx context.Context) {
 		e.m.corrected.Inc()
 	}
 	e.m.corrSecs.Observe(time.Since(start).Seconds())
+}
+
+// fillIn reads the events a sequence group passed over from the store and
+// evaluates the group again from its checkpoint with them in place.
+func (e *Engine) fillIn(ctx context.Context, lg *lateGroup) error {
+	var found []entry
+	if err := e.scanGroup(ctx, lg, utc(lg.lo), utc(lg.hi), func(en entry) { found = append(found, en) }); err != nil {
+		return err
+	}
+	g := e.groups.rules[lg.rule][lg.key]
+	if g == nil {
+		return nil // left memory meanwhile: its next event is evaluated from the store
+	}
+	w := g.whereValues()
+	if w == nil {
+		w = lg.where
+	}
+	where := func() []event.FieldValue { return w }
+	if lg.lo < g.cpAt {
+		// Its checkpoint moved past the first of them meanwhile: it is
+		// rebuilt from the store instead (with the next batch).
+		e.queueLate(g.rule, g.key, g.cpAt, where)
+		return nil
+	}
+	for _, en := range found {
+		if !g.has(en.id) {
+			g.insert(en)
+		}
+	}
+	if c := g.c(); c.filled == 0 || lg.lo < c.filled {
+		c.filled = lg.lo
+	}
+	e.replay(g)
+	e.settle(g, where)
+	return nil
 }
 
 func (e *Engine) correctionFailed(lates []*lateGroup, err error) {
@@ -300,7 +369,7 @@ func (e *Engine) rebuild(ctx context.Context, lg *lateGroup, floor int64) error 
 	sort.Slice(found, func(i, j int) bool { return before(found[i].t, found[i].id, found[j].t, found[j].id) })
 	found = slices.CompactFunc(found, func(a, b entry) bool { return a.id == b.id && a.t == b.t })
 
-	ng := &group{rule: r, key: lg.key}
+	ng := &group{rule: r, key: lg.key, rebuilt: true}
 	old := e.groups.rules[r][lg.key]
 	for i := range found {
 		ng.insert(found[i])

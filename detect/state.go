@@ -354,6 +354,9 @@ type group struct {
 	// stale: an entry came out of order in this batch; the live state is
 	// evaluated again at the end of the batch.
 	stale bool
+	// rebuilt: read from the store by a correction (its state is known
+	// from where the read began, not from its first entry).
+	rebuilt bool
 	// reached: an evaluation of this sequence group (live, replayed or
 	// folded into the checkpoint) has met the first step within a window.
 	// Until then no chain of it is past the first step.
@@ -387,6 +390,9 @@ type groupCold struct {
 	// of a chain, so only an event passed over at or after it needs the
 	// group read from the store.
 	passed, reachedAt int64
+	// filled: the events passed over from here on have been read from the
+	// store and put in place (0: none yet; see Engine.settle).
+	filled int64
 }
 
 // c returns the group's cold part, making it.

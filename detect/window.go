@@ -98,8 +98,14 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 		e.newest[r] = en.t
 	}
 	if en.t < g.cpAt {
-		e.queueLate(r, g.key, en.t, where)
-		return
+		if en.t < e.frozen() || g.held || g.rebuilt || g.cold != nil && g.cold.cp.started {
+			e.queueLate(r, g.key, en.t, where)
+			return
+		}
+		// Before the group's first entry, but nothing is folded into its
+		// checkpoint yet and memory keeps this far back: it starts here
+		// (as when its events of several partitions come in turn).
+		g.cpAt = en.t
 	}
 	if g.has(en.id) {
 		return // delivered again
@@ -152,7 +158,18 @@ func (e *Engine) settle(g *group, where func() []event.FieldValue) {
 	if c := e.frozen(); c > g.cpAt+int64(e.opts.Lateness) {
 		e.advance(g, c)
 	}
-	if g.incomplete && g.reached && g.cold.passed >= g.cold.reachedAt {
+	if g.incomplete && g.reached && g.cold.passed >= g.cold.reachedAt && (g.cold.filled == 0 || g.cold.reachedAt < g.cold.filled) {
+		c := g.cold
+		if c.reachedAt >= g.cpAt && !g.held {
+			// What it passed over that can chain lies after the first
+			// step was met and after its checkpoint: read just that.
+			hi := c.passed + 1
+			if c.filled != 0 {
+				hi = min(hi, c.filled)
+			}
+			e.queueFill(g, c.reachedAt, hi, where)
+			return
+		}
 		from := g.lastSeen
 		if len(g.entries) > 0 {
 			from = g.entries[0].t
