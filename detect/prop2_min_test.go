@@ -5,6 +5,7 @@ package detect
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"slices"
 	"testing"
 	"time"
@@ -398,5 +399,43 @@ func TestDormantSequencePassesOverAndReadsBack(t *testing.T) {
 				t.Fatalf("reference %v: want none", want)
 			}
 		})
+	}
+}
+
+// Events of one group that come from two partitions in turn — the later
+// ones first, then the earlier ones, all within the lateness — are
+// evaluated in memory: the same finding as in time order, and nothing
+// read from the store. Likewise a sequence whose first step is met by the
+// slower partition after the faster one's later steps were passed over
+// reads back just those (one read), not the group's whole history.
+func TestPartitionsInTurnStayInMemory(t *testing.T) {
+	var fast, slow []event.AccessEvent
+	for i := range 6 {
+		e := pev(fmt.Sprintf("d%d", i), 20*time.Minute+time.Duration(i)*30*time.Second, "u0", "download", "t1", 1)
+		if i%2 == 0 {
+			slow = append(slow, e)
+		} else {
+			fast = append(fast, e)
+		}
+	}
+	// The sequence: failed logins on the slow partition, the login and
+	// reads (after them) on the fast one.
+	slow = append(slow, pev("f1", 20*time.Minute, "u5", "login_failed", "t1", 1), pev("f2", 21*time.Minute, "u5", "login_failed", "t1", 1))
+	fast = append(fast, pev("f0", 19*time.Minute, "u5", "login_failed", "t1", 1), pev("l", 22*time.Minute, "u5", "login", "t1", 1),
+		pev("r1", 23*time.Minute, "u5", "read", "t1", 1), pev("r2", 24*time.Minute, "u5", "read", "t1", 1))
+	s := pscen{rules: []string{"count", "seq"}, evs: append(slices.Clone(fast), slow...)}
+	want := s.reference(t)
+	if len(want) != 2 {
+		t.Fatalf("reference %v: want a count finding and a sequence", want)
+	}
+	h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
+	eng := h.engineSet(propSet(t, s.rules...), Options{})
+	h.feed(eng, []event.Batch{{Access: fast}, {Access: slow}})
+	compare(t, "partitions in turn", want, describe(h.st.live()))
+	if late := testutil.ToFloat64(eng.m.late); late != 0 {
+		t.Errorf("%v events sent to the store for a rebuild; want none", late)
+	}
+	if reads := testutil.ToFloat64(eng.m.corrected); reads != 1 {
+		t.Errorf("%v groups read from the store; want 1 (the sequence's passed-over steps)", reads)
 	}
 }
