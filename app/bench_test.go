@@ -53,6 +53,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.Logf("%.0f store writes, %.0f events per write on average, %.1f ms per write", writes,
 			metric(b, p.httpAddr, "breachwatch_ingest_batch_size_sum")/writes,
 			1000*metric(b, p.httpAddr, "breachwatch_store_write_seconds_sum")/metric(b, p.httpAddr, "breachwatch_store_write_seconds_count"))
+		b.Logf("detection: watermark %s, %.0f live groups", time.Unix(int64(metric(b, p.httpAddr, "breachwatch_detect_watermark_seconds")), 0).UTC().Format(time.RFC3339),
+			metric(b, p.httpAddr, "breachwatch_detect_groups"))
 		b.Logf("detection: %.0f events came late for a group (%.0f groups read from the store in %.1f s), %.0f out of order in memory, %.0f groups evicted",
 			metric(b, p.httpAddr, "breachwatch_detect_late_events_total"), metric(b, p.httpAddr, "breachwatch_detect_corrections_total"),
 			metric(b, p.httpAddr, "breachwatch_detect_correction_seconds_sum"), metric(b, p.httpAddr, "breachwatch_detect_reordered_events_total"),

@@ -240,6 +240,19 @@ func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *za
 	return e, nil
 }
 
+// shrink evicts groups beyond the limit, which the table holds when every
+// group eviction looked at was busy in the batch (see table.victim).
+func (e *Engine) shrink() {
+	for e.groups.n > e.groups.max {
+		g := e.groups.victim()
+		if g == nil {
+			return
+		}
+		e.groups.remove(g)
+		e.evict(g)
+	}
+}
+
 // busy says a group holds what the batch has not settled: an out-of-order
 // event to replay, or episodes to report. Evicting it would lose them.
 func (e *Engine) busy(g *group) bool {
@@ -412,6 +425,7 @@ func (e *Engine) evaluateNoClock(ctx context.Context, b *event.Batch) {
 		e.correct(ctx)
 	}
 	e.flush()
+	e.shrink()
 	e.processed += b.Len()
 	if e.processed >= 4096 {
 		e.processed = 0

@@ -502,7 +502,9 @@ type table struct {
 }
 
 // victim is the group to evict: the least recently updated that is not
-// busy (looking at most 64 back), else the least recently updated.
+// busy (looking at most 64 back); nil when those are all busy — the table
+// then holds more than its limit until the batch has settled them (see
+// Engine.shrink): evicting a busy group would lose what it has to report.
 func (t *table) victim() *group {
 	g := t.tail
 	for n := 0; g != nil && n < 64; n, g = n+1, g.prev {
@@ -510,7 +512,7 @@ func (t *table) victim() *group {
 			return g
 		}
 	}
-	return t.tail
+	return nil
 }
 
 func newTable(max int) *table {
@@ -535,9 +537,10 @@ func (t *table) get(r *rule.Rule, key []byte) (g *group, created bool, evicted *
 		t.touch(g)
 		return g, false, nil
 	}
-	if t.n >= t.max && t.tail != nil {
-		evicted = t.victim()
-		t.remove(evicted)
+	if t.n >= t.max {
+		if evicted = t.victim(); evicted != nil {
+			t.remove(evicted)
+		}
 	}
 	// Looked up after the eviction: evicting a rule's last group removes
 	// that rule's map.
@@ -559,9 +562,10 @@ func (t *table) put(g *group) (evicted *group) {
 	if old := t.rules[g.rule][g.key]; old != nil {
 		t.remove(old)
 	}
-	if t.n >= t.max && t.tail != nil {
-		evicted = t.victim()
-		t.remove(evicted)
+	if t.n >= t.max {
+		if evicted = t.victim(); evicted != nil {
+			t.remove(evicted)
+		}
 	}
 	m := t.rules[g.rule]
 	if m == nil {

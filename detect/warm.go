@@ -130,6 +130,7 @@ func (e *Engine) readHistory(ctx context.Context, cfrom, afrom, until time.Time,
 		e.correct(ctx)
 	}
 	e.flush()
+	e.shrink()
 	p.Findings += countReports(e.out)
 	err = e.hand(ctx)
 	return p, err
