@@ -611,11 +611,14 @@ func (e *Engine) steps(r *rule.Rule, ev *event.AccessEvent) uint32 {
 		if !passed {
 			e.keyBuf, keyed = r.AppendGroupKey(e.keyBuf[:0], ev), true
 			g := e.groups.lookup(r, e.keyBuf)
-			if g != nil && e.dormant(g) {
+			if g != nil && t >= g.cpAt && e.dormant(g) {
 				// No chain of this group can be past its first step:
 				// the event waits in the store (most events that meet a
 				// later step come from addresses that never get that
 				// far), and the group is read from it if it gets there.
+				// (One before its checkpoint is late: a run the group no
+				// longer holds may have met the first step; it goes the
+				// way of late events.)
 				g.incomplete = true
 				c := g.c()
 				c.passed = max(c.passed, t)

@@ -453,3 +453,18 @@ func TestProp2EvictionAllBusy(t *testing.T) {
 		t.Errorf("seed 351 differs from time order:\n%s", s)
 	}
 }
+
+// Dense scenarios (many events in the same minutes) where a sequence's
+// later steps came behind the checkpoint of a group that had not met its
+// first step: they are late (a run the group no longer holds had met it),
+// not passed over as a dormant group's would be (seeds of TestProp2Random
+// with PROP_DENSE).
+func TestProp2DenseLateStepsOfAnEarlierRun(t *testing.T) {
+	t.Setenv("PROP_DENSE", "1")
+	for _, seed := range []uint64{6, 15, 58, 93} {
+		s := genScen(rand.New(rand.NewPCG(seed, 99)), []string{"count", "sum", "dist", "match", "seq"})
+		if !s.check(t) {
+			t.Errorf("seed %d differs from time order:\n%s", seed, s)
+		}
+	}
+}
