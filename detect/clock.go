@@ -14,7 +14,8 @@ import (
 // that has delivered nothing for the idle timeout (wall clock) no longer
 // holds the watermark back, unless its last delivery said it had more
 // (a backlog the consumer has not come back to yet); one assigned but
-// silent holds it back until then. The watermark never goes back.
+// silent holds it back until then, unless its log was empty when it was
+// assigned. The watermark never goes back.
 //
 // The watermark decides only where each group's evaluation state may be
 // folded into its checkpoint (and so how much state is kept) and which
@@ -31,6 +32,7 @@ type pclock struct {
 	seen     time.Time // wall clock of the last event or assignment
 	assigned bool      // the consumer owns it (it counts before delivering)
 	behind   bool      // its last delivery left events to deliver: never idle
+	empty    bool      // its log held no records when assigned: it holds nothing back until it delivers
 }
 
 func newClocks(idle time.Duration) *clocks {
@@ -63,6 +65,16 @@ func (c *clocks) assign(sources []string, now time.Time) {
 	}
 }
 
+// empty marks assigned partitions whose log holds no records: until they
+// deliver, they do not hold the watermark back.
+func (c *clocks) empty(sources []string) {
+	for _, s := range sources {
+		if p := c.parts[s]; p != nil && p.newest == 0 {
+			p.empty = true
+		}
+	}
+}
+
 func (c *clocks) revoke(sources []string) {
 	for _, s := range sources {
 		delete(c.parts, s)
@@ -77,7 +89,7 @@ func (c *clocks) watermark(now time.Time) int64 {
 			continue // excluded
 		}
 		if p.newest == 0 {
-			if p.assigned {
+			if p.assigned && !p.empty {
 				return c.wm // a partition yet to deliver holds the watermark where it is
 			}
 			continue

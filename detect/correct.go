@@ -182,22 +182,25 @@ func (e *Engine) fillIn(ctx context.Context, lg *lateGroup) error {
 		return err
 	}
 	g := e.groups.rules[lg.rule][lg.key]
-	if g == nil {
-		return nil // left memory meanwhile: its next event is evaluated from the store
+	if g == nil || !g.incomplete || g.cold == nil {
+		// Left memory meanwhile (its next event is evaluated from the
+		// store), or replaced by a group read whole from it.
+		return nil
 	}
 	w := g.whereValues()
 	if w == nil {
 		w = lg.where
 	}
 	where := func() []event.FieldValue { return w }
-	if lg.lo < g.cpAt {
-		// Its checkpoint moved past the first of them meanwhile: it is
-		// rebuilt from the store instead (with the next batch).
+	if g.cold.reachedAt < g.cpAt {
+		// The first step was met in what is folded into its checkpoint
+		// meanwhile, without what it passed over: it is rebuilt from the
+		// store instead (with the next batch).
 		e.queueLate(g.rule, g.key, g.cpAt, where)
 		return nil
 	}
 	for _, en := range found {
-		if !g.has(en.id) {
+		if en.t >= g.cpAt && !g.has(en.id) {
 			g.insert(en)
 		}
 	}

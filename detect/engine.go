@@ -316,6 +316,15 @@ func (e *Engine) Assigned(sources []string) {
 	e.clocks.assign(sources, e.opts.Now())
 }
 
+// Empty says which assigned partitions held no records when assigned:
+// until they deliver, they do not hold the watermark back (a topic nobody
+// writes to yet would otherwise hold it for the idle timeout).
+func (e *Engine) Empty(sources []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.clocks.empty(sources)
+}
+
 // Revoked: see Assigned.
 func (e *Engine) Revoked(sources []string) {
 	e.mu.Lock()

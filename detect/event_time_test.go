@@ -79,6 +79,37 @@ func TestPartitionWithBacklogIsNeverIdle(t *testing.T) {
 	}
 }
 
+// TestEmptyPartitionHoldsNothingBack: an assigned partition whose log was
+// empty when assigned (a config topic nobody writes to yet) does not hold
+// the watermark back, as a silent one does until its idle timeout; once it
+// delivers an event it counts like any other.
+func TestEmptyPartitionHoldsNothingBack(t *testing.T) {
+	wall := t0
+	c := newClocks(time.Minute)
+	c.assign([]string{"access-0", "config-0", "config-1"}, wall)
+	c.observe([]event.Clock{{Source: "access-0", Newest: at(10 * time.Minute)}}, wall)
+	if wm := c.watermark(wall); wm > 0 {
+		t.Fatalf("silent assigned partitions must hold the watermark back; got %v", utc(wm))
+	}
+	c.empty([]string{"config-0", "config-1", "unassigned"})
+	if wm := c.watermark(wall); !utc(wm).Equal(at(10 * time.Minute)) {
+		t.Fatalf("watermark %v with the config partitions empty, want access-0's %v", utc(wm), at(10*time.Minute))
+	}
+	c.observe([]event.Clock{{Source: "config-0", Newest: at(12 * time.Minute)}, {Source: "access-0", Newest: at(15 * time.Minute)}}, wall)
+	if wm := c.watermark(wall); !utc(wm).Equal(at(12 * time.Minute)) {
+		t.Fatalf("watermark %v once config-0 delivered, want its %v", utc(wm), at(12*time.Minute))
+	}
+	// A partition that has delivered is not made empty again.
+	c.empty([]string{"config-0"})
+	c.observe([]event.Clock{{Source: "access-0", Newest: at(20 * time.Minute)}}, wall)
+	if wm := c.watermark(wall); !utc(wm).Equal(at(12 * time.Minute)) {
+		t.Fatalf("watermark %v, want config-0's %v until it goes idle", utc(wm), at(12*time.Minute))
+	}
+	if _, ok := c.parts["unassigned"]; ok {
+		t.Fatal("an unassigned partition said empty got a clock")
+	}
+}
+
 func readEvent(id string, when time.Time, actor, tenant string) event.AccessEvent {
 	return event.AccessEvent{ID: id, Time: when, Tenant: tenant, Actor: event.Actor{ID: actor, Type: event.ActorCustomerUser, Tenant: "cust-home"},
 		Action: event.ActionRead, Resource: event.Resource{Type: "booking", Store: "postgres-eu-1"}, Records: 1, Outcome: event.OutcomeSuccess}

@@ -162,12 +162,14 @@ func (e *Engine) settle(g *group, where func() []event.FieldValue) {
 		c := g.cold
 		if c.reachedAt >= g.cpAt && !g.held {
 			// What it passed over that can chain lies after the first
-			// step was met and after its checkpoint: read just that.
+			// step was met, after its checkpoint: read what it passed
+			// over from the checkpoint on (the first step may yet be met
+			// earlier, by events behind, but not before the checkpoint).
 			hi := c.passed + 1
 			if c.filled != 0 {
 				hi = min(hi, c.filled)
 			}
-			e.queueFill(g, c.reachedAt, hi, where)
+			e.queueFill(g, g.cpAt, hi, where)
 			return
 		}
 		from := g.lastSeen

@@ -101,6 +101,14 @@ type PartitionAware interface {
 	Revoked(sources []string)
 }
 
+// EmptyAware is a PartitionAware next stage that is also told which of the
+// partitions just assigned hold no records at all (their log is empty):
+// such a partition need not hold the watermark back until its idle
+// timeout, as a silent one does.
+type EmptyAware interface {
+	Empty(sources []string)
+}
+
 // ClockSource names a Kafka partition as event.Clock does.
 func ClockSource(topic string, partition int32) string {
 	return "kafka:" + topic + "/" + strconv.FormatInt(int64(partition), 10)
@@ -556,10 +564,46 @@ func (c *Consumer) source(r *kgo.Record) string {
 }
 
 // assigned tells the next stage which partitions it now owns.
-func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-	if pa, ok := c.next.(PartitionAware); ok {
-		pa.Assigned(clockSources(m))
+func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	pa, ok := c.next.(PartitionAware)
+	if !ok {
+		return
 	}
+	pa.Assigned(clockSources(m))
+	if ea, ok := c.next.(EmptyAware); ok {
+		if empty := emptyPartitions(ctx, kadm.NewClient(cl), m); len(empty) > 0 {
+			ea.Empty(empty)
+		}
+	}
+}
+
+// emptyPartitions lists, by clock source, the partitions of m whose log
+// holds no records (start offset = end offset). On any error it lists
+// what it could: a partition left out just waits for its idle timeout.
+func emptyPartitions(ctx context.Context, adm *kadm.Client, m map[string][]int32) []string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	topics := make([]string, 0, len(m))
+	for t := range m {
+		topics = append(topics, t)
+	}
+	starts, err1 := adm.ListStartOffsets(ctx, topics...)
+	ends, err2 := adm.ListEndOffsets(ctx, topics...)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	var out []string
+	for t, ps := range m {
+		for _, p := range ps {
+			s, ok1 := starts.Lookup(t, p)
+			e, ok2 := ends.Lookup(t, p)
+			if ok1 && ok2 && s.Err == nil && e.Err == nil && s.Offset == e.Offset {
+				out = append(out, ClockSource(t, p))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // revoked commits what was handled before the partitions go to another

@@ -452,6 +452,7 @@ type handoffRecorder struct {
 	ids      map[string]int
 	before   int // batches handed before they were in the store
 	assigned []string
+	empty    []string        // partitions said empty when assigned
 	badClock int             // batches whose clocks do not say the newest event time of each partition
 	behind   int             // clocks that said their partition had more to deliver
 	last     map[string]bool // each partition's last clock: behind?
@@ -500,6 +501,12 @@ func (h *handoffRecorder) Assigned(sources []string) {
 
 func (h *handoffRecorder) Revoked([]string) {}
 
+func (h *handoffRecorder) Empty(sources []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.empty = append(h.empty, sources...)
+}
+
 // TestConsumerHandsStoredBatchesOn: every stored event is handed to the
 // next stage once, after the store has it, and offsets are committed. The
 // records wait as a backlog: the batch clocks say their partition has more
@@ -543,6 +550,16 @@ func TestConsumerHandsStoredBatchesOn(t *testing.T) {
 	for p := range 3 {
 		if src := ClockSource(accessTopic, int32(p)); !slices.Contains(h.assigned, src) {
 			t.Errorf("the next stage was not told of partition %s (told %v)", src, h.assigned)
+		}
+		// The config topic is empty: each of its partitions is said so
+		// (it would hold the watermark back until its idle timeout).
+		if src := ClockSource(configTopic, int32(p)); !slices.Contains(h.empty, src) {
+			t.Errorf("the next stage was not told partition %s is empty (told %v)", src, h.empty)
+		}
+	}
+	for _, src := range h.empty {
+		if !strings.HasPrefix(src, "kafka:"+configTopic+"/") {
+			t.Errorf("partition %s was said empty; it holds records", src)
 		}
 	}
 }
