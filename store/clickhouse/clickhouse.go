@@ -7,7 +7,8 @@
 //
 // Each table is a ReplacingMergeTree partitioned by day and ordered by
 // (resource_store, time, id): writing an event twice leaves one row after
-// merges, and every read here de-duplicates (FINAL or uniqExact) so it never
+// merges, and every read here de-duplicates (FINAL, uniqExact, or — for the
+// event scans — skipping the copies its order puts side by side) so it never
 // sees two. Each INSERT names its columns and carries one day, so it lands
 // in one partition. Retention drops whole partitions.
 package clickhouse
