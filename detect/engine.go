@@ -244,11 +244,10 @@ func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *za
 // group eviction looked at was busy in the batch (see table.victim).
 func (e *Engine) shrink() {
 	for e.groups.n > e.groups.max {
-		g := e.groups.victim()
+		g := e.groups.evictOne()
 		if g == nil {
 			return
 		}
-		e.groups.remove(g)
 		e.evict(g)
 	}
 }

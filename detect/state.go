@@ -515,6 +515,15 @@ func (t *table) victim() *group {
 	return nil
 }
 
+// evictOne removes the victim and returns it (nil: none, see victim).
+func (t *table) evictOne() *group {
+	g := t.victim()
+	if g != nil {
+		t.remove(g)
+	}
+	return g
+}
+
 func newTable(max int) *table {
 	return &table{rules: map[*rule.Rule]map[string]*group{}, max: max}
 }
@@ -538,9 +547,7 @@ func (t *table) get(r *rule.Rule, key []byte) (g *group, created bool, evicted *
 		return g, false, nil
 	}
 	if t.n >= t.max {
-		if evicted = t.victim(); evicted != nil {
-			t.remove(evicted)
-		}
+		evicted = t.evictOne()
 	}
 	// Looked up after the eviction: evicting a rule's last group removes
 	// that rule's map.
@@ -563,9 +570,7 @@ func (t *table) put(g *group) (evicted *group) {
 		t.remove(old)
 	}
 	if t.n >= t.max {
-		if evicted = t.victim(); evicted != nil {
-			t.remove(evicted)
-		}
+		evicted = t.evictOne()
 	}
 	m := t.rules[g.rule]
 	if m == nil {

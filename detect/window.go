@@ -158,7 +158,7 @@ func (e *Engine) settle(g *group, where func() []event.FieldValue) {
 	if c := e.frozen(); c > g.cpAt+int64(e.opts.Lateness) {
 		e.advance(g, c)
 	}
-	if g.incomplete && g.reached && g.cold.passed >= g.cold.reachedAt && (g.cold.filled == 0 || g.cold.reachedAt < g.cold.filled) {
+	if g.passedCanChain() {
 		c := g.cold
 		if c.reachedAt >= g.cpAt && !g.held {
 			// What it passed over that can chain lies after the first
@@ -178,6 +178,17 @@ func (e *Engine) settle(g *group, where func() []event.FieldValue) {
 		}
 		e.queueLate(g.rule, g.key, from, where)
 	}
+}
+
+// passedCanChain reports whether an incomplete sequence group has met its
+// first step at or before an event it passed over that is not read back
+// yet.
+func (g *group) passedCanChain() bool {
+	if !g.incomplete || !g.reached {
+		return false
+	}
+	c := g.cold
+	return c.passed >= c.reachedAt && (c.filled == 0 || c.reachedAt < c.filled)
 }
 
 // replayStale evaluates again the groups that had events out of order in

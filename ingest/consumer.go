@@ -526,11 +526,7 @@ func (c *Consumer) reportLag(ctx context.Context, interval time.Duration) {
 func groupLag(ctx context.Context, adm *kadm.Client, group string, topics []string) (map[string]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return nil, err
-	}
-	starts, err := adm.ListStartOffsets(ctx, topics...)
+	starts, ends, err := offsetBounds(ctx, adm, topics)
 	if err != nil {
 		return nil, err
 	}
@@ -577,9 +573,19 @@ func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, m map[string][]
 	}
 }
 
+// offsetBounds lists the first and the next offsets of the topics'
+// partitions.
+func offsetBounds(ctx context.Context, adm *kadm.Client, topics []string) (starts, ends kadm.ListedOffsets, err error) {
+	if starts, err = adm.ListStartOffsets(ctx, topics...); err != nil {
+		return nil, nil, err
+	}
+	ends, err = adm.ListEndOffsets(ctx, topics...)
+	return starts, ends, err
+}
+
 // emptyPartitions lists, by clock source, the partitions of m whose log
-// holds no records (start offset = end offset). On any error it lists
-// what it could: a partition left out just waits for its idle timeout.
+// holds no records (start offset = end offset). If the offsets cannot be
+// listed it lists none: a partition left out waits for its idle timeout.
 func emptyPartitions(ctx context.Context, adm *kadm.Client, m map[string][]int32) []string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -587,9 +593,8 @@ func emptyPartitions(ctx context.Context, adm *kadm.Client, m map[string][]int32
 	for t := range m {
 		topics = append(topics, t)
 	}
-	starts, err1 := adm.ListStartOffsets(ctx, topics...)
-	ends, err2 := adm.ListEndOffsets(ctx, topics...)
-	if err1 != nil || err2 != nil {
+	starts, ends, err := offsetBounds(ctx, adm, topics)
+	if err != nil {
 		return nil
 	}
 	var out []string
