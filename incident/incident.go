@@ -216,6 +216,26 @@ type Evidence struct {
 	Closed *ManualClose `json:"closed,omitempty"`
 }
 
+// Clone returns a copy that shares no slice with inc, so that the copy can
+// be read while inc is changed in place (the tracker folds audit entries
+// into its incidents under its lock and hands out clones). The elements'
+// own slices and maps are shared: folding replaces them, never edits them.
+func (inc *Incident) Clone() Incident {
+	c := *inc
+	c.Tags = slices.Clone(inc.Tags)
+	c.Evidence = slices.Clone(inc.Evidence)
+	c.EventIDs = slices.Clone(inc.EventIDs)
+	c.Hint.Tenants = slices.Clone(inc.Hint.Tenants)
+	c.Hint.Stores = slices.Clone(inc.Hint.Stores)
+	c.Hint.Categories = slices.Clone(inc.Hint.Categories)
+	c.Scope.Tenants = slices.Clone(inc.Scope.Tenants)
+	c.Obligations = slices.Clone(inc.Obligations)
+	c.Notes = slices.Clone(inc.Notes)
+	c.ReportUpdates = slices.Clone(inc.ReportUpdates)
+	c.Notices = slices.Clone(inc.Notices)
+	return c
+}
+
 // Obligation returns the obligation with that id, or nil.
 func (inc *Incident) Obligation(id string) *Obligation {
 	for i := range inc.Obligations {

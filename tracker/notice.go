@@ -126,7 +126,7 @@ func (t *Tracker) Sending() []incident.Incident {
 	var out []incident.Incident
 	for _, inc := range t.incidents {
 		if inc.NoticeSending > 0 {
-			out = append(out, *inc)
+			out = append(out, inc.Clone())
 		}
 	}
 	return out

@@ -241,3 +241,59 @@ func mustGet(t *testing.T, tr *Tracker, id string) incident.Incident {
 	}
 	return inc
 }
+
+// An incident handed out (Get, List, Sending, Do) is a copy: later
+// changes, which the tracker folds in place under its lock, do not show
+// through it. The alert loop renders such copies outside the lock while
+// commands change the incident (a data race before, seen in CI).
+func TestHandedOutIncidentsAreCopies(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	tr := newTracker(t, openStore(t, t.TempDir()), c)
+	ids, err := tr.Findings(ctx, []incident.Finding{finding("cross-tenant-read", "actor.id=u-1", c.t.Add(-time.Minute), 2, "cust-nl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ids[0]
+	drafted, err := tr.Do(ctx, engineer, Command{Name: CmdDraft, Incident: id, Notice: completeNotice()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := tr.Get(id)
+	listed := tr.List("")
+	before := got.Notices[0]
+
+	// Readers render copies while commands change the incident.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			if inc, ok := tr.Get(id); ok {
+				_ = tr.View(inc)
+			}
+			for _, inc := range tr.List("") {
+				_ = tr.Report(inc)
+			}
+		}
+	}()
+	// (The fake clock stands still: it is not safe for concurrent use.)
+	if _, err := tr.Do(ctx, dpo, Command{Name: CmdApprove, Incident: id, Version: 1, Hash: drafted.Notices[0].Hash}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := tr.Do(ctx, engineer, Command{Name: CmdNote, Incident: id, Reason: "looked again"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+
+	now, _ := tr.Get(id)
+	if !now.Notices[0].Approved() {
+		t.Fatalf("the approval was not folded in: %+v", now.Notices[0])
+	}
+	for name, inc := range map[string]incident.Incident{"Get": got, "List": listed[0], "Do": drafted} {
+		if inc.Notices[0].Hash != before.Hash || inc.Notices[0].Approved() {
+			t.Errorf("%s: a copy taken before the approval shows it: %+v", name, inc.Notices[0])
+		}
+	}
+}

@@ -571,53 +571,53 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 	switch c.Name {
 	case CmdAcknowledge:
 		if inc.Acknowledged {
-			return *inc, nil
+			return inc.Clone(), nil
 		}
 		action = incident.ActAcknowledged
 	case CmdConfirm:
 		if err := incident.CanMove(inc.Status, incident.StatusConfirmed); err != nil {
-			return *inc, invalid("%v", err)
+			return inc.Clone(), invalid("%v", err)
 		}
 		action = incident.ActConfirmed
 	case CmdDismiss:
 		if err := incident.CanMove(inc.Status, incident.StatusDismissed); err != nil {
-			return *inc, invalid("%v", err)
+			return inc.Clone(), invalid("%v", err)
 		}
 		if err := needReason("dismissing"); err != nil {
-			return *inc, err
+			return inc.Clone(), err
 		}
 		action = incident.ActDismissed
 	case CmdReopen:
 		if err := incident.CanReopen(inc.Status); err != nil {
-			return *inc, invalid("%v", err)
+			return inc.Clone(), invalid("%v", err)
 		}
 		if err := needReason("reopening"); err != nil {
-			return *inc, err
+			return inc.Clone(), err
 		}
 		if other, ok := t.byGroup[groupKey(inc.RuleID, inc.GroupKey)]; ok && other != inc.ID {
-			return *inc, invalid("incident %s of the same rule and group is active; work on that one", other)
+			return inc.Clone(), invalid("incident %s of the same rule and group is active; work on that one", other)
 		}
 		action = incident.ActReopened
 	case CmdStatus:
 		to := incident.Status(c.To)
 		if to == incident.StatusDismissed || to == incident.StatusConfirmed || to == incident.StatusOpen {
-			return *inc, invalid("use the %s command for that", map[incident.Status]string{incident.StatusDismissed: CmdDismiss,
+			return inc.Clone(), invalid("use the %s command for that", map[incident.Status]string{incident.StatusDismissed: CmdDismiss,
 				incident.StatusConfirmed: CmdConfirm, incident.StatusOpen: CmdReopen}[to])
 		}
 		if err := incident.CanMove(inc.Status, to); err != nil {
-			return *inc, invalid("%v", err)
+			return inc.Clone(), invalid("%v", err)
 		}
 		action, data = incident.ActStatus, map[string]incident.Status{"to": to}
 	case CmdAwareness, CmdDetermine:
 		if err := needReason("setting " + map[string]string{CmdAwareness: "awareness", CmdDetermine: "the determination"}[c.Name]); err != nil {
-			return *inc, err
+			return inc.Clone(), err
 		}
 		if c.At.IsZero() || c.At.After(now.Add(time.Minute)) {
-			return *inc, invalid("the time must be given and not in the future")
+			return inc.Clone(), invalid("the time must be given and not in the future")
 		}
 		if c.Name == CmdAwareness {
 			if c.At.Before(inc.DetectedAt) {
-				return *inc, invalid("awareness cannot come before detection (%s)", inc.DetectedAt.Format(time.RFC3339))
+				return inc.Clone(), invalid("awareness cannot come before detection (%s)", inc.DetectedAt.Format(time.RFC3339))
 			}
 			action = incident.ActAwareness
 		} else {
@@ -626,73 +626,73 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 		data, recompute = map[string]time.Time{"at": c.At.UTC()}, true
 	case CmdAssign:
 		if c.To == "" || len(c.To) > 200 || !utf8.ValidString(c.To) {
-			return *inc, invalid("assign to whom? (a name of at most 200 bytes)")
+			return inc.Clone(), invalid("assign to whom? (a name of at most 200 bytes)")
 		}
 		action, data = incident.ActAssigned, map[string]string{"to": c.To}
 	case CmdNote:
 		if c.Reason == "" {
-			return *inc, invalid("the note is empty")
+			return inc.Clone(), invalid("the note is empty")
 		}
 		action = incident.ActNote
 	case CmdFile:
 		o := inc.Obligation(c.To)
 		if o == nil {
-			return *inc, invalid("the incident has no obligation %q", c.To)
+			return inc.Clone(), invalid("the incident has no obligation %q", c.To)
 		}
 		if o.Met() {
-			return *inc, invalid("obligation %s was already met at %s", o.ID, o.MetAt.Format(time.RFC3339))
+			return inc.Clone(), invalid("obligation %s was already met at %s", o.ID, o.MetAt.Format(time.RFC3339))
 		}
 		if c.At.IsZero() {
 			c.At = now
 		}
 		if c.At.After(now.Add(time.Minute)) {
-			return *inc, invalid("a filing cannot be in the future")
+			return inc.Clone(), invalid("a filing cannot be in the future")
 		}
 		if !o.DueAt.IsZero() && c.At.After(o.DueAt) && c.Reason == "" {
-			return *inc, invalid("this filing is late (due %s): give the reasons for the delay", o.DueAt.Format(time.RFC3339))
+			return inc.Clone(), invalid("this filing is late (due %s): give the reasons for the delay", o.DueAt.Format(time.RFC3339))
 		}
 		action, data, recompute = incident.ActFiled, incident.Filing{Obligation: o.ID, At: c.At.UTC(), Reference: c.Reference}, true
 	case CmdWaive:
 		o := inc.Obligation(c.To)
 		if o == nil {
-			return *inc, invalid("the incident has no obligation %q", c.To)
+			return inc.Clone(), invalid("the incident has no obligation %q", c.To)
 		}
 		if o.Settled() {
-			return *inc, invalid("obligation %s is already met or waived", o.ID)
+			return inc.Clone(), invalid("obligation %s is already met or waived", o.ID)
 		}
 		if err := needReason("waiving a notification"); err != nil {
-			return *inc, err
+			return inc.Clone(), err
 		}
 		action, data = incident.ActWaived, map[string]string{"obligation": o.ID}
 	case CmdUpdate:
 		if c.Reason == "" {
-			return *inc, invalid("the update is empty")
+			return inc.Clone(), invalid("the update is empty")
 		}
 		action = incident.ActReportUpdate
 	case CmdDraft, CmdApprove, CmdSend:
 		var err error
 		if action, data, err = t.noticeCommand(inc, by, c, now); err != nil {
-			return *inc, err
+			return inc.Clone(), err
 		}
 	case CmdCloseExposure:
 		var err error
 		if action, data, err = t.closeExposure(ctx, inc, by, c, now); err != nil {
-			return *inc, err
+			return inc.Clone(), err
 		}
 	}
 	e, err := entry(inc.ID, by, action, c.Reason, data, now)
 	if err != nil {
-		return *inc, err
+		return inc.Clone(), err
 	}
 	if err := t.appendEntries(ctx, []incident.AuditEntry{e}); err != nil {
-		return *inc, err
+		return inc.Clone(), err
 	}
 	if recompute {
 		if err := t.rescope(ctx, inc.ID, now); err != nil {
-			return *t.incidents[inc.ID], err
+			return t.incidents[inc.ID].Clone(), err
 		}
 	}
-	return *t.incidents[inc.ID], nil
+	return t.incidents[inc.ID].Clone(), nil
 }
 
 // ExposureCloser closes an exposure window by hand in detection (the
@@ -758,7 +758,7 @@ func (t *Tracker) Get(id string) (incident.Incident, bool) {
 	if !ok {
 		return incident.Incident{}, false
 	}
-	return *inc, true
+	return inc.Clone(), true
 }
 
 // List returns the incidents newest first, those in status when it is not
@@ -768,7 +768,7 @@ func (t *Tracker) List(status incident.Status) []incident.Incident {
 	out := make([]incident.Incident, 0, len(t.incidents))
 	for _, inc := range t.incidents {
 		if status == "" || inc.Status == status {
-			out = append(out, *inc)
+			out = append(out, inc.Clone())
 		}
 	}
 	t.mu.Unlock()
