@@ -198,13 +198,17 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		log.Warn("detection is off (detect.rules_dir is empty): events are stored, nothing is evaluated")
 	}
 	writer := ingest.NewWriter(st, ingest.Backoff{}, metrics, log.Named("ingest"))
+	var maxDrift time.Duration // aligning partitions only serves detection
+	if handoff != nil {
+		maxDrift = time.Duration(o.Kafka.MaxDrift)
+	}
 	consumer, err := ingest.NewConsumer(kopts, ingest.ConsumerOptions{
 		Group: o.Kafka.Group, AccessTopic: o.Kafka.Topics.Access, ConfigTopic: o.Kafka.Topics.Config,
 		DLQSuffix: o.Kafka.DLQSuffix, MaxBatch: o.Kafka.BatchMaxRecords, MaxWait: time.Duration(o.Kafka.BatchMaxWait),
 		MaxEventBytes: int(o.Ingest.MaxEventBytes), MaxFileBytes: int(o.Ingest.MaxFileBytes), MaxClockSkew: time.Duration(o.Ingest.MaxClockSkew), Now: rt.Now,
 		FetchMaxBytes:        int32(o.Kafka.FetchMaxBytes),
 		MaxConcurrentFetches: o.Kafka.MaxConcurrentFetches, FetchMaxWait: time.Duration(o.Kafka.FetchMaxWait), LagInterval: time.Duration(o.Kafka.LagInterval),
-		Writers: o.Kafka.StoreWriters,
+		Writers: o.Kafka.StoreWriters, MaxDrift: maxDrift,
 	}, writer, handoff, metrics, log.Named("consumer"))
 	if err != nil {
 		return err

@@ -247,6 +247,11 @@ type KafkaOptions struct {
 	FetchMaxBytes        ByteSize `yaml:"fetch_max_bytes"`
 	MaxConcurrentFetches int      `yaml:"max_concurrent_fetches"`
 	FetchMaxWait         Duration `yaml:"fetch_max_wait"`
+	// MaxDrift: while catching up a backlog, a partition whose events run
+	// more than this ahead of the slowest partition with records waiting
+	// is paused until it catches up, so that detection holds at most this
+	// much event time in memory (0: off; only with detection on).
+	MaxDrift Duration `yaml:"max_drift"`
 	LagInterval          Duration `yaml:"lag_interval"`  // how often the consumer-lag metric is computed
 	StoreWriters         int      `yaml:"store_writers"` // batches written to the store at once (raise for a remote ClickHouse)
 	Embedded             Embedded `yaml:"embedded"`
@@ -362,7 +367,7 @@ func Defaults() Options {
 			Topics:    TopicNames{Access: "breachwatch.access", Config: "breachwatch.config"},
 			DLQSuffix: ".dlq", CreateTopics: true,
 			BatchMaxRecords: 10_000, BatchMaxWait: Duration(250 * time.Millisecond),
-			FetchMaxBytes: 2 << 20, MaxConcurrentFetches: 2, FetchMaxWait: Duration(500 * time.Millisecond), LagInterval: Duration(10 * time.Second), StoreWriters: 1,
+			FetchMaxBytes: 2 << 20, MaxConcurrentFetches: 2, FetchMaxWait: Duration(500 * time.Millisecond), MaxDrift: Duration(time.Minute), LagInterval: Duration(10 * time.Second), StoreWriters: 1,
 			Embedded: Embedded{Addr: "127.0.0.1:9092", Partitions: 4, SyncWrites: true},
 		},
 		ClickHouse: ClickHouseOptions{Database: "breachwatch", Username: "default", DialTimeout: Duration(5 * time.Second), Compression: "lz4"},
@@ -837,6 +842,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Kafka.MaxConcurrentFetches < 1 {
 		bad("kafka.max_concurrent_fetches", "want at least 1, got %d", o.Kafka.MaxConcurrentFetches)
+	}
+	if o.Kafka.MaxDrift < 0 || o.Kafka.MaxDrift > Duration(24*time.Hour) {
+		bad("kafka.max_drift", "want 0 (off) to 24h, got %v", time.Duration(o.Kafka.MaxDrift))
 	}
 	if o.Kafka.FetchMaxWait < Duration(10*time.Millisecond) || o.Kafka.FetchMaxWait > Duration(30*time.Second) {
 		bad("kafka.fetch_max_wait", "want 10ms to 30s, got %v", time.Duration(o.Kafka.FetchMaxWait))

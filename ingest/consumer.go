@@ -46,6 +46,13 @@ type ConsumerOptions struct {
 	// its concurrency slot, so with more brokers than MaxConcurrentFetches
 	// a long wait on a drained partition starves a broker that has data.
 	FetchMaxWait time.Duration
+	// MaxDrift aligns the partitions of a backlog by event time: one that
+	// has records waiting and has delivered events more than MaxDrift
+	// ahead of the slowest such partition is paused until that one catches
+	// up (see aligner). 0 turns it off.
+	MaxDrift time.Duration
+	// holdUnknown replaces the aligner's holdUnknown (tests).
+	holdUnknown time.Duration
 
 	Writers     int           // concurrent store writers (default 1)
 	Backoff     Backoff       // for dead-letter produce retries
@@ -162,6 +169,11 @@ type Consumer struct {
 	log     *zap.Logger
 	pending pending       // batches polled and not yet handled
 	sources map[tp]string // clock source names, built once (used by the poller only)
+	parts   map[string]tp // the other way round
+	align   *aligner
+	// holdUntil: the pacing waits for a partition with a backlog that has
+	// not delivered, until then at most (poller only).
+	holdUntil time.Time
 }
 
 type tp struct {
@@ -232,8 +244,12 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, next Handoff, m *
 		return nil, fmt.Errorf("kafka consumer: need two distinct topics, got %q and %q", o.AccessTopic, o.ConfigTopic)
 	}
 	c := &Consumer{opts: o, w: w, next: next, m: m, log: log, sources: map[tp]string{},
+		parts: map[string]tp{}, align: newAligner(o.MaxDrift),
 		dec: event.Decoder{MaxBytes: o.MaxEventBytes, MaxFileBytes: o.MaxFileBytes, Now: o.Now, MaxSkew: o.MaxClockSkew}}
 	c.pending.zero.L = &c.pending.mu
+	if o.holdUnknown > 0 {
+		c.align.hold = o.holdUnknown
+	}
 	opts, err := k.clientOpts(log)
 	if err != nil {
 		return nil, err
@@ -323,7 +339,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		fetches := c.poll(ctx)
+		fetches := c.pollPaced(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			free <- j
 			c.cl.AllowRebalance() // nothing of this poll is marked; it will be redelivered
@@ -335,20 +351,67 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// behind, not idle, while the consumer works through the backlog.
 		j.behind = j.behind[:0]
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if n := len(p.Records); n > 0 && p.Records[n-1].Offset+1 < p.HighWatermark {
+			n := len(p.Records)
+			if n == 0 {
+				return
+			}
+			behind := p.Records[n-1].Offset+1 < p.HighWatermark
+			if behind {
 				j.behind = append(j.behind, tp{p.Topic, p.Partition})
 			}
+			c.align.fetched(tp{p.Topic, p.Partition}, behind)
 		})
 		if len(j.recs) == 0 {
+			c.pace(nil)
 			free <- j
 			c.cl.AllowRebalance()
 			continue
 		}
 		c.decode(j)
+		c.pace(&j.batch)
 		c.pending.add()
 		order <- j // never blocks: the channels can hold every job there is
 		work <- j
 		c.cl.AllowRebalance()
+	}
+}
+
+// pollPaced polls; while the pacing waits for a partition that has not
+// delivered yet, only until that wait ends, so that the plan is made
+// again then even if nothing comes.
+func (c *Consumer) pollPaced(ctx context.Context) kgo.Fetches {
+	if c.holdUntil.IsZero() {
+		return c.poll(ctx)
+	}
+	pctx, cancel := context.WithDeadline(ctx, c.holdUntil)
+	defer cancel()
+	return c.poll(pctx)
+}
+
+// pace notes the event times of a decoded batch (b may be nil), pauses
+// the partitions that are too far ahead of the slowest one behind and
+// resumes those no longer so (see aligner).
+func (c *Consumer) pace(b *event.Batch) {
+	if c.align.maxDrift <= 0 {
+		return
+	}
+	if b != nil {
+		for _, ck := range b.Clocks {
+			if k, ok := c.parts[ck.Source]; ok {
+				c.align.observe(k, ck.Newest)
+			}
+		}
+	}
+	var pause, resume map[string][]int32
+	pause, resume, c.holdUntil = c.align.plan(time.Now())
+	if len(resume) > 0 {
+		c.cl.ResumeFetchPartitions(resume)
+	}
+	if len(pause) > 0 {
+		c.cl.PauseFetchPartitions(pause)
+	}
+	if len(pause)+len(resume) > 0 {
+		c.m.paused.Set(float64(c.align.pausedCount()))
 	}
 }
 
@@ -555,22 +618,27 @@ func (c *Consumer) source(r *kgo.Record) string {
 	if !ok {
 		s = ClockSource(r.Topic, r.Partition)
 		c.sources[k] = s
+		c.parts[s] = k
 	}
 	return s
 }
 
-// assigned tells the next stage which partitions it now owns.
+// assigned tells the next stage which partitions it now owns, and which
+// of them are empty, and the pacing which have a backlog.
 func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
-	pa, ok := c.next.(PartitionAware)
-	if !ok {
+	var ea EmptyAware
+	if pa, ok := c.next.(PartitionAware); ok {
+		pa.Assigned(clockSources(m))
+		ea, _ = c.next.(EmptyAware)
+	}
+	if ea == nil && c.align.maxDrift <= 0 {
 		return
 	}
-	pa.Assigned(clockSources(m))
-	if ea, ok := c.next.(EmptyAware); ok {
-		if empty := emptyPartitions(ctx, kadm.NewClient(cl), m); len(empty) > 0 {
-			ea.Empty(empty)
-		}
+	empty, backlog := assignedOffsets(ctx, kadm.NewClient(cl), c.opts.Group, m, c.align.maxDrift > 0)
+	if ea != nil && len(empty) > 0 {
+		ea.Empty(empty)
 	}
+	c.align.expect(backlog, time.Now())
 }
 
 // offsetBounds lists the first and the next offsets of the topics'
@@ -583,10 +651,13 @@ func offsetBounds(ctx context.Context, adm *kadm.Client, topics []string) (start
 	return starts, ends, err
 }
 
-// emptyPartitions lists, by clock source, the partitions of m whose log
-// holds no records (start offset = end offset). If the offsets cannot be
-// listed it lists none: a partition left out waits for its idle timeout.
-func emptyPartitions(ctx context.Context, adm *kadm.Client, m map[string][]int32) []string {
+// assignedOffsets lists, by clock source, the partitions of m whose log
+// holds no records (start offset = end offset), and, if withBacklog, those
+// with records after the group's committed offset (or the log start,
+// where it has none). If the offsets cannot be listed it lists none: an
+// empty partition left out waits for its idle timeout, a backlog left out
+// is paced once it delivers.
+func assignedOffsets(ctx context.Context, adm *kadm.Client, group string, m map[string][]int32, withBacklog bool) (empty []string, backlog []tp) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	topics := make([]string, 0, len(m))
@@ -595,26 +666,43 @@ func emptyPartitions(ctx context.Context, adm *kadm.Client, m map[string][]int32
 	}
 	starts, ends, err := offsetBounds(ctx, adm, topics)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	var out []string
+	var committed kadm.OffsetResponses
+	if withBacklog {
+		if committed, err = adm.FetchOffsets(ctx, group); err != nil {
+			withBacklog = false
+		}
+	}
 	for t, ps := range m {
 		for _, p := range ps {
 			s, ok1 := starts.Lookup(t, p)
 			e, ok2 := ends.Lookup(t, p)
-			if ok1 && ok2 && s.Err == nil && e.Err == nil && s.Offset == e.Offset {
-				out = append(out, ClockSource(t, p))
+			if !ok1 || !ok2 || s.Err != nil || e.Err != nil {
+				continue
+			}
+			if s.Offset == e.Offset {
+				empty = append(empty, ClockSource(t, p))
+				continue
+			}
+			from := s.Offset
+			if o, ok := committed.Lookup(t, p); withBacklog && ok && o.Err == nil && o.At >= 0 {
+				from = max(from, o.At)
+			}
+			if withBacklog && from < e.Offset {
+				backlog = append(backlog, tp{t, p})
 			}
 		}
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(empty)
+	return empty, backlog
 }
 
 // revoked commits what was handled before the partitions go to another
 // member: it waits until every polled batch is handled (no poll runs
 // meanwhile: BlockRebalanceOnPoll), then commits the marks.
 func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	c.unpace(cl, m)
 	c.pending.wait()
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("commit on revoke failed; those records will be delivered again", zap.Error(err))
@@ -628,8 +716,18 @@ func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, m map[string][]i
 // expired); their uncommitted records will be delivered again.
 func (c *Consumer) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 	c.log.Warn("kafka partitions lost; uncommitted records will be delivered again")
+	c.unpace(c.cl, m)
 	if pa, ok := c.next.(PartitionAware); ok {
 		pa.Revoked(clockSources(m))
+	}
+}
+
+// unpace forgets the pacing of partitions no longer owned and resumes
+// those it paused: pauses outlive an assignment in the client.
+func (c *Consumer) unpace(cl *kgo.Client, m map[string][]int32) {
+	if resume := c.align.forget(m); len(resume) > 0 {
+		cl.ResumeFetchPartitions(resume)
+		c.m.paused.Set(float64(c.align.pausedCount()))
 	}
 }
 

@@ -127,6 +127,7 @@ type Metrics struct {
 	stored       *prometheus.CounterVec   // kind
 	deadLettered *prometheus.CounterVec   // topic, reason
 	lag          *prometheus.GaugeVec     // topic
+	paused       prometheus.Gauge         // partitions paused to align event time
 	batchSize    prometheus.Histogram     // events per store write
 	writeSeconds prometheus.Histogram     // store write latency
 	writeErrors  prometheus.Counter       // failed store writes (each retry counts)
@@ -152,6 +153,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "breachwatch_ingest_consumer_lag", Help: "Records in the topic not yet committed by the consumer group (end offsets minus committed offsets, all partitions).",
 		}, []string{"topic"}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "breachwatch_ingest_paused_partitions", Help: "Partitions paused because their events are more than kafka.max_drift ahead of the slowest partition with records waiting.",
+		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "breachwatch_ingest_batch_size", Help: "Events per store write.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
@@ -185,7 +189,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		m.stored.WithLabelValues(k)
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.consumed, m.stored, m.deadLettered, m.lag, m.batchSize,
+	for _, c := range []prometheus.Collector{m.consumed, m.stored, m.deadLettered, m.lag, m.paused, m.batchSize,
 		m.writeSeconds, m.writeErrors, m.storeUp, m.fetchErrors, m.httpEvents, m.httpRequests, m.httpSeconds} {
 		errs = append(errs, reg.Register(c))
 	}
