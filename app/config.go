@@ -251,10 +251,10 @@ type KafkaOptions struct {
 	// more than this ahead of the slowest partition with records waiting
 	// is paused until it catches up, so that detection holds at most this
 	// much event time in memory (0: off; only with detection on).
-	MaxDrift Duration `yaml:"max_drift"`
-	LagInterval          Duration `yaml:"lag_interval"`  // how often the consumer-lag metric is computed
-	StoreWriters         int      `yaml:"store_writers"` // batches written to the store at once (raise for a remote ClickHouse)
-	Embedded             Embedded `yaml:"embedded"`
+	MaxDrift     Duration `yaml:"max_drift"`
+	LagInterval  Duration `yaml:"lag_interval"`  // how often the consumer-lag metric is computed
+	StoreWriters int      `yaml:"store_writers"` // batches written to the store at once (raise for a remote ClickHouse)
+	Embedded     Embedded `yaml:"embedded"`
 }
 
 // TopicNames are the topics breachwatch consumes.
