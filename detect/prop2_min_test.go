@@ -365,6 +365,8 @@ func TestDormantSequencePassesOverAndReadsBack(t *testing.T) {
 	f0 := pev("f0", 10*time.Minute, "u0", "login_failed", "t1", 1)
 	f3 := pev("f3", 26*time.Minute, "u0", "login_failed", "t1", 1)
 	f4 := pev("f4", 27*time.Minute, "u0", "login_failed", "t1", 1)
+	fa := pev("fa", 23*time.Minute+30*time.Second, "u0", "login_failed", "t1", 1)
+	fb := pev("fb", 23*time.Minute+45*time.Second, "u0", "login_failed", "t1", 1)
 	cases := map[string][][]event.AccessEvent{
 		// The later steps come while the group is dormant; the first
 		// step is met later in time, then earlier (f1, f2 come last):
@@ -373,6 +375,11 @@ func TestDormantSequencePassesOverAndReadsBack(t *testing.T) {
 		// The later steps come while dormant, the first step is met
 		// before them in time (in one batch): read back.
 		"met before them": {{f0}, {l, r1}, {r2}, {f1, f2}},
+		// Met first between them (fa, fb at 23:30–23:45: only what was
+		// passed over from then on, r1 and r2, is read, and cannot chain
+		// without the login), then before them: what lies between (the
+		// login) is read then.
+		"met inside them, then earlier": {{f0}, {l, r1, r2}, {fa, fb}, {f1, f2}},
 		// Met only after them in time: nothing passed over can chain,
 		// no finding (and no read needed).
 		"met after them": {{f0}, {l, r1, r2}, {f3, f4}},

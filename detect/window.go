@@ -161,15 +161,15 @@ func (e *Engine) settle(g *group, where func() []event.FieldValue) {
 	if g.passedCanChain() {
 		c := g.cold
 		if c.reachedAt >= g.cpAt && !g.held {
-			// What it passed over that can chain lies after the first
-			// step was met, after its checkpoint: read what it passed
-			// over from the checkpoint on (the first step may yet be met
-			// earlier, by events behind, but not before the checkpoint).
+			// What it passed over that can chain lies at or after the
+			// first step was met, after its checkpoint: read that. Should
+			// events behind meet the first step earlier (not before the
+			// checkpoint), what lies between is read then.
 			hi := c.passed + 1
 			if c.filled != 0 {
 				hi = min(hi, c.filled)
 			}
-			e.queueFill(g, g.cpAt, hi, where)
+			e.queueFill(g, c.reachedAt, hi, where)
 			return
 		}
 		from := g.lastSeen
