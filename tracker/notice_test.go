@@ -81,9 +81,18 @@ func TestNoticeSignOff(t *testing.T) {
 	if len(v2.Missing()) != 0 {
 		t.Fatalf("complete notice lacks %v", v2.Missing())
 	}
-	// Roles: an engineer never approves.
+	// Roles: an engineer never approves, nor does an admin (approval is
+	// the DPO's own sign-off; an admin may give every other command).
 	if _, err := do(engineer, Command{Name: CmdApprove, Version: 2, Hash: v2.Hash}); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("engineer approving: %v", err)
+	}
+	if _, err := do(Actor{Name: "token:root", Role: "admin"}, Command{Name: CmdApprove, Version: 2, Hash: v2.Hash}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("admin approving: %v", err)
+	}
+	for cmd := range roles {
+		if !Allowed("admin", cmd) && cmd != CmdApprove {
+			t.Errorf("an admin may not give %s", cmd)
+		}
 	}
 	// Four eyes: dana wrote it, so dana cannot approve it.
 	_, err = do(dpo, Command{Name: CmdApprove, Version: 2, Hash: v2.Hash})

@@ -511,7 +511,8 @@ type Command struct {
 	Hash      string           // CmdApprove: the content hash the approver reviewed
 }
 
-// roles says who may give each command (admin may give all).
+// roles says who may give each command (admin may give all but the
+// personal ones).
 var roles = map[string][]string{
 	CmdAcknowledge:   {"engineer", "dpo"},
 	CmdConfirm:       {"engineer", "dpo"},
@@ -531,10 +532,14 @@ var roles = map[string][]string{
 	CmdCloseExposure: {"engineer", "dpo"},
 }
 
+// personal are the commands only their roles may give, not admin: approving
+// a customer notice is the DPO's own sign-off (docs/notices.md).
+var personal = map[string]bool{CmdApprove: true}
+
 // Allowed reports whether a role may give a command.
 func Allowed(role, cmd string) bool {
 	rs, ok := roles[cmd]
-	return ok && (role == "admin" || slices.Contains(rs, role))
+	return ok && ((role == "admin" && !personal[cmd]) || slices.Contains(rs, role))
 }
 
 // MaxText bounds reasons and notes.

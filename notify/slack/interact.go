@@ -3,6 +3,7 @@ package slack
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -50,9 +51,14 @@ func (n *Notifier) Interactions(t Triage) *Interactions {
 // remembered.
 const replayWindow = 5 * time.Minute
 
-// fresh reports whether sig was not seen before, and remembers it.
+// fresh reports whether sig was not seen before, and remembers it. The
+// signature is compared as the bytes it encodes, not as sent: the verifier
+// accepts its hex in either case, so "v0=AB…" replays "v0=ab…".
 func (h *Interactions) fresh(sig string, now time.Time) bool {
 	k := sha256.Sum256([]byte(sig))
+	if raw, err := hex.DecodeString(strings.TrimPrefix(sig, "v0=")); err == nil {
+		k = sha256.Sum256(raw)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s, exp := range h.seen {

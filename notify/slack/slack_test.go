@@ -271,9 +271,15 @@ func TestInteractions(t *testing.T) {
 	if len(tr.got) != 1 || tr.got[0] != "slack:erin|engineer|inc-1|confirm|" {
 		t.Fatalf("triage: %q", tr.got)
 	}
-	// The same request again (a replay) is refused.
+	// The same request again (a replay) is refused, however its signature's
+	// hex is written (the verifier accepts either case).
 	if w := post(t, h, body, sign(body, now, secret)); w.Code != 401 {
 		t.Errorf("replay: %d", w.Code)
+	}
+	upper := sign(body, now, secret)
+	upper.Set("X-Slack-Signature", "v0="+strings.ToUpper(strings.TrimPrefix(upper.Get("X-Slack-Signature"), "v0=")))
+	if w := post(t, h, body, upper); w.Code != 401 {
+		t.Errorf("replay with the signature in upper case: %d", w.Code)
 	}
 	// Forged, tampered and old requests are refused.
 	other := click("U0ERIN", ActionAcknowledge, "inc-1")

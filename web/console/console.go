@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,6 +111,7 @@ type Console struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	failures map[string][]time.Time // by user name and by address: recent failed logins
+	swept    int                    // len(failures) after the last sweep
 }
 
 type session struct {
@@ -198,21 +200,28 @@ func (c *Console) setCookie(w http.ResponseWriter, value string, maxAge int) {
 		SameSite: http.SameSiteStrictMode, MaxAge: maxAge})
 }
 
+// Sign-in lockout: a name is refused after nameFailures failed sign-ins in
+// lockoutWindow, an address after addrFailures (several people may sign in
+// from behind one proxy: one of them mistyping must not lock the others
+// out; an address trying many names is still stopped). Unknown names count
+// like known ones, so the lockout does not tell which names exist.
+const (
+	nameFailures  = 5
+	addrFailures  = 50
+	lockoutWindow = 15 * time.Minute
+)
+
 // login checks a name and password; it takes bcrypt's time whether or not
-// the user exists, and refuses after 5 failures in 15 minutes for that
-// name or that address.
+// the user exists, and refuses a name or an address that failed too often
+// (see nameFailures).
 func (c *Console) login(name, password, addr string) (*User, string) {
 	now := c.o.Now()
+	keys := [2]string{"u:" + name, "a:" + addr}
+	limits := [2]int{nameFailures, addrFailures}
 	c.mu.Lock()
-	for _, k := range []string{"u:" + name, "a:" + addr} {
-		var recent []time.Time
-		for _, t := range c.failures[k] {
-			if now.Sub(t) < 15*time.Minute {
-				recent = append(recent, t)
-			}
-		}
-		c.failures[k] = recent
-		if len(recent) >= 5 {
+	c.sweepFailures(now)
+	for i, k := range keys {
+		if c.recentFailures(k, now) >= limits[i] {
 			c.mu.Unlock()
 			return nil, "Too many failed sign-ins; wait 15 minutes."
 		}
@@ -225,12 +234,39 @@ func (c *Console) login(name, password, addr string) (*User, string) {
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !ok {
 		c.mu.Lock()
-		c.failures["u:"+name] = append(c.failures["u:"+name], now)
-		c.failures["a:"+addr] = append(c.failures["a:"+addr], now)
+		for _, k := range keys {
+			c.failures[k] = append(c.failures[k], now)
+		}
 		c.mu.Unlock()
 		return nil, "Wrong name or password."
 	}
 	return &u, ""
+}
+
+// recentFailures drops a key's failures older than the lockout window and
+// counts the others. c.mu held.
+func (c *Console) recentFailures(k string, now time.Time) int {
+	ts := slices.DeleteFunc(c.failures[k], func(t time.Time) bool { return now.Sub(t) >= lockoutWindow })
+	if len(ts) == 0 {
+		delete(c.failures, k)
+		return 0
+	}
+	c.failures[k] = ts
+	return len(ts)
+}
+
+// sweepFailures forgets the names and addresses with no recent failure once
+// the map has doubled since the last sweep, so that guessing ever new names
+// does not grow it without bound (amortized: each key is swept once). c.mu
+// held.
+func (c *Console) sweepFailures(now time.Time) {
+	if len(c.failures) < max(2*c.swept, 1024) {
+		return
+	}
+	for k := range c.failures {
+		c.recentFailures(k, now)
+	}
+	c.swept = len(c.failures)
 }
 
 // newSession starts a session for u and returns its id.

@@ -121,10 +121,23 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 		"SSO": c.oidc != nil}})
 }
 
-// safeNext keeps a redirect target on this site.
+// safeNext keeps a redirect target on this site: a path of this site, or
+// the incident list. Browsers drop tabs and line breaks anywhere in a URL
+// and read a backslash as a slash, so "/\t/host" and "/\\host" lead to
+// another host ("//host"): a target holding any control character or
+// backslash is refused whole.
 func safeNext(n string) string {
-	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.HasPrefix(n, "/\\") {
-		return "/incidents"
+	const home = "/incidents"
+	if len(n) > 2048 || !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") {
+		return home
+	}
+	for i := 0; i < len(n); i++ {
+		if c := n[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return home
+		}
+	}
+	if u, err := url.Parse(n); err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
+		return home
 	}
 	return n
 }
