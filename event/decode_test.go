@@ -187,6 +187,8 @@ func TestDecodeAccessErrors(t *testing.T) {
 		{"records fraction", access("records", `1.5`), KindValue, "records", "whole number"},
 		{"records exponent", access("records", `1e3`), KindValue, "records", "whole number"},
 		{"records huge", access("records", `99999999999999999999`), KindValue, "records", "too large"},
+		{"records int64 max", access("records", `9223372036854775807`), KindValue, "records", "between 0 and 10000000000"},
+		{"records over the bound", access("records", `10000000001`), KindValue, "records", "between 0 and 10000000000"},
 		{"records bad number", access("records", "1")[:len(access("records", "1"))-1] + `,"records2":01}`, KindSyntax, "", "want ',' or '}'"},
 		{"categories object", access("categories", `{"a":1}`), KindType, "categories", "array of strings"},
 		{"empty category", access("categories", `["contact",""]`), KindValue, "categories[1]", "empty"},

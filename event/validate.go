@@ -44,6 +44,11 @@ const (
 	DefaultMaxBytes = 64 << 10
 	// MaxIDBytes bounds identifiers (event ids, tenants, actor ids, stores).
 	MaxIDBytes = 512
+	// MaxRecords bounds an access event's records: ten billion, more than
+	// any breach ever counted, and small enough that no store-tenant-day
+	// sum of real traffic can overflow (it would take 900 million events
+	// at the bound in one day); sums saturate anyway.
+	MaxRecords = 10_000_000_000
 	// maxDepth bounds the nesting of unknown JSON values we skip over.
 	maxDepth = 64
 )
@@ -167,8 +172,8 @@ func (e *AccessEvent) Validate() error {
 	if err := checkID("resource.store", e.Resource.Store, true); err != nil {
 		return err
 	}
-	if e.Records < 0 {
-		return badValue("records", "must be ≥ 0")
+	if e.Records < 0 || e.Records > MaxRecords {
+		return badValue("records", "must be between 0 and "+strconv.FormatInt(MaxRecords, 10))
 	}
 	for i, c := range e.Categories {
 		if c == "" {

@@ -90,7 +90,7 @@ type Scope struct {
 func (s Scope) Records() int64 {
 	var n int64
 	for _, t := range s.Tenants {
-		n += t.Records
+		n = SatAdd(n, t.Records)
 	}
 	return n
 }

@@ -133,7 +133,7 @@ func addEvidence(inc *incident.Incident, f *incident.Finding) {
 	open := false
 	for _, e := range inc.Evidence {
 		inc.Events += e.Count
-		inc.Records += e.Records
+		inc.Records = incident.SatAdd(inc.Records, e.Records)
 		for _, id := range e.EventIDs {
 			if len(inc.EventIDs) < incident.MaxEvidence && !slices.Contains(inc.EventIDs, id) {
 				inc.EventIDs = append(inc.EventIDs, id)

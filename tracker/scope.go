@@ -78,7 +78,7 @@ func (t *Tracker) exposureScope(ctx context.Context, inc *incident.Incident, now
 			e.accessed, e.t.How, e.t.Records, e.t.Categories = true, incident.HowAccessed, 0, []string{}
 		}
 		if (how == incident.HowAccessed) == e.accessed {
-			e.t.Records += records
+			e.t.Records = incident.SatAdd(e.t.Records, records)
 			e.t.Categories = union(e.t.Categories, cats)
 		}
 	}

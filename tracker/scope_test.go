@@ -2,6 +2,9 @@ package tracker
 
 import (
 	"context"
+	"errors"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -188,5 +191,96 @@ func TestOpenExposureRescoped(t *testing.T) {
 	tr.Tick(ctx, &recorder{}, Reminders{})
 	if h := how(); h != incident.HowAccessed {
 		t.Fatalf("after %v: %s; want accessed", RescopeEvery, h)
+	}
+}
+
+// refusing is the embedded store, except that it refuses to scope one data
+// store (a query the store cannot answer: a timeout, a scan error).
+type refusing struct {
+	AccessSource
+	store string
+}
+
+func (r refusing) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error) {
+	if slices.Contains(q.Stores, r.store) {
+		return nil, errors.New("the store refused the query")
+	}
+	return r.AccessSource.AccessByTenant(ctx, q)
+}
+
+// TestHostileRecordsDoNotStopTheClocks: events whose records add up past
+// int64 on one store (written before ingest bounded records), and a store
+// whose scoping always fails, among other incidents. Every incident gets
+// its deadlines; the hostile one's records saturate; the one that cannot be
+// scoped is tried again and is scoped once its store answers; the others
+// are scoped whatever order the findings come in.
+func TestHostileRecordsDoNotStopTheClocks(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	read := func(id, tenant, store string, at time.Duration, records int64) event.AccessEvent {
+		return event.AccessEvent{ID: id, Time: t0.Add(at), Tenant: tenant, Actor: event.Actor{ID: "anonymous", Type: event.ActorAnonymous},
+			Action: event.ActionDownload, Resource: event.Resource{Type: "file", Store: store}, Records: records, Outcome: event.OutcomeSuccess}
+	}
+	exposure := func(store string) incident.Finding {
+		f := incident.Finding{RuleID: "store-made-public", GroupKey: "resource.id=" + store, Kind: incident.KindExposure,
+			WindowStart: t0, WindowEnd: t0.Add(2 * time.Hour), FirstSeen: t0, LastSeen: t0.Add(2 * time.Hour), Count: 2,
+			Affected: incident.Affected{Scope: incident.ScopeStore, Stores: []string{store}}}
+		f.Fingerprint = incident.Fingerprint(f.RuleID, f.GroupKey, f.WindowStart)
+		return f
+	}
+	const hostile, broken, plain = "s3://hostile", "s3://broken", "s3://plain"
+	for _, order := range [][]string{{hostile, broken, plain}, {plain, broken, hostile}, {broken, hostile, plain}} {
+		st := openStore(t, t.TempDir())
+		if err := st.Write(ctx, &event.Batch{Access: []event.AccessEvent{
+			read("h1", "cust-nl", hostile, -time.Hour, math.MaxInt64), read("h2", "cust-nl", hostile, 30*time.Minute, math.MaxInt64),
+			read("h3", "cust-br", hostile, 40*time.Minute, 5),
+			read("b1", "cust-nl", broken, -time.Hour, 7), read("p1", "cust-br", plain, 10*time.Minute, 9),
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		c := &clock{t0.Add(3 * time.Hour)}
+		access := &refusing{AccessSource: st, store: broken}
+		tr, err := New(ctx, st, Options{Access: access, Apply: []string{"gdpr"}, ByCountry: true, Now: c.now,
+			Customers: map[string]Customer{"cust-br": {Tenant: "cust-br", Country: "BR"}, "cust-nl": {Tenant: "cust-nl", Country: "NL"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fs []incident.Finding
+		for _, s := range order {
+			fs = append(fs, exposure(s))
+		}
+		ids, err := tr.Findings(ctx, fs)
+		if err == nil || len(ids) != 3 {
+			t.Fatalf("order %v: findings %v, %v; want three incidents and the broken store's error", order, ids, err)
+		}
+		for _, inc := range tr.List("") {
+			if len(inc.Obligations) == 0 {
+				t.Errorf("order %v: %s (%s) has no deadlines", order, inc.ID, inc.GroupKey)
+			}
+			switch inc.GroupKey {
+			case "resource.id=" + hostile:
+				if r := inc.Scope.Records(); r != math.MaxInt64 || len(inc.Scope.Tenants) != 2 {
+					t.Errorf("order %v: hostile store scoped %+v (records %d), want two tenants and saturated records", order, inc.Scope, r)
+				}
+			case "resource.id=" + plain:
+				if len(inc.Scope.Tenants) != 1 || inc.Scope.Tenants[0].Records != 9 {
+					t.Errorf("order %v: plain store scoped %+v", order, inc.Scope)
+				}
+			case "resource.id=" + broken:
+				if len(inc.Scope.Tenants) != 0 {
+					t.Errorf("order %v: the store that cannot be scoped has customers %+v", order, inc.Scope)
+				}
+			}
+		}
+		// The store answers again: the next call scopes what was left.
+		access.store = ""
+		if err := tr.Rescope(ctx); err != nil {
+			t.Fatalf("order %v: rescope: %v", order, err)
+		}
+		for _, inc := range tr.List("") {
+			if inc.GroupKey == "resource.id="+broken && (len(inc.Scope.Tenants) != 1 || inc.Scope.Tenants[0].Tenant != "cust-nl") {
+				t.Errorf("order %v: broken store, once it answers, scoped %+v", order, inc.Scope)
+			}
+		}
 	}
 }

@@ -322,12 +322,19 @@ func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string
 }
 
 // rescope recomputes an incident's affected customers and obligations and
-// records them when they changed. Called with t.mu held.
+// records them when they changed. When the customers cannot be read (the
+// store is down or refuses the query) the obligations are still computed,
+// from the customers known so far, so that the incident has its deadlines;
+// the error is returned and the incident scoped again later. Called with
+// t.mu held.
 func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 	inc := t.incidents[id]
 	var es []incident.AuditEntry
 	s, err := t.scope(ctx, inc, now)
 	if err != nil {
+		if oerr := t.reoblige(ctx, inc, now); oerr != nil {
+			return errors.Join(err, oerr)
+		}
 		return err
 	}
 	for i := range s.Tenants {
@@ -345,17 +352,22 @@ func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 		if err := t.appendEntries(ctx, es); err != nil {
 			return err
 		}
-		es = es[:0]
 	}
+	return t.reoblige(ctx, inc, now)
+}
+
+// reoblige recomputes an incident's obligations and records them when they
+// changed. Called with t.mu held.
+func (t *Tracker) reoblige(ctx context.Context, inc *incident.Incident, now time.Time) error {
 	obs := t.opts.Regimes.Obligations(t.applicable(inc), inc, t.opts.ProcessorTarget)
-	if !obligationsEqual(obs, inc.Obligations) {
-		e, err := entry(id, System, incident.ActObligations, "", obs, now)
-		if err != nil {
-			return err
-		}
-		es = append(es, e)
+	if obligationsEqual(obs, inc.Obligations) {
+		return nil
 	}
-	return t.appendEntries(ctx, es)
+	e, err := entry(inc.ID, System, incident.ActObligations, "", obs, now)
+	if err != nil {
+		return err
+	}
+	return t.appendEntries(ctx, []incident.AuditEntry{e})
 }
 
 // Stored tells the tracker that events dated in [from, to] were stored
@@ -388,21 +400,27 @@ func (t *Tracker) Rescope(ctx context.Context) error {
 	return t.rescopePending(ctx)
 }
 
-// rescopePending scopes the marked incidents once each, in id order.
-// Called with t.mu held.
+// rescopePending scopes the marked incidents once each, in id order. One
+// that cannot be scoped stays marked and does not hold back the others;
+// the errors are returned together. Called with t.mu held.
 func (t *Tracker) rescopePending(ctx context.Context) error {
 	ids := make([]string, 0, len(t.unscoped))
 	for id := range t.unscoped {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	var errs []error
 	for _, id := range ids {
+		if ctx.Err() != nil {
+			return errors.Join(append(errs, ctx.Err())...)
+		}
 		if err := t.rescope(ctx, id, t.opts.Now().UTC()); err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		delete(t.unscoped, id)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // RescopeEvery is how often an open exposure is scoped again: while its

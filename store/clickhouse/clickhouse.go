@@ -943,11 +943,11 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 		if q.IDs == nil {
 			table, where = s.table("suspect_reads"), strings.TrimPrefix(where, "outcome = 'success' AND ")
 		}
-		query = "SELECT tenant, 1, c, count(), sum(r) FROM (SELECT tenant, id, any(records) AS r, any(categories) AS c FROM " +
+		query = "SELECT tenant, 1, c, count(), sum(toFloat64(r)) FROM (SELECT tenant, id, any(records) AS r, any(categories) AS c FROM " +
 			table + " WHERE " + where + " AND " + bad + " GROUP BY tenant, id) GROUP BY tenant, c"
 		args = append(args, badArgs...)
 	} else {
-		query = "SELECT tenant, bad, categories, count(), sum(records) FROM (SELECT tenant, records, categories, " +
+		query = "SELECT tenant, bad, categories, count(), sum(toFloat64(records)) FROM (SELECT tenant, records, categories, " +
 			bad + " AS bad FROM " + s.table("access_events") + " FINAL WHERE " + where + ") GROUP BY tenant, bad, categories"
 		args = append(badArgs, args...)
 	}
@@ -962,10 +962,12 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 		var tenant string
 		var isBad uint8
 		var cats []string
-		var n, records uint64
-		if err := rows.Scan(&tenant, &isBad, &cats, &n, &records); err != nil {
+		var n uint64
+		var total float64 // summed in floating point: a UInt64 sum wraps
+		if err := rows.Scan(&tenant, &isBad, &cats, &n, &total); err != nil {
 			return nil, fmt.Errorf("clickhouse store: access by tenant: %w", err)
 		}
+		records := incident.SatFloat(total)
 		ta := byTenant[tenant]
 		if ta == nil {
 			ta = &incident.TenantAccess{Tenant: tenant}
@@ -973,11 +975,11 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 			order = append(order, tenant)
 		}
 		ta.Events += int64(n)
-		ta.Records += int64(records)
+		ta.Records = incident.SatAdd(ta.Records, records)
 		ta.Categories = addAll(ta.Categories, cats)
 		if isBad != 0 {
 			ta.BadEvents += int64(n)
-			ta.BadRecords += int64(records)
+			ta.BadRecords = incident.SatAdd(ta.BadRecords, records)
 			ta.BadCategories = addAll(ta.BadCategories, cats)
 		}
 	}
@@ -1021,10 +1023,10 @@ func (s *Store) holders(ctx context.Context, q incident.AccessQuery) ([]incident
 	y, m, d := to.UTC().Date()
 	dayStart := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	rows, err := s.conn.Query(ctx, "SELECT tenant, sum(ev), sum(rec) FROM ("+
-		"SELECT tenant, sum(events) AS ev, sum(records) AS rec FROM "+s.table("store_tenants")+
+		"SELECT tenant, sum(events) AS ev, sum(toFloat64(records)) AS rec FROM "+s.table("store_tenants")+
 		" WHERE has(?, store) AND day < toDate(toDateTime(?)) GROUP BY tenant"+
 		" UNION ALL "+
-		"SELECT tenant, count() AS ev, sum(records) AS rec FROM "+s.table("access_events")+" FINAL"+
+		"SELECT tenant, count() AS ev, sum(toFloat64(records)) AS rec FROM "+s.table("access_events")+" FINAL"+
 		" WHERE has(?, resource_store) AND time >= toDateTime(?) AND (time < toDateTime(?) OR (time = toDateTime(?) AND time_ns <= ?))"+
 		" GROUP BY tenant) GROUP BY tenant ORDER BY tenant",
 		q.Stores, secs(to), q.Stores, secs(dayStart), secs(to), secs(to), uint32(to.Nanosecond()))
@@ -1035,11 +1037,12 @@ func (s *Store) holders(ctx context.Context, q incident.AccessQuery) ([]incident
 	var out []incident.TenantAccess
 	for rows.Next() {
 		var t incident.TenantAccess
-		var n, r uint64
+		var n uint64
+		var r float64
 		if err := rows.Scan(&t.Tenant, &n, &r); err != nil {
 			return nil, fmt.Errorf("clickhouse store: store holders: %w", err)
 		}
-		t.Events, t.Records = int64(n), int64(r)
+		t.Events, t.Records = incident.SatUint64(n), incident.SatFloat(r)
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {

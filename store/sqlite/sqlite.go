@@ -154,7 +154,7 @@ var migrations = []string{
 		PRIMARY KEY (store, tenant, day)
 	) WITHOUT ROWID;
 	INSERT INTO store_tenants (store, tenant, day, events, records)
-		SELECT resource_store, tenant, day, count(*), sum(records) FROM access_events GROUP BY resource_store, tenant, day;`,
+		SELECT resource_store, tenant, day, count(*), CAST(total(records) AS INTEGER) FROM access_events GROUP BY resource_store, tenant, day;`,
 	// v5: the notice outbox (one row per delivery, written before sending)
 	// and the events that happened to deliveries afterwards.
 	`CREATE TABLE outbox (
@@ -282,13 +282,14 @@ func (s *Store) Write(ctx context.Context, b *event.Batch) error {
 			if n, _ := res.RowsAffected(); n == 1 {
 				k := key{e.Resource.Store, e.Tenant, day(e.Time)}
 				v := held[k]
-				held[k] = [2]int64{v[0] + 1, v[1] + e.Records}
+				held[k] = [2]int64{v[0] + 1, incident.SatAdd(v[1], e.Records)}
 			}
 		}
 		st.Close()
 		for k, v := range held {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO store_tenants (store, tenant, day, events, records) VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (store, tenant, day) DO UPDATE SET events = events + excluded.events, records = records + excluded.records`,
+				ON CONFLICT (store, tenant, day) DO UPDATE SET events = events + excluded.events,
+				records = CASE WHEN records > 9223372036854775807 - excluded.records THEN 9223372036854775807 ELSE records + excluded.records END`,
 				k.store, k.tenant, k.day, v[0], v[1]); err != nil {
 				return fmt.Errorf("sqlite store: store tenants: %w", err)
 			}
@@ -692,7 +693,7 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 	if q.BadOnly {
 		outer = " WHERE bad"
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT tenant, bad, categories, count(*), sum(records) FROM (
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant, bad, categories, count(*), total(records) FROM (
 		SELECT tenant, records, categories, `+badActorSQL+` AS bad FROM access_events WHERE `+where+`)`+outer+`
 		GROUP BY tenant, bad, categories`, args...)
 	if err != nil {
@@ -705,10 +706,12 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 		var tenant string
 		var bad bool
 		var cats sql.NullString
-		var n, records int64
-		if err := rows.Scan(&tenant, &bad, &cats, &n, &records); err != nil {
+		var n int64
+		var total float64 // total() sums in floating point: it never overflows
+		if err := rows.Scan(&tenant, &bad, &cats, &n, &total); err != nil {
 			return nil, fmt.Errorf("sqlite store: access by tenant: %w", err)
 		}
+		records := incident.SatFloat(total)
 		cs, err := unlist(cats)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite store: access by tenant: categories: %w", err)
@@ -720,11 +723,11 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 			order = append(order, tenant)
 		}
 		ta.Events += n
-		ta.Records += records
+		ta.Records = incident.SatAdd(ta.Records, records)
 		ta.Categories = addAll(ta.Categories, cs)
 		if bad {
 			ta.BadEvents += n
-			ta.BadRecords += records
+			ta.BadRecords = incident.SatAdd(ta.BadRecords, records)
 			ta.BadCategories = addAll(ta.BadCategories, cs)
 		}
 	}
@@ -772,11 +775,11 @@ func (s *Store) holders(ctx context.Context, q incident.AccessQuery) ([]incident
 	to := endOf(q.To)
 	y, m, d := to.UTC().Date()
 	dayStart := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-	rows, err := s.r.QueryContext(ctx, `SELECT tenant, sum(ev), sum(rec) FROM (
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant, sum(ev), total(rec) FROM (
 			SELECT tenant, events AS ev, records AS rec FROM store_tenants
 			WHERE store IN (SELECT value FROM json_each(?1)) AND day < ?2
 			UNION ALL
-			SELECT tenant, count(*) AS ev, sum(records) AS rec FROM access_events
+			SELECT tenant, count(*) AS ev, total(records) AS rec FROM access_events
 			WHERE resource_store IN (SELECT value FROM json_each(?1)) AND time_ns >= ?3 AND time_ns <= ?4 GROUP BY tenant)
 		GROUP BY tenant ORDER BY tenant`,
 		string(stores), day(to), dayStart.UnixNano(), to.UnixNano())
@@ -787,9 +790,11 @@ func (s *Store) holders(ctx context.Context, q incident.AccessQuery) ([]incident
 	var out []incident.TenantAccess
 	for rows.Next() {
 		var t incident.TenantAccess
-		if err := rows.Scan(&t.Tenant, &t.Events, &t.Records); err != nil {
+		var total float64
+		if err := rows.Scan(&t.Tenant, &t.Events, &total); err != nil {
 			return nil, fmt.Errorf("sqlite store: store holders: %w", err)
 		}
+		t.Records = incident.SatFloat(total)
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
