@@ -103,8 +103,19 @@ func (c *clocks) watermark(now time.Time) int64 {
 	return c.wm
 }
 
+// behindLapse: a partition whose last delivery left records behind holds
+// the watermark for this many idle timeouts at most. It is usually the
+// consumer busy with other partitions' backlog; but a log can end in
+// records a consumer never gets (a transaction's commit marker, aborted
+// records), and then it is simply silent.
+const behindLapse = 10
+
 func (p *pclock) idle(now time.Time, timeout time.Duration) bool {
-	return !p.behind && now.Sub(p.seen) > timeout
+	silent := now.Sub(p.seen)
+	if p.behind {
+		return silent > behindLapse*timeout
+	}
+	return silent > timeout
 }
 
 // sourceClock is one partition's clock, for metrics and tests.

@@ -61,7 +61,10 @@ func TestWatermarkPerPartition(t *testing.T) {
 // TestPartitionWithBacklogIsNeverIdle: a partition whose last delivery
 // left records behind (the consumer busy with the others' backlog) keeps
 // holding the watermark back past the idle timeout, so its events do not
-// become late; once it has caught up, silence makes it idle as usual.
+// become late; once it has caught up, silence makes it idle as usual. One
+// that stays silent although its last delivery left records behind (a
+// log ending in a transaction's commit marker, which no consumer gets)
+// holds it for ten idle timeouts at most.
 func TestPartitionWithBacklogIsNeverIdle(t *testing.T) {
 	wall := t0
 	c := newClocks(time.Minute)
@@ -70,6 +73,12 @@ func TestPartitionWithBacklogIsNeverIdle(t *testing.T) {
 	c.observe([]event.Clock{{Source: "p0", Newest: at(40 * time.Minute)}}, wall)
 	if wm := c.watermark(wall); !utc(wm).Equal(at(2 * time.Minute)) {
 		t.Fatalf("watermark %v: the partition with a backlog stopped counting", utc(wm))
+	}
+	stuck := newClocks(time.Minute)
+	stuck.observe([]event.Clock{{Source: "p0", Newest: at(10 * time.Minute)}, {Source: "p1", Newest: at(2 * time.Minute), Behind: true}}, t0)
+	stuck.observe([]event.Clock{{Source: "p0", Newest: at(50 * time.Minute)}}, t0.Add(10*time.Minute+time.Second))
+	if wm := stuck.watermark(t0.Add(10*time.Minute + time.Second)); !utc(wm).Equal(at(50 * time.Minute)) {
+		t.Fatalf("watermark %v: a partition silent for ten idle timeouts still holds it", utc(wm))
 	}
 	c.observe([]event.Clock{{Source: "p1", Newest: at(5 * time.Minute)}}, wall) // caught up
 	wall = wall.Add(2 * time.Minute)

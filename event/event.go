@@ -160,6 +160,10 @@ type FieldValue struct {
 type Clock struct {
 	Source string
 	Newest time.Time
+	// Oldest is the oldest event time of the batch from this source: with
+	// Newest, the span the batch covers (one event dated far ahead moves
+	// Newest, not Oldest).
+	Oldest time.Time
 	// Behind: the source holds more events than it delivered so far (a
 	// Kafka partition with records after the batch's last): it is not
 	// idle, however long it waits to deliver them.
@@ -176,17 +180,21 @@ func (b *Batch) Behind(source string) {
 	}
 }
 
-// Observe moves the clock of source to t if t is newer.
+// Observe moves the clock of source to t if t is newer (and its oldest
+// time to t if t is older).
 func (b *Batch) Observe(source string, t time.Time) {
 	for i := range b.Clocks {
-		if b.Clocks[i].Source == source {
-			if t.After(b.Clocks[i].Newest) {
-				b.Clocks[i].Newest = t
+		if c := &b.Clocks[i]; c.Source == source {
+			if t.After(c.Newest) {
+				c.Newest = t
+			}
+			if t.Before(c.Oldest) {
+				c.Oldest = t
 			}
 			return
 		}
 	}
-	b.Clocks = append(b.Clocks, Clock{Source: source, Newest: t})
+	b.Clocks = append(b.Clocks, Clock{Source: source, Newest: t, Oldest: t})
 }
 
 // Len is the number of events in the batch.

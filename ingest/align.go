@@ -9,29 +9,38 @@ import (
 // stream processors align their sources (Flink's watermark alignment, Kafka
 // Streams' choice of the partition with the oldest record): a partition
 // that has more records waiting in its log (it is "behind") and whose
-// newest event is more than maxDrift ahead of the slowest such partition
-// is paused until that one catches up.
+// clock is more than maxDrift ahead of the slowest such partition's is
+// paused until that one catches up.
+//
+// A partition's clock is the newest of the oldest event times of its polls:
+// a poll's oldest event, not its newest, so that one event dated ahead (up
+// to the skew the decoder allows) does not push its partition to the back
+// of a catch-up; the newest of them, so that a late event does not set it
+// back.
 //
 // Without it the partitions of a backlog drift apart by whatever the broker
 // happens to return first — half an hour of event time in the benchmark —
 // and detection, whose watermark is the slowest partition's, keeps all of
 // that in memory and meets later events of a sequence before their first
-// steps. With it they stay within maxDrift of each other.
+// steps. With it they stay within maxDrift (and a poll) of each other.
 //
 // A partition assigned with a backlog (its offsets say so) that has not
-// delivered yet has no known time: until it delivers, or for at most
-// holdUnknown, every partition behind that has delivered is paused, so
-// that the broker serves the new one (brokers fill a fetch partition by
-// partition; unpaced, the first partitions are read to their end before
-// the last one starts). A partition whose backlog never comes (its
-// records all aborted, or deleted by retention) holds nothing after that.
+// delivered yet has no known time: until it delivers, for at most hold,
+// every partition behind that has delivered is paused, so that the broker
+// serves the new one (brokers fill a fetch partition by partition; unpaced,
+// the first partitions are read to their end before the last one starts).
 //
-// A partition that has reached the end of its log is never paused: live
-// traffic is never held back, and a partition with nothing to deliver
-// cannot hold the others. The slowest partition behind is never paused
-// either, so some partition always makes progress. Pausing loses nothing:
-// records of a paused partition already fetched are dropped by the client
-// without moving its position and fetched again once it is resumed.
+// "Behind" lasts for hold after a partition last delivered, unless it is
+// paused: a log can end in records the consumer never gets (the commit or
+// abort marker of a transaction, aborted records, a transaction still
+// open), and a partition that stays silent while it may fetch holds no one.
+//
+// Live traffic is never held back: a partition that reached the end of its
+// log, or whose clock is within maxDrift of the wall clock, is never
+// paused. The slowest partition behind is never paused either, so some
+// partition always makes progress. Pausing loses nothing: records of a
+// paused partition already fetched are dropped by the client without
+// moving its position and fetched again once it is resumed.
 type aligner struct {
 	maxDrift time.Duration // 0: off
 	hold     time.Duration // holdUnknown (shorter in tests)
@@ -40,14 +49,15 @@ type aligner struct {
 }
 
 // holdUnknown bounds how long a partition assigned with a backlog holds the
-// others before it delivers.
+// others before it delivers, and how long a partition is taken to be
+// behind after it last delivered.
 const holdUnknown = 10 * time.Second
 
 type partClock struct {
-	newest time.Time // the newest event time delivered (zero: none yet)
-	behind bool      // the last fetch left records in the log (or, before any, the offsets said so)
-	paused bool
-	holdTo time.Time // assigned with a backlog: until when it holds the others while it has not delivered
+	clock     time.Time // the newest of its polls' oldest event times (zero: none yet)
+	behind    bool      // the last fetch left records in the log (or, before any, the offsets said so)
+	fetchedAt time.Time // wall clock of that fetch (or of the assignment)
+	paused    bool
 }
 
 func newAligner(maxDrift time.Duration) *aligner {
@@ -63,11 +73,11 @@ func (a *aligner) part(k tp) *partClock {
 	return p
 }
 
-// observe notes an event time delivered from a partition.
-func (a *aligner) observe(k tp, t time.Time) {
+// observe notes the oldest event time of a poll of a partition.
+func (a *aligner) observe(k tp, oldest time.Time) {
 	a.mu.Lock()
-	if p := a.part(k); t.After(p.newest) {
-		p.newest = t
+	if p := a.part(k); oldest.After(p.clock) {
+		p.clock = oldest
 	}
 	a.mu.Unlock()
 }
@@ -80,19 +90,17 @@ func (a *aligner) expect(ks []tp, now time.Time) {
 	a.mu.Lock()
 	for _, k := range ks {
 		p := a.part(k)
-		p.behind = true
-		if p.newest.IsZero() {
-			p.holdTo = now.Add(a.hold)
-		}
+		p.behind, p.fetchedAt = true, now
 	}
 	a.mu.Unlock()
 }
 
 // fetched notes, for a partition a poll returned, whether records are left
 // in its log after those returned.
-func (a *aligner) fetched(k tp, behind bool) {
+func (a *aligner) fetched(k tp, behind bool, now time.Time) {
 	a.mu.Lock()
-	a.part(k).behind = behind
+	p := a.part(k)
+	p.behind, p.fetchedAt = behind, now
 	a.mu.Unlock()
 }
 
@@ -114,12 +122,9 @@ func (a *aligner) forget(m map[string][]int32) map[string][]int32 {
 	return resume
 }
 
-// plan returns the partitions to pause and to resume now, and until when
-// that plan holds at the latest (zero: until the next delivery). The
-// slowest partition behind is the one with the oldest newest event among
-// those behind; a partition behind with nothing delivered yet does not
-// count (its time is unknown) and is not paused, but while it holds the
-// others (see holdUnknown) every partition behind that has delivered is.
+// plan returns the partitions to pause and to resume now, and when to
+// plan again at the latest even if nothing is delivered (zero: at the next
+// delivery): when a partition's "behind" lapses.
 func (a *aligner) plan(now time.Time) (pause, resume map[string][]int32, until time.Time) {
 	if a.maxDrift <= 0 {
 		return nil, nil, time.Time{}
@@ -127,17 +132,24 @@ func (a *aligner) plan(now time.Time) (pause, resume map[string][]int32, until t
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var slowest time.Time
+	unknown := false // a partition behind has not delivered yet
 	for _, p := range a.parts {
-		if p.behind && !p.newest.IsZero() && (slowest.IsZero() || p.newest.Before(slowest)) {
-			slowest = p.newest
+		if !a.behind(p, now) {
+			continue
 		}
-		if p.newest.IsZero() && p.behind && now.Before(p.holdTo) && (until.IsZero() || p.holdTo.Before(until)) {
-			until = p.holdTo
+		if p.clock.IsZero() {
+			unknown = true
+		} else if slowest.IsZero() || p.clock.Before(slowest) {
+			slowest = p.clock
+		}
+		if lapse := p.fetchedAt.Add(a.hold); !p.paused && (until.IsZero() || lapse.Before(until)) {
+			until = lapse
 		}
 	}
 	limit := slowest.Add(a.maxDrift)
 	for k, p := range a.parts {
-		want := p.behind && !p.newest.IsZero() && (p.newest.After(limit) || !until.IsZero())
+		want := a.behind(p, now) && !p.clock.IsZero() && now.Sub(p.clock) > a.maxDrift &&
+			(p.clock.After(limit) || unknown)
 		switch {
 		case want && !p.paused:
 			pause = addPart(pause, k)
@@ -147,6 +159,12 @@ func (a *aligner) plan(now time.Time) (pause, resume map[string][]int32, until t
 		p.paused = want
 	}
 	return pause, resume, until
+}
+
+// behind reports whether a partition counts as having records waiting
+// now: its last fetch said so, and it is paused or fetched within hold.
+func (a *aligner) behind(p *partClock, now time.Time) bool {
+	return p.behind && (p.paused || now.Sub(p.fetchedAt) < a.hold)
 }
 
 // pausedCount is how many partitions are paused now.

@@ -17,19 +17,22 @@ import (
 )
 
 // TestAlignerInvariants drives the aligner with random assignments (with
-// a backlog), deliveries, fetches and revocations while its wall clock
-// moves, and checks after every step: a partition is paused exactly when
-// it has delivered, is behind, and is more than maxDrift ahead of the
-// slowest partition behind or a partition with a backlog has not
-// delivered for less than holdUnknown; so the slowest is never paused,
-// nor one that reached the end of its log, nor one that has not
-// delivered; what plan and forget return is exactly the change; plan's
-// deadline is the end of the earliest hold; and whatever happens, some
-// partition behind can fetch.
+// a backlog), polls (their oldest events, some near the wall clock),
+// fetches and revocations while its wall clock moves, and checks after
+// every step, against the rule restated here: a partition counts as behind
+// when its last fetch (or assignment) said so and it is paused or fetched
+// less than hold ago; it is paused exactly when it counts as behind, has
+// delivered, is more than maxDrift behind the wall clock (live traffic
+// never waits) and is more than maxDrift ahead of the slowest partition
+// behind or some partition behind has not delivered yet. So the slowest is
+// never paused, nor one at the end of its log, nor one that has not
+// delivered; what plan and forget return is exactly the change; plan asks
+// to be called again when the first unpaused partition's "behind" lapses;
+// and some partition behind can always fetch.
 func TestAlignerInvariants(t *testing.T) {
-	const drift = time.Minute
+	const drift, hold = time.Minute, 10 * time.Second
 	t0 := storetest.Day0
-	var holds, pauses int // the cases met, over all seeds
+	var holds, pauses, lives int // the cases met, over all seeds
 	for seed := range uint64(300) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		a := newAligner(drift)
@@ -43,10 +46,14 @@ func TestAlignerInvariants(t *testing.T) {
 			case n >= 10:
 				a.expect([]tp{k}, now)
 			case n < 6:
-				a.observe(k, t0.Add(time.Duration(r.IntN(3600))*time.Second))
-				a.fetched(k, r.IntN(8) != 0)
+				at := t0.Add(time.Duration(r.IntN(3600)) * time.Second)
+				if r.IntN(10) == 0 {
+					at = now.Add(-time.Duration(r.IntN(120)) * time.Second) // live
+				}
+				a.observe(k, at)
+				a.fetched(k, r.IntN(8) != 0, now)
 			case n < 9:
-				a.fetched(k, r.IntN(3) != 0)
+				a.fetched(k, r.IntN(3) != 0, now)
 			default:
 				for _, p := range flatten(a.forget(map[string][]int32{k.topic: {k.partition}})) {
 					if !paused[p] {
@@ -56,6 +63,28 @@ func TestAlignerInvariants(t *testing.T) {
 				}
 				if paused[k] {
 					t.Fatalf("seed %d step %d: forgot %v but left it paused", seed, step, k)
+				}
+			}
+			wasPaused := map[tp]bool{}
+			for k, p := range a.parts {
+				wasPaused[k] = p.paused
+			}
+			behind := func(k tp, p *partClock) bool {
+				return p.behind && (wasPaused[k] || now.Sub(p.fetchedAt) < hold)
+			}
+			var slowest, lapse time.Time
+			unknown := false
+			for k, p := range a.parts {
+				if !behind(k, p) {
+					continue
+				}
+				if p.clock.IsZero() {
+					unknown = true
+				} else if slowest.IsZero() || p.clock.Before(slowest) {
+					slowest = p.clock
+				}
+				if l := p.fetchedAt.Add(hold); !wasPaused[k] && (lapse.IsZero() || l.Before(lapse)) {
+					lapse = l
 				}
 			}
 			pause, resume, until := a.plan(now)
@@ -71,43 +100,38 @@ func TestAlignerInvariants(t *testing.T) {
 				}
 				delete(paused, p)
 			}
-			var slowest, hold time.Time
-			anyBehind := false
-			for _, p := range a.parts {
-				if p.behind && !p.newest.IsZero() && (slowest.IsZero() || p.newest.Before(slowest)) {
-					slowest = p.newest
-				}
-				if p.behind && p.newest.IsZero() && now.Before(p.holdTo) && (hold.IsZero() || p.holdTo.Before(hold)) {
-					hold = p.holdTo
-				}
-			}
-			if !hold.IsZero() {
+			if unknown {
 				holds++
 			}
 			pauses += len(flatten(pause))
-			if !until.Equal(hold) {
-				t.Fatalf("seed %d step %d: plan holds until %v, want %v", seed, step, until, hold)
+			if !until.Equal(lapse) {
+				t.Fatalf("seed %d step %d: plan again at %v, want %v", seed, step, until, lapse)
 			}
+			anyBehind := false
 			for k, p := range a.parts {
-				want := p.behind && !p.newest.IsZero() && (p.newest.Sub(slowest) > drift || !hold.IsZero())
-				if paused[k] != want || p.paused != want {
-					t.Fatalf("seed %d step %d: %v (newest %v, behind %v, slowest %v) paused %v, want %v",
-						seed, step, k, p.newest.Sub(t0), p.behind, slowest.Sub(t0), paused[k], want)
+				live := now.Sub(p.clock) <= drift
+				want := behind(k, p) && !p.clock.IsZero() && !live && (p.clock.Sub(slowest) > drift || unknown)
+				if live && behind(k, p) && p.clock.Sub(slowest) > drift {
+					lives++
 				}
-				anyBehind = anyBehind || p.behind
+				if paused[k] != want || p.paused != want {
+					t.Fatalf("seed %d step %d: %v (clock %v, behind %v, slowest %v, unknown %v) paused %v, want %v",
+						seed, step, k, p.clock.Sub(t0), p.behind, slowest.Sub(t0), unknown, paused[k], want)
+				}
+				anyBehind = anyBehind || behind(k, p)
 			}
 			if len(paused) != a.pausedCount() {
 				t.Fatalf("seed %d step %d: %d paused, the aligner counts %d", seed, step, len(paused), a.pausedCount())
 			}
-			if anyBehind && !slices.ContainsFunc(keys, func(k tp) bool { p := a.parts[k]; return p != nil && p.behind && !paused[k] }) {
+			if anyBehind && !slices.ContainsFunc(keys, func(k tp) bool { p := a.parts[k]; return p != nil && behind(k, p) && !paused[k] }) {
 				t.Fatalf("seed %d step %d: every partition behind is paused", seed, step)
 			}
 		}
 	}
-	if holds == 0 || pauses == 0 {
-		t.Fatalf("the random runs never held (%d) or never paused (%d): they test nothing", holds, pauses)
+	if holds == 0 || pauses == 0 || lives == 0 {
+		t.Fatalf("the random runs never held (%d), never paused (%d) or never met live traffic ahead (%d): they test nothing", holds, pauses, lives)
 	}
-	t.Logf("%d steps holding for a partition not delivered yet, %d pauses", holds, pauses)
+	t.Logf("%d steps holding for a partition not delivered yet, %d pauses, %d live partitions ahead left running", holds, pauses, lives)
 }
 
 func flatten(m map[string][]int32) []tp {
@@ -182,9 +206,9 @@ func (h *spreadRecorder) delivered() int {
 // covering the same half hour, one sparse (an event a second) and two dense
 // (ten a second). The broker returns about as many records of each per
 // fetch, so unpaced the sparse partition runs far ahead in event time; with
-// MaxDrift the partitions still delivering stay within MaxDrift plus one
-// batch of the sparse partition (MaxBatch events, MaxBatch seconds) of each
-// other. Every event is delivered once either way: records of a paused
+// MaxDrift the partitions still delivering stay within MaxDrift plus two
+// polls of the sparse partition (MaxBatch events, MaxBatch seconds each)
+// of each other. Every event is delivered once either way: records of a paused
 // partition the client had fetched are fetched again.
 func TestConsumerAlignsPartitionsByEventTime(t *testing.T) {
 	const (
@@ -195,7 +219,11 @@ func TestConsumerAlignsPartitionsByEventTime(t *testing.T) {
 	c := newCluster(t)
 	brokers := c.ListenAddrs()
 	total, n := skewedBacklog(t, brokers, span)
-	bound := drift + maxBatch*time.Second
+	// A partition is paused once its clock (a poll's oldest event) runs
+	// more than drift ahead; by then it may have delivered that poll and
+	// the one before in full: two polls of the sparse partition, MaxBatch
+	// seconds each.
+	bound := drift + 2*maxBatch*time.Second
 
 	run := func(group string, maxDrift time.Duration) *spreadRecorder {
 		h := newSpreadRecorder(total)
@@ -314,5 +342,73 @@ func TestBacklogThatNeverComesHoldsOnlyBriefly(t *testing.T) {
 	defer h.mu.Unlock()
 	if h.got["aborted"] > 0 {
 		t.Errorf("%d aborted records delivered", h.got["aborted"])
+	}
+}
+
+// TestTransactionMarkerDoesNotHoldOthers: a backlog written in a committed
+// transaction ends with the commit marker, a record the consumer never
+// gets: after its last data record the partition still looks behind
+// (offset+1 < high watermark) and no later fetch says otherwise. It holds
+// the partitions ahead of it only until its "behind" lapses.
+func TestTransactionMarkerDoesNotHoldOthers(t *testing.T) {
+	c := newCluster(t)
+	brokers := c.ListenAddrs()
+	txn, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.TransactionalID("committed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	ctx := context.Background()
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range storetest.Access("p0", storetest.Day0, 50) {
+		if err := txn.ProduceSync(ctx, &kgo.Record{Topic: accessTopic, Partition: 0, Value: e.AppendJSON(nil)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for _, e := range storetest.Access("p1", storetest.Day0.Add(time.Hour), 1000) {
+		recs = append(recs, &kgo.Record{Topic: accessTopic, Partition: 1, Value: e.AppendJSON(nil)})
+	}
+	produce(t, cl, recs...)
+	h := newSpreadRecorder(map[string]int{"p0": 50, "p1": 1000})
+	r := startConsumerTo(t, brokers, newSQLite(t), h, ConsumerOptions{Group: "marker", MaxBatch: 100, MaxDrift: time.Minute,
+		holdUnknown: 500 * time.Millisecond})
+	waitFor(t, "all 1050 events delivered", 30*time.Second, func() bool { return h.delivered() == 1050 })
+	if k := r.c.align.pausedCount(); k != 0 {
+		t.Errorf("%d partitions still paused once everything was delivered", k)
+	}
+}
+
+// TestEventDatedAheadDoesNotFreezeItsPartition: one event dated 14 minutes
+// ahead (the decoder accepts up to 15) in a poll of a partition catching
+// up moves that poll's newest time, not its oldest: the partition keeps
+// its place in the catch-up instead of waiting for every other backlog.
+func TestEventDatedAheadDoesNotFreezeItsPartition(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	a := newAligner(time.Minute)
+	victim, other := tp{"a", 0}, tp{"a", 1}
+	start := now.Add(-2 * time.Hour)
+	var b event.Batch
+	for i := range 100 {
+		b.Observe("victim", start.Add(time.Duration(i)*time.Second))
+	}
+	b.Observe("victim", now.Add(14*time.Minute))
+	a.observe(victim, b.Clocks[0].Oldest)
+	a.fetched(victim, true, now)
+	a.observe(other, start)
+	a.fetched(other, true, now)
+	if pause, _, _ := a.plan(now); len(pause) != 0 {
+		t.Fatalf("paused %v: the event dated ahead moved its partition's clock", pause)
 	}
 }

@@ -171,8 +171,7 @@ type Consumer struct {
 	sources map[tp]string // clock source names, built once (used by the poller only)
 	parts   map[string]tp // the other way round
 	align   *aligner
-	// holdUntil: the pacing waits for a partition with a backlog that has
-	// not delivered, until then at most (poller only).
+	// holdUntil: when the pacing plans again at the latest (poller only).
 	holdUntil time.Time
 }
 
@@ -350,6 +349,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// Partitions with records after those fetched: their clocks are
 		// behind, not idle, while the consumer works through the backlog.
 		j.behind = j.behind[:0]
+		fetchedAt := time.Now()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			n := len(p.Records)
 			if n == 0 {
@@ -359,7 +359,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if behind {
 				j.behind = append(j.behind, tp{p.Topic, p.Partition})
 			}
-			c.align.fetched(tp{p.Topic, p.Partition}, behind)
+			c.align.fetched(tp{p.Topic, p.Partition}, behind, fetchedAt)
 		})
 		if len(j.recs) == 0 {
 			c.pace(nil)
@@ -376,8 +376,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// pollPaced polls; while the pacing waits for a partition that has not
-// delivered yet, only until that wait ends, so that the plan is made
+// pollPaced polls, while the pacing has partitions behind, only until the
+// first of them would lapse (see aligner.plan), so that the plan is made
 // again then even if nothing comes.
 func (c *Consumer) pollPaced(ctx context.Context) kgo.Fetches {
 	if c.holdUntil.IsZero() {
@@ -398,7 +398,7 @@ func (c *Consumer) pace(b *event.Batch) {
 	if b != nil {
 		for _, ck := range b.Clocks {
 			if k, ok := c.parts[ck.Source]; ok {
-				c.align.observe(k, ck.Newest)
+				c.align.observe(k, ck.Oldest)
 			}
 		}
 	}
