@@ -45,8 +45,16 @@ type WebhookOptions struct {
 	Ledger notify.Ledger
 	// Tolerance bounds the age (and future skew) of a signed timestamp
 	// (default 10 minutes): an older request is a replay.
-	Tolerance  time.Duration
-	Registerer prometheus.Registerer
+	Tolerance time.Duration
+	// ReadTimeout bounds the reading of one request's body (default 10 s),
+	// and MaxReading how many bodies are read at once (default 4): the
+	// signature covers the body, so it is read before it can be verified,
+	// and these bound what unverified senders can hold (MaxReading ×
+	// maxBody at most, each for ReadTimeout). Past MaxReading the request
+	// is refused with 503 and Retry-After (SendGrid retries).
+	ReadTimeout time.Duration
+	MaxReading  int
+	Registerer  prometheus.Registerer
 	Now        func() time.Time
 	Log        *zap.Logger
 }
@@ -56,6 +64,7 @@ type WebhookOptions struct {
 // and records each delivery event once (by sg_event_id).
 type Webhook struct {
 	o        WebhookOptions
+	reading  chan struct{} // one per body being read
 	events   *prometheus.CounterVec
 	rejected prometheus.Counter
 }
@@ -74,7 +83,13 @@ func NewWebhook(o WebhookOptions) (*Webhook, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	w := &Webhook{o: o,
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 10 * time.Second
+	}
+	if o.MaxReading <= 0 {
+		o.MaxReading = 4
+	}
+	w := &Webhook{o: o, reading: make(chan struct{}, o.MaxReading),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breachwatch_sendgrid_events_total",
 			Help: "Delivery events from SendGrid's webhook, recorded once each, by event."}, []string{"event"}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "breachwatch_sendgrid_webhook_rejected_total",
@@ -123,11 +138,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusUnauthorized, "missing signature")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxBody))
-	if err != nil {
-		refuse(http.StatusRequestEntityTooLarge, "body too large or unreadable")
-		return
-	}
+	// What can be checked without the body is checked first.
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
 		refuse(http.StatusUnauthorized, "bad timestamp")
@@ -135,6 +146,29 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	if age := w.o.Now().Sub(time.Unix(sec, 0)); age > w.o.Tolerance || age < -w.o.Tolerance {
 		refuse(http.StatusUnauthorized, "stale timestamp")
+		return
+	}
+	if len(sig) > 512 {
+		refuse(http.StatusForbidden, "bad signature")
+		return
+	}
+	if r.ContentLength > maxBody {
+		refuse(http.StatusRequestEntityTooLarge, "body too large")
+		return
+	}
+	select {
+	case w.reading <- struct{}{}:
+		defer func() { <-w.reading }()
+	default:
+		w.rejected.Inc()
+		rw.Header().Set("Retry-After", "5")
+		http.Error(rw, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	_ = http.NewResponseController(rw).SetReadDeadline(time.Now().Add(w.o.ReadTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxBody))
+	if err != nil {
+		refuse(http.StatusRequestEntityTooLarge, "body too large or unreadable")
 		return
 	}
 	ok, err := eventwebhook.VerifySignature(w.o.Key, body, sig, ts)

@@ -1,6 +1,7 @@
 package email_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -9,6 +10,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -120,5 +123,106 @@ func TestEventWebhook(t *testing.T) {
 	}
 	if _, err := email.ParsePublicKey("bm90IGEga2V5"); err == nil {
 		t.Error("a non-key was accepted")
+	}
+}
+
+// TestWebhookBoundsUnverifiedReads: the signature covers the body, so a
+// body is read before it can be verified. What a sender without the key
+// can hold is bounded: a stale or malformed request is refused before its
+// body is read; only MaxReading bodies are read at once (more get 503 and
+// Retry-After at once); a stalled body is cut after ReadTimeout, and the
+// endpoint serves signed requests again.
+func TestWebhookBoundsUnverifiedReads(t *testing.T) {
+	ctx := context.Background()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pub, err := email.ParsePublicKey(base64.StdEncoding.EncodeToString(der))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	wh, err := email.NewWebhook(email.WebhookOptions{Key: pub, Ledger: st, MaxReading: 2, ReadTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(wh)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	// stall sends a request's headers and the first bytes of a 1 MiB body,
+	// then nothing; it returns the connection.
+	stall := func(ts string) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nX-Twilio-Email-Event-Webhook-Signature: c2ln\r\n"+
+			"X-Twilio-Email-Event-Webhook-Timestamp: %s\r\n\r\n[{\"event\":", ts)
+		return c
+	}
+	status := func(c net.Conn) int {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no response: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Stale: answered without waiting for the body.
+	stale := stall(strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10))
+	defer stale.Close()
+	if code := status(stale); code != http.StatusUnauthorized {
+		t.Fatalf("stale timestamp: %d", code)
+	}
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	held := []net.Conn{stall(now), stall(now)}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	// Once both bodies are being read, the next request is refused at once.
+	post := func() *http.Response {
+		t.Helper()
+		body := []byte(`[]`)
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req, _ := http.NewRequest("POST", srv.URL, bytes.NewReader(body))
+		req.Header.Set("X-Twilio-Email-Event-Webhook-Signature", sign(t, key, ts, body))
+		req.Header.Set("X-Twilio-Email-Event-Webhook-Timestamp", ts)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp := post()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("two stalled bodies held, a third request still got %d", resp.StatusCode)
+		}
+	}
+	// The stalled bodies are cut after the read timeout; signed requests
+	// are served again.
+	for _, c := range held {
+		if code := status(c); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("stalled body: %d, want it cut", code)
+		}
+	}
+	if resp := post(); resp.StatusCode != http.StatusOK {
+		t.Errorf("a signed request after the stalled ones were cut: %d", resp.StatusCode)
 	}
 }
