@@ -55,8 +55,8 @@ type WebhookOptions struct {
 	ReadTimeout time.Duration
 	MaxReading  int
 	Registerer  prometheus.Registerer
-	Now        func() time.Time
-	Log        *zap.Logger
+	Now         func() time.Time
+	Log         *zap.Logger
 }
 
 // Webhook receives SendGrid's Event Webhook: it verifies the ECDSA
