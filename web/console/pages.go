@@ -102,7 +102,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, nam
 	}
 	p.Zone, p.Now = c.o.Zone.String(), c.o.Now()
 	if p.Flash == "" {
-		p.Flash = r.URL.Query().Get("done")
+		p.Flash = c.flash(r.URL.Query().Get("done"))
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&b, p); err != nil {
@@ -119,6 +119,25 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, nam
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, nil, "login", http.StatusOK, ctxPage{Title: "Sign in", Content: map[string]any{"Next": safeNext(r.URL.Query().Get("next")),
 		"SSO": c.oidc != nil}})
+}
+
+// doneRevoked is the "done" code of a token revocation.
+const doneRevoked = "token-revoked"
+
+// flash is the message a page shows after a redirect whose URL says what
+// was done ("?done=approve"). The URL carries a code, never the text: a
+// link from anyone could otherwise put their words on the console's page.
+// Unknown codes show nothing.
+func (c *Console) flash(done string) string {
+	switch {
+	case done == "":
+		return ""
+	case done == doneRevoked:
+		return "Token revoked."
+	case c.o.Allowed != nil && len(done) <= 32 && (c.o.Allowed("admin", done) || c.o.Allowed("dpo", done)):
+		return done + ": done"
+	}
+	return ""
 }
 
 // safeNext keeps a redirect target on this site: a path of this site, or
@@ -317,7 +336,7 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
 	if name == "draft" || name == "approve" || name == "send" {
 		back += "/notice"
 	}
-	http.Redirect(w, r, back+"?done="+url.QueryEscape(name+": done"), http.StatusSeeOther)
+	http.Redirect(w, r, back+"?done="+url.QueryEscape(name), http.StatusSeeOther)
 }
 
 func (c *Console) noticePage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -544,5 +563,5 @@ func (c *Console) revokeToken(w http.ResponseWriter, r *http.Request, s *session
 		c.render(w, r, s, "tokens", http.StatusConflict, ctxPage{Title: "API tokens", Error: msg, Content: map[string]any{"Tokens": c.o.Tokens.Tokens()}})
 		return
 	}
-	http.Redirect(w, r, "/tokens?done="+url.QueryEscape("revoked "+r.PathValue("name")), http.StatusSeeOther)
+	http.Redirect(w, r, "/tokens?done="+doneRevoked, http.StatusSeeOther)
 }

@@ -34,3 +34,18 @@ func TestSafeNextKeepsRedirectsOnSite(t *testing.T) {
 		}
 	}
 }
+
+// TestFlashIsNeverTakenFromTheURL: after a command the console redirects
+// with ?done=<command>; the page's message is made from that code, so a
+// crafted link cannot put its own words on the console's page.
+func TestFlashIsNeverTakenFromTheURL(t *testing.T) {
+	c := &Console{o: Options{Allowed: func(role, cmd string) bool { return cmd == "approve" && role == "dpo" || cmd == "confirm" }}}
+	for done, want := range map[string]string{
+		"confirm": "confirm: done", "approve": "approve: done", doneRevoked: "Token revoked.", "": "",
+		"Your session expired: call +1 555 0100": "", "confirm: done. Also, call us": "", "<b>x</b>": "",
+	} {
+		if got := c.flash(done); got != want {
+			t.Errorf("done=%q: flash %q, want %q", done, got, want)
+		}
+	}
+}
