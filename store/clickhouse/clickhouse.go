@@ -223,6 +223,10 @@ var migrations = [][]string{
 		) ENGINE = SummingMergeTree()
 		PARTITION BY toYYYYMMDD(day)
 		ORDER BY (store, tenant, day)`,
+		// Emptied first: a migration cut short (before its version was
+		// recorded) runs again whole, and a second fill would double the
+		// sums. The view comes after, so nothing else has written yet.
+		`TRUNCATE TABLE IF EXISTS {db}.store_tenants`,
 		`INSERT INTO {db}.store_tenants (store, tenant, day, events, records)
 			SELECT resource_store, tenant, toDate(time), count(), sum(records) FROM {db}.access_events FINAL
 			GROUP BY resource_store, tenant, toDate(time)`,
