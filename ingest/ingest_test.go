@@ -329,24 +329,31 @@ func TestConsumerDeadLetterAckBeforeCommit(t *testing.T) {
 	// From now on the broker refuses every produce (retriably): only the
 	// consumer's dead-letter writes are affected.
 	var refuse atomic.Bool
+	var refused atomic.Int64
 	refuse.Store(true)
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		if !refuse.Load() {
 			return nil, nil, false
 		}
+		refused.Add(1)
 		return refuseProduce(req.(*kmsg.ProduceRequest)), nil, true
 	})
 	st := newSQLite(t)
-	startConsumer(t, brokers, st, ConsumerOptions{Group: "g3"})
+	first := startConsumer(t, brokers, st, ConsumerOptions{Group: "g3"})
 
 	waitFor(t, "the good records stored", 10*time.Second, countIs(t, st, 2, 0))
-	time.Sleep(300 * time.Millisecond) // time for a wrong commit to happen
+	waitFor(t, "the dead-letter write tried and refused", 10*time.Second, func() bool { return refused.Load() >= 2 })
+	// A clean stop commits every marked offset: had the batch been marked
+	// before the dead-letter write was acknowledged, its offsets would be
+	// committed now.
+	first.stop(t)
 	adm := kadm.NewClient(cl)
 	if committedAll(t, adm, "g3", accessTopic) {
 		t.Fatal("offsets committed although the dead-letter write was not acknowledged")
 	}
 	refuse.Store(false)
+	startConsumer(t, brokers, st, ConsumerOptions{Group: "g3"})
 	waitFor(t, "offsets committed once the dead-letter write went through", 20*time.Second,
 		func() bool { return committedAll(t, adm, "g3", accessTopic) })
 	ends, err := adm.ListEndOffsets(context.Background(), accessTopic+".dlq")
