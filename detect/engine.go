@@ -127,16 +127,24 @@ type Engine struct {
 	gone map[*rule.Rule]map[string]int64
 	// warmFrom: the warm-up read access events from here on; a later step
 	// of a sequence older than it may belong to a group it did not read.
-	warmFrom  int64
-	late      map[string]*lateGroup
-	dirty     map[*episode]dirtyRef
-	retracts  []retraction
-	out       []incident.Finding
-	known     map[string]sig // warm-up and backfill: findings as stored
-	hold      int64          // warm-up and backfill: groups starting before this are held
-	env       rule.AccessEnv
-	keyBuf    []byte
-	lastStore struct { // storeInfo's one-entry cache
+	warmFrom int64
+	late     map[string]*lateGroup
+	dirty    map[*episode]dirtyRef
+	retracts []retraction
+	out      []incident.Finding
+	known    map[string]sig // warm-up and backfill: findings as stored
+	// deferred: a warm-up's episodes to report, reported at its end as
+	// they stand then (a finding stored whole would otherwise be reported
+	// again as the part of it read so far, and then, whole again, taken
+	// for "reported before").
+	deferred map[*episode]dirtyRef
+	// historyBatch: access events a warm-up or a backfill evaluates at a
+	// time (5,000; tests make it small).
+	historyBatch int
+	hold         int64 // warm-up and backfill: groups starting before this are held
+	env          rule.AccessEnv
+	keyBuf       []byte
+	lastStore    struct { // storeInfo's one-entry cache
 		set  *rule.Set
 		id   string
 		info rule.StoreInfo
@@ -230,7 +238,7 @@ func New(set *rule.Set, sink Sink, o Options, reg prometheus.Registerer, log *za
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{sink: sink, opts: o, m: m, log: log, groups: newTable(o.MaxGroups),
+	e := &Engine{sink: sink, opts: o, m: m, log: log, groups: newTable(o.MaxGroups), historyBatch: 5000,
 		exposures: map[string]*exposure{}, storeOf: map[string]namedStore{}, defaulted: map[string]map[string]bool{}, clocks: newClocks(o.IdleTimeout),
 		newest: map[*rule.Rule]int64{}, evicted: map[string]int64{}, gone: map[*rule.Rule]map[string]int64{}, warmFrom: math.MinInt64, late: map[string]*lateGroup{},
 		failing: map[string]bool{}, dirty: map[*episode]dirtyRef{}, intern: newInterner(minInterned), wm: math.MinInt64, hold: math.MinInt64,
@@ -761,6 +769,13 @@ func (e *Engine) flush() {
 			f := ep.finding(d.rule, d.key, d.part)
 			f.DetectedAt = ep.detectedAt
 			e.produced[ep.fp] = f
+			continue
+		}
+		if e.deferred != nil {
+			if prev, ok := e.deferred[ep]; ok {
+				d.force = d.force || prev.force
+			}
+			e.deferred[ep] = d
 			continue
 		}
 		if !d.force && ep.sig() == ep.reported {

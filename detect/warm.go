@@ -53,6 +53,9 @@ func (e *Engine) readHistory(ctx context.Context, cfrom, afrom, until time.Time,
 		err = e.preload(ctx, set, afrom.Add(-e.lookback(set)), until)
 	}
 	e.hold = afrom.UnixNano()
+	if e.produced == nil {
+		e.deferred = map[*episode]dirtyRef{} // a backfill reports at its end its own way
+	}
 	e.mu.Unlock()
 	p := Progress{From: afrom, To: until}
 	if err != nil {
@@ -60,7 +63,7 @@ func (e *Engine) readHistory(ctx context.Context, cfrom, afrom, until time.Time,
 	}
 	defer func() {
 		e.mu.Lock()
-		e.hold, e.known = math.MinInt64, nil
+		e.hold, e.known, e.deferred = math.MinInt64, nil, nil
 		e.mu.Unlock()
 	}()
 	var b event.Batch
@@ -106,7 +109,7 @@ func (e *Engine) readHistory(ctx context.Context, cfrom, afrom, until time.Time,
 	err = st.ScanAccess(ctx, afrom, until, func(a *event.AccessEvent) error {
 		b.Access = append(b.Access, *a)
 		p.Reached = a.Time
-		if len(b.Access) >= 5000 {
+		if len(b.Access) >= e.historyBatch {
 			return flush(true)
 		}
 		return nil
@@ -129,6 +132,15 @@ func (e *Engine) readHistory(ctx context.Context, cfrom, afrom, until time.Time,
 	if len(e.late) > 0 {
 		e.correct(ctx)
 	}
+	e.flush()
+	// What the read found, reported once, as it stands at its end, against
+	// what is stored.
+	for ep, d := range e.deferred {
+		if cur, ok := e.dirty[ep]; !ok || cur.seq < d.seq {
+			e.dirty[ep] = d
+		}
+	}
+	e.deferred = nil
 	e.flush()
 	e.shrink()
 	p.Findings += countReports(e.out)
