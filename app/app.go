@@ -317,7 +317,11 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		}
 	case <-ctx.Done():
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
 }
 
 // newEngine loads the rules, builds the engine reporting to the store and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -38,7 +39,7 @@ func runDemo(ctx context.Context, k ingest.KafkaOptions, o DemoOptions, topics d
 	gen := demo.New(demo.Options{Tenants: o.Tenants, Seed: seed, Breach: o.Breach})
 	var failed atomic.Int64
 	onDone := func(_ *kgo.Record, err error) {
-		if err != nil && failed.Add(1) == 1 {
+		if err != nil && !errors.Is(err, context.Canceled) && failed.Add(1) == 1 {
 			log.Warn("demo traffic: produce failed (further failures are counted, not logged)", zap.Error(err))
 		}
 	}
