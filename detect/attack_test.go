@@ -393,13 +393,6 @@ func batchesOf(evs []event.AccessEvent, n int) []event.Batch {
 	return out
 }
 
-func quietRun(t *testing.T, o Options, bs []event.Batch) []string {
-	h := &harness{t: t, st: newMemStore(), clock: at(48 * time.Hour)}
-	eng := h.engine(o)
-	h.feed(eng, bs)
-	return describe(h.st.live())
-}
-
 // L: two late events of one group, more than a gap apart, in separate
 // batches (in time order among themselves): the second correction retracts
 // the finding of the first.

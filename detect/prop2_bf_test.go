@@ -184,7 +184,6 @@ func TestProp2Backfill(t *testing.T) {
 				t.Logf("  found %s", d)
 			}
 		}
-		nrep = len(h2.st.reports)
 		bf1 := describe(h2.st.live())
 		if _, err := h2.engineSink(s, h2.st).Backfill(context.Background(), from, to, latest, 7*24*time.Hour, nil); err != nil || !slices.Equal(bf1, describe(h2.st.live())) {
 			msg("second backfill changed the store")

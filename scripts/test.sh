@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make test: installs what the tests need, starts a throwaway ClickHouse,
-# runs vet, the format check and every test with the race detector, fuzzes
+# runs vet, the format, go.mod and staticcheck checks and every test with the race detector, fuzzes
 # the decoders briefly, and stops ClickHouse. With CI=true no test skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,10 @@ if [ -n "$unformatted" ]; then
 	echo "$unformatted" >&2
 	exit 1
 fi
+echo "== go mod tidy (go.mod and go.sum say exactly what the code imports)"
+go mod tidy -diff
+echo "== staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== the rules and their fixtures"
 go run ./cmd/breachwatch rules check rules
 go run ./cmd/breachwatch rules test rules

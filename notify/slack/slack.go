@@ -175,9 +175,6 @@ const (
 	blockReason       = "reason"
 )
 
-var severityIcon = map[string]string{"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:",
-	"low": ":white_circle:"}
-
 // message renders an incident as Block Kit.
 func (n *Notifier) message(v incident.View) []slack.MsgOption {
 	now := n.opts.Now()

@@ -1,6 +1,6 @@
 // Package console is the web console where security engineers triage
-// incidents and the DPO signs off: server-rendered (html/template +
-// go:embed), a little plain JavaScript for countdowns, no framework. It
+// incidents and the DPO signs off: server-rendered (html/template and
+// embedded files), a little plain JavaScript for countdowns, no framework. It
 // authenticates people (local users with bcrypt hashes), keeps sessions in
 // secure, HTTP-only, SameSite cookies, checks a CSRF token on every form,
 // and authorizes every page and action on the server. It reads and changes
