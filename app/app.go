@@ -719,12 +719,30 @@ func (g *group) Wait() error {
 	return g.err
 }
 
+// isTerminal reports whether w is a terminal (not a file or a pipe that a
+// log collector may keep).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
 func printBanner(w io.Writer, o Options, i Info) {
 	fmt.Fprintf(w, "\nbreachwatch is running.\n\n")
 	if i.Console {
 		fmt.Fprintf(w, "  console       http://%s/\n", i.HTTPAddr)
-		for _, l := range i.DemoLogins {
-			fmt.Fprintf(w, "                  %s   (development only)\n", l)
+		switch {
+		case len(i.DemoLogins) > 0 && isTerminal(w):
+			for _, l := range i.DemoLogins {
+				fmt.Fprintf(w, "                  %s   (development only)\n", l)
+			}
+		case len(i.DemoLogins) > 0:
+			// Not a terminal: the output is likely kept in a log. The
+			// passwords stay in their file.
+			fmt.Fprintf(w, "                  development logins: %s\n", filepath.Join(o.DataDir, "dev-logins"))
 		}
 	}
 	fmt.Fprintf(w, "  HTTP API      http://%s   (health: /healthz  readiness: /readyz  metrics: /metrics)\n", i.HTTPAddr)

@@ -146,3 +146,18 @@ func fingerprints(ndjson string) string {
 	}
 	return strings.Join(fps, ",")
 }
+
+// TestBannerKeepsDemoPasswordsOutOfLogs: the start banner shows the demo
+// logins' passwords on a terminal only; written to a pipe or a file (what a
+// log collector keeps) it names the file that holds them instead.
+func TestBannerKeepsDemoPasswordsOutOfLogs(t *testing.T) {
+	var b strings.Builder
+	o := Options{DataDir: "/var/lib/breachwatch"}
+	printBanner(&b, o, Info{Console: true, HTTPAddr: "127.0.0.1:8080", DemoLogins: []string{"erin  engineer  s3cr3t-Pa55"}})
+	if strings.Contains(b.String(), "s3cr3t-Pa55") {
+		t.Errorf("the banner printed a password where it is not a terminal:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "/var/lib/breachwatch/dev-logins") {
+		t.Errorf("the banner does not say where the logins are:\n%s", b.String())
+	}
+}
