@@ -202,6 +202,46 @@ func (p *parser) duplicate(field string) *Error {
 	return &Error{Kind: KindValue, Field: field, Offset: p.i, Msg: "appears more than once"}
 }
 
+// keySet finds a member name given twice in one object, among the names
+// the parser does not know (known ones have a bit each): a few inline, a
+// map once there are more (an object may hold thousands of members).
+type keySet struct {
+	few  [8]string
+	n    int
+	many map[string]struct{}
+}
+
+// add reports whether key was added before.
+func (k *keySet) add(key string) bool {
+	if k.many != nil {
+		if _, ok := k.many[key]; ok {
+			return true
+		}
+		k.many[key] = struct{}{}
+		return false
+	}
+	for _, s := range k.few[:k.n] {
+		if s == key {
+			return true
+		}
+	}
+	if k.n < len(k.few) {
+		k.few[k.n] = key
+		k.n++
+		return false
+	}
+	k.many = make(map[string]struct{}, 2*len(k.few))
+	for _, s := range k.few {
+		k.many[s] = struct{}{}
+	}
+	k.many[key] = struct{}{}
+	return false
+}
+
+// maxNumberBytes bounds a number the parser skips (one in an unknown
+// field): no JSON consumer needs 5,000 digits.
+const maxNumberBytes = 100
+
 // readString reads a string token at p.i (which holds '"').
 func (p *parser) readString() (string, error) {
 	i := p.i + 1
@@ -379,13 +419,17 @@ func (p *parser) skip(depth int) error {
 		}
 		p.i++
 		if c == '{' {
+			var keys keySet
 			for first := true; ; first = false {
-				_, _, ok, err := p.member(first)
+				key, _, ok, err := p.member(first)
 				if err != nil {
 					return err
 				}
 				if !ok {
 					return nil
+				}
+				if keys.add(key) {
+					return p.duplicate(key)
 				}
 				if err := p.skip(depth + 1); err != nil {
 					return err
@@ -417,8 +461,14 @@ func (p *parser) skip(depth int) error {
 	case c == 'n':
 		return p.literal("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		_, _, err := p.scanNumber()
-		return err
+		start := p.i
+		if _, _, err := p.scanNumber(); err != nil {
+			return err
+		}
+		if p.i-start > maxNumberBytes {
+			return &Error{Kind: KindValue, Offset: start, Msg: "a number longer than " + strconv.Itoa(maxNumberBytes) + " characters"}
+		}
+		return nil
 	case c == 0 && p.i >= len(p.s):
 		return p.syntax("unexpected end of input")
 	}
@@ -563,6 +613,10 @@ func (p *parser) timestamp(field string) (time.Time, error) {
 		return time.Time{}, &Error{Kind: KindValue, Field: field, Offset: at,
 			Msg: "want an RFC 3339 timestamp such as 2026-11-20T09:15:02.113Z; got " + quote(s)}
 	}
+	if t.IsZero() { // 0001-01-01T00:00:00Z: given, not missing
+		return time.Time{}, &Error{Kind: KindValue, Field: field, Offset: at,
+			Msg: "out of range: must be between 1970-01-01 and 2106-01-01; got " + quote(s)}
+	}
 	return t, nil
 }
 
@@ -599,6 +653,7 @@ func (p *parser) extraJSON() json.RawMessage {
 // path ("" for the top level), so the full name is built only on error.
 func (p *parser) object(path string, unknown *[]string, field func(key string) (uint32, error)) error {
 	var seen uint32
+	var others keySet
 	for first := true; ; first = false {
 		key, start, ok, err := p.member(first)
 		if err != nil || !ok {
@@ -613,6 +668,9 @@ func (p *parser) object(path string, unknown *[]string, field func(key string) (
 			}
 			return err
 		case bit == 0:
+			if others.add(key) {
+				return p.duplicate(strings.TrimPrefix(path+"."+key, "."))
+			}
 			if err := p.unknown(start, unknown); err != nil {
 				return err
 			}

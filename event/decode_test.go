@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -131,6 +132,15 @@ func TestDecodeConfigDefaults(t *testing.T) {
 
 // access builds an access event line from the contract example with one
 // member replaced (or removed when value is "").
+// manyKeys is ,"k0":0,"k1":0,… (n members).
+func manyKeys(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `,"k%d":0`, i)
+	}
+	return b.String()
+}
+
 func access(member, value string) string {
 	m := map[string]json.RawMessage{}
 	if err := json.Unmarshal([]byte(contractAccess), &m); err != nil {
@@ -188,6 +198,12 @@ func TestDecodeAccessErrors(t *testing.T) {
 		{"records exponent", access("records", `1e3`), KindValue, "records", "whole number"},
 		{"records huge", access("records", `99999999999999999999`), KindValue, "records", "too large"},
 		{"records int64 max", access("records", `9223372036854775807`), KindValue, "records", "between 0 and 10000000000"},
+		{"unknown field twice", access("records", "1")[:len(access("records", "1"))-1] + `,"trace":1,"trace":2}`, KindValue, "trace", "more than once"},
+		{"unknown field twice in actor", strings.Replace(contractAccess, `"actor":{`, `"actor":{"badge":1,"badge":2,`, 1), KindValue, "actor.badge", "more than once"},
+		{"key twice deep in an unknown value", access("records", "1")[:len(access("records", "1"))-1] + `,"trace":{"a":{"b":1,"b":2}}}`, KindValue, "b", "more than once"},
+		{"many unknown fields, one twice", access("records", "1")[:len(access("records", "1"))-1] + manyKeys(40) + `,"k7":0}`, KindValue, "k7", "more than once"},
+		{"a number of 5000 digits", access("records", "1")[:len(access("records", "1"))-1] + `,"big":` + strings.Repeat("9", 5000) + `}`, KindValue, "", "longer than 100"},
+		{"year 1", access("time", `"0001-01-01T00:00:00Z"`), KindValue, "time", "out of range"},
 		{"records over the bound", access("records", `10000000001`), KindValue, "records", "between 0 and 10000000000"},
 		{"records bad number", access("records", "1")[:len(access("records", "1"))-1] + `,"records2":01}`, KindSyntax, "", "want ',' or '}'"},
 		{"categories object", access("categories", `{"a":1}`), KindType, "categories", "array of strings"},
