@@ -54,6 +54,10 @@ type ConsumerOptions struct {
 	// holdUnknown replaces the aligner's holdUnknown (tests).
 	holdUnknown time.Duration
 
+	// RevokeWait bounds how long a revocation waits for the batches being
+	// written (default 30s, half of the client's rebalance timeout).
+	RevokeWait time.Duration
+
 	Writers     int           // concurrent store writers (default 1)
 	Backoff     Backoff       // for dead-letter produce retries
 	LagInterval time.Duration // how often the lag metric is computed (default 10s)
@@ -89,6 +93,9 @@ func (o *ConsumerOptions) defaults() {
 	}
 	if o.LagInterval <= 0 {
 		o.LagInterval = 10 * time.Second
+	}
+	if o.RevokeWait <= 0 {
+		o.RevokeWait = 30 * time.Second
 	}
 	if o.MaxClockSkew <= 0 {
 		o.MaxClockSkew = event.DefaultMaxSkew
@@ -204,15 +211,18 @@ func (j *job) reset() {
 	j.marks = j.marks[:0]
 }
 
-// pending counts batches in the writer's hands; wait blocks until none are.
+// pending counts batches in the writers' hands; wait waits until none are.
 type pending struct {
 	mu   sync.Mutex
 	n    int
-	zero sync.Cond
+	zero chan struct{} // closed when n drops to 0 (nil before the first batch)
 }
 
 func (p *pending) add() {
 	p.mu.Lock()
+	if p.n == 0 {
+		p.zero = make(chan struct{})
+	}
 	p.n++
 	p.mu.Unlock()
 }
@@ -220,17 +230,32 @@ func (p *pending) add() {
 func (p *pending) done() {
 	p.mu.Lock()
 	if p.n--; p.n == 0 {
-		p.zero.Broadcast()
+		close(p.zero)
 	}
 	p.mu.Unlock()
 }
 
-func (p *pending) wait() {
+// wait waits until no batch is pending, for at most limit (0: no limit),
+// and reports whether none is.
+func (p *pending) wait(limit time.Duration) bool {
 	p.mu.Lock()
-	for p.n > 0 {
-		p.zero.Wait()
-	}
+	n, zero := p.n, p.zero
 	p.mu.Unlock()
+	if n == 0 {
+		return true
+	}
+	if limit <= 0 {
+		<-zero
+		return true
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-zero:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // NewConsumer builds the consumer's client. It does not contact the brokers:
@@ -245,7 +270,6 @@ func NewConsumer(k KafkaOptions, o ConsumerOptions, w *Writer, next Handoff, m *
 	c := &Consumer{opts: o, w: w, next: next, m: m, log: log, sources: map[tp]string{},
 		parts: map[string]tp{}, align: newAligner(o.MaxDrift),
 		dec: event.Decoder{MaxBytes: o.MaxEventBytes, MaxFileBytes: o.MaxFileBytes, Now: o.Now, MaxSkew: o.MaxClockSkew}}
-	c.pending.zero.L = &c.pending.mu
 	if o.holdUnknown > 0 {
 		c.align.hold = o.holdUnknown
 	}
@@ -700,10 +724,16 @@ func assignedOffsets(ctx context.Context, adm *kadm.Client, group string, m map[
 
 // revoked commits what was handled before the partitions go to another
 // member: it waits until every polled batch is handled (no poll runs
-// meanwhile: BlockRebalanceOnPoll), then commits the marks.
+// meanwhile: BlockRebalanceOnPoll), for at most RevokeWait, then commits
+// the marks. A store that stalls longer does not stall the group's
+// rebalance: what is not handled yet is not marked, so the partitions'
+// next owner gets it again (the store keeps one copy).
 func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
 	c.unpace(cl, m)
-	c.pending.wait()
+	if !c.pending.wait(c.opts.RevokeWait) {
+		c.log.Warn("partitions revoked while the store holds batches back; their records go to the next owner again",
+			zap.Duration("waited", c.opts.RevokeWait))
+	}
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("commit on revoke failed; those records will be delivered again", zap.Error(err))
 	}

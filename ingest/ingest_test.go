@@ -570,3 +570,45 @@ func TestConsumerHandsStoredBatchesOn(t *testing.T) {
 		}
 	}
 }
+
+// stalledStore blocks every write until released (a store that hangs, not
+// one that fails: no error comes back to retry on).
+type stalledStore struct {
+	Store
+	release chan struct{}
+	writes  atomic.Int64
+}
+
+func (s *stalledStore) Write(ctx context.Context, b *event.Batch) error {
+	s.writes.Add(1)
+	select {
+	case <-s.release:
+		return s.Store.Write(ctx, b)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestRevokeDoesNotWaitForAStalledStore: a member whose store hangs holds
+// batches in flight. When another member joins, the revocation waits for
+// them only RevokeWait, so the rebalance completes and the new member gets
+// the partitions; what the stalled member had not stored comes to the new
+// one again, and nothing is lost.
+func TestRevokeDoesNotWaitForAStalledStore(t *testing.T) {
+	c := newCluster(t)
+	brokers := c.ListenAddrs()
+	cl := producer(t, brokers)
+	produce(t, cl, accessRecords("stall", 3000)...)
+	stalled := &stalledStore{Store: newSQLite(t), release: make(chan struct{})}
+	defer close(stalled.release)
+	startConsumer(t, brokers, stalled, ConsumerOptions{Group: "stall", MaxBatch: 200, RevokeWait: 500 * time.Millisecond})
+	waitFor(t, "the stalled member to hold a batch", 10*time.Second, func() bool { return stalled.writes.Load() > 0 })
+	good := newSQLite(t)
+	startConsumer(t, brokers, good, ConsumerOptions{Group: "stall", MaxBatch: 200, RevokeWait: 500 * time.Millisecond})
+	// Kafka's assignor may leave the stalled member some partitions; the
+	// new member must get the others, and store their records, soon.
+	waitFor(t, "the new member to store records", 20*time.Second, func() bool {
+		a, _, _ := good.Count(context.Background())
+		return a > 0
+	})
+}
