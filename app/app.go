@@ -125,6 +125,9 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	}
 	topics := []string{o.Kafka.Topics.Access, o.Kafka.Topics.Config,
 		o.Kafka.Topics.Access + o.Kafka.DLQSuffix, o.Kafka.Topics.Config + o.Kafka.DLQSuffix}
+	if embedded := len(o.Kafka.Brokers) == 0; embedded {
+		topics = append(topics, o.Kafka.Topics.Anchors) // the embedded broker keeps every topic's log
+	}
 	embedded := len(o.Kafka.Brokers) == 0
 	if embedded {
 		emb, err := ingest.StartEmbedded(ingest.EmbeddedOptions{
@@ -138,11 +141,21 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		kopts.Brokers = []string{emb.Addr()}
 	} else if o.Kafka.CreateTopics {
 		tctx, tcancel := context.WithTimeout(ctx, 20*time.Second)
-		if err := ingest.EnsureTopics(tctx, kopts, log, topics...); err != nil {
+		err := ingest.EnsureTopics(tctx, kopts, log, topics...)
+		if err == nil {
+			forever := "-1"
+			err = ingest.EnsureTopicsWith(tctx, kopts, log, map[string]*string{"retention.ms": &forever}, o.Kafka.Topics.Anchors)
+		}
+		if err != nil {
 			log.Warn("could not create the topics; create them yourself if they are missing", zap.Error(err))
 		}
 		tcancel()
 	}
+	anchors, err := newAnchorPublisher(kopts, o.Kafka.Topics.Anchors, log.Named("audit"))
+	if err != nil {
+		return err
+	}
+	defer anchors.close()
 
 	metrics, err := ingest.NewMetrics(reg)
 	if err != nil {
@@ -156,7 +169,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 		}
 		return nil
 	}
-	tr, err := newTracker(ctx, o, st, inventory, exposureCloser{func() *detect.Engine { return engine }}, reg, rt.Now, log.Named("tracker"))
+	tr, err := newTracker(ctx, o, st, inventory, exposureCloser{func() *detect.Engine { return engine }}, anchors.publish, reg, rt.Now, log.Named("tracker"))
 	if err != nil {
 		return err
 	}
@@ -440,7 +453,7 @@ func (s *findingSink) Stored(_ context.Context, from, to time.Time) {
 func newTracker(ctx context.Context, o Options, st interface {
 	tracker.Store
 	tracker.AccessSource
-}, inventory func() *incident.Inventory, exposures tracker.ExposureCloser, reg prometheus.Registerer, now func() time.Time, log *zap.Logger) (*tracker.Tracker, error) {
+}, inventory func() *incident.Inventory, exposures tracker.ExposureCloser, anchor func(tracker.Anchor), reg prometheus.Registerer, now func() time.Time, log *zap.Logger) (*tracker.Tracker, error) {
 	regimes, err := tracker.DefaultRegimes()
 	if o.Tracker.RegimeTable != "" {
 		var data []byte
@@ -464,9 +477,12 @@ func newTracker(ctx context.Context, o Options, st interface {
 		Customers: customers, ProcessorTarget: time.Duration(o.Tracker.ProcessorTarget), Zone: zone,
 		ConsoleURL: strings.TrimSuffix(o.Tracker.ConsoleURL, "/"), Access: st, Inventory: inventory,
 		PrivilegedGroups: o.Tracker.PrivilegedGroups, SelfApproval: o.Notify.SelfApproval, Exposures: exposures,
-		Registerer: reg, Now: now, Log: log})
+		Anchor: anchor, Registerer: reg, Now: now, Log: log})
 	if err != nil {
 		return nil, err
+	}
+	if anchor != nil {
+		anchor(tr.Head()) // the head the chain was read back to
 	}
 	log.Info("incidents rebuilt from the audit log", zap.Int("incidents", len(tr.List(""))), zap.String("regimes_version", regimes.Version),
 		zap.Duration("took", time.Since(start)))

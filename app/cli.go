@@ -112,6 +112,7 @@ func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 type extraFlags struct {
 	from, to string
 	json     bool
+	anchors  string
 }
 
 func (x extraFlags) replay(now time.Time) (ReplayOptions, error) {
@@ -170,6 +171,7 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (Options, extraFlag
 	case "audit":
 		str("clickhouse-addr", "clickhouse.addr", "ClickHouse native `addresses` (none: the embedded store)")
 		str("data-dir", "data_dir", "data `directory` (the embedded store)")
+		fs.StringVar(&x.anchors, "anchors", "", "check the log against the heads kept elsewhere: a `file` of JSON lines (the topic's records, or the log's \"audit head\" lines), or \"kafka\" to read kafka.topics.anchors")
 	case "replay":
 		str("rules", "detect.rules_dir", "rules `folder`")
 		str("inventory", "detect.inventory", "data inventory `file`")

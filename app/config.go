@@ -261,6 +261,9 @@ type KafkaOptions struct {
 type TopicNames struct {
 	Access string `yaml:"access"`
 	Config string `yaml:"config"`
+	// Anchors receives the audit log's head after every append, to be
+	// kept for ever (retention.ms -1 when breachwatch creates it).
+	Anchors string `yaml:"anchors"`
 }
 
 // SASLOptions configure SASL authentication to Kafka.
@@ -364,7 +367,7 @@ func Defaults() Options {
 		HTTP:    HTTPOptions{Addr: "127.0.0.1:8080"},
 		Kafka: KafkaOptions{
 			ClientID: "breachwatch", Group: "breachwatch",
-			Topics:    TopicNames{Access: "breachwatch.access", Config: "breachwatch.config"},
+			Topics:    TopicNames{Access: "breachwatch.access", Config: "breachwatch.config", Anchors: "breachwatch.audit-anchors"},
 			DLQSuffix: ".dlq", CreateTopics: true,
 			BatchMaxRecords: 10_000, BatchMaxWait: Duration(250 * time.Millisecond),
 			FetchMaxBytes: 2 << 20, MaxConcurrentFetches: 2, FetchMaxWait: Duration(500 * time.Millisecond), MaxDrift: Duration(time.Minute), LagInterval: Duration(10 * time.Second), StoreWriters: 1,
@@ -822,8 +825,8 @@ func (o *Options) Validate() error {
 	default:
 		bad("clickhouse.compression", "want lz4, zstd or none, got %q", o.ClickHouse.Compression)
 	}
-	if o.Kafka.Topics.Access == "" || o.Kafka.Topics.Config == "" || o.Kafka.Topics.Access == o.Kafka.Topics.Config {
-		bad("kafka.topics", "access and config must be two different, non-empty topic names")
+	if t := o.Kafka.Topics; t.Access == "" || t.Config == "" || t.Access == t.Config || t.Anchors == "" || t.Anchors == t.Access || t.Anchors == t.Config {
+		bad("kafka.topics", "access, config and anchors must be three different, non-empty topic names")
 	}
 	if o.Kafka.DLQSuffix == "" {
 		bad("kafka.dlq_suffix", "must not be empty (the dead-letter topic would be the source topic)")

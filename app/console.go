@@ -280,7 +280,8 @@ func (c consoleReports) RegisterCSV(w io.Writer) error {
 }
 
 func (c consoleReports) RegisterJSON(w io.Writer) error {
-	return json.NewEncoder(w).Encode(map[string]any{"entries": c.tr.Register()})
+	head := c.tr.Head()
+	return json.NewEncoder(w).Encode(map[string]any{"audit_head": head, "entries": c.tr.Register()})
 }
 
 // consoleRules describes the running rule set and its findings of the

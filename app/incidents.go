@@ -486,10 +486,10 @@ func printIncident(w io.Writer, v tracker.View, now time.Time) {
 // chain from the configured store and checks every link.
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "usage: breachwatch audit verify [--config FILE] [--data-dir DIR] [--clickhouse-addr ADDR]")
+		fmt.Fprintln(stderr, "usage: breachwatch audit verify [--config FILE] [--data-dir DIR] [--clickhouse-addr ADDR] [--anchors FILE|kafka]")
 		return 2
 	}
-	o, _, err := parseFlags("audit", args[1:], stderr)
+	o, x, err := parseFlags("audit", args[1:], stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -503,11 +503,45 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	defer st.Close()
-	n, head, err := tracker.Verify(ctx, st)
+	if x.anchors == "" {
+		n, head, err := tracker.Verify(ctx, st)
+		if err != nil {
+			fmt.Fprintf(stderr, "breachwatch audit verify: %s: after %d good entries: %v\n", desc, n, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "audit log intact: %d entries in %s\nhead hash %s (keep it elsewhere: it pins the log as of now)\n", n, desc, head)
+		return 0
+	}
+	var anchors []tracker.Anchor
+	if x.anchors == "kafka" {
+		kopts, kerr := o.kafkaClient()
+		if kerr == nil {
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			anchors, kerr = topicAnchors(rctx, kopts, o.Kafka.Topics.Anchors)
+			cancel()
+		}
+		err = kerr
+	} else {
+		var f *os.File
+		if f, err = os.Open(x.anchors); err == nil {
+			anchors, err = readAnchors(f)
+			f.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "breachwatch audit verify: the anchors (%s): %v\n", x.anchors, err)
+		return 1
+	}
+	if len(anchors) == 0 {
+		fmt.Fprintf(stderr, "breachwatch audit verify: %s holds no anchors\n", x.anchors)
+		return 1
+	}
+	n, head, checked, err := tracker.VerifyAnchors(ctx, st, anchors)
 	if err != nil {
 		fmt.Fprintf(stderr, "breachwatch audit verify: %s: after %d good entries: %v\n", desc, n, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "audit log intact: %d entries in %s\nhead hash %s (keep it elsewhere: it pins the log as of now)\n", n, desc, head)
+	fmt.Fprintf(stdout, "audit log intact: %d entries in %s, %d anchors from %s agree (the newest anchored entry is in the log with its hash)\nhead hash %s\n",
+		n, desc, checked, x.anchors, head)
 	return 0
 }

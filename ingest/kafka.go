@@ -82,12 +82,18 @@ func NewProducer(o KafkaOptions, log *zap.Logger, extra ...kgo.Opt) (*kgo.Client
 // default partitions and replication). Creation refused for lack of rights
 // is reported in the error; topics that exist already are not an error.
 func EnsureTopics(ctx context.Context, o KafkaOptions, log *zap.Logger, topics ...string) error {
+	return EnsureTopicsWith(ctx, o, log, nil, topics...)
+}
+
+// EnsureTopicsWith is EnsureTopics with topic configuration (e.g.
+// retention.ms), for the topics it creates.
+func EnsureTopicsWith(ctx context.Context, o KafkaOptions, log *zap.Logger, configs map[string]*string, topics ...string) error {
 	cl, err := NewProducer(o, log)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, -1, -1, nil, topics...)
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, -1, -1, configs, topics...)
 	if err != nil {
 		return fmt.Errorf("kafka: create topics: %w", err)
 	}

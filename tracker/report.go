@@ -25,6 +25,9 @@ type Report struct {
 	Incident    string    `json:"incident"`
 	Title       string    `json:"title"`
 	GeneratedAt time.Time `json:"generated_at"`
+	// AuditHead is the audit log's head the report was built from: the
+	// chain up to it holds every fact the report states.
+	AuditHead   Anchor    `json:"audit_head"`
 	TimeZone    string    `json:"time_zone"`
 	DetectedAt  time.Time `json:"detected_at"`
 	AwareAt     time.Time `json:"aware_at"`
@@ -60,7 +63,7 @@ type Report struct {
 func (t *Tracker) Report(inc incident.Incident) Report {
 	v := t.View(inc)
 	now := t.opts.Now().UTC()
-	r := Report{Incident: inc.ID, Title: inc.Title, GeneratedAt: now, TimeZone: v.TimeZone, DetectedAt: inc.DetectedAt,
+	r := Report{Incident: inc.ID, Title: inc.Title, GeneratedAt: now, AuditHead: t.Head(), TimeZone: v.TimeZone, DetectedAt: inc.DetectedAt,
 		AwareAt: inc.AwareAt, AwareReason: inc.AwareReason, Window: v.Exposure, Customers: len(inc.Scope.Tenants),
 		Records: inc.Scope.Records(), Partial: inc.Scope.Partial, Updates: slices.Clone(inc.ReportUpdates),
 		Deadlines: []Deadline{}, Categories: []string{}}
@@ -300,10 +303,12 @@ func (a *API) ReportPage() http.Handler {
 // RegisterJSON serves GET /api/v1/register (?format=csv for CSV).
 func (a *API) RegisterJSON() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		head := a.t.Head() // the register holds at least what the log held up to here
 		es := a.t.Register()
+		w.Header().Set("X-Audit-Head", strconv.FormatInt(head.Seq, 10)+" "+head.Hash)
 		switch r.URL.Query().Get("format") {
 		case "", "json":
-			jsonhttp.Write(w, http.StatusOK, map[string]any{"generated_at": a.t.opts.Now().UTC(), "entries": es})
+			jsonhttp.Write(w, http.StatusOK, map[string]any{"generated_at": a.t.opts.Now().UTC(), "audit_head": head, "entries": es})
 		case "csv":
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 			w.Header().Set("Content-Disposition", `attachment; filename="breach-register.csv"`)

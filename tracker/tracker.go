@@ -45,6 +45,11 @@ type Customer struct {
 
 // Options configure a Tracker.
 type Options struct {
+	// Anchor is told the audit log's head (its last sequence number and
+	// hash) after every append, to keep it outside the store (see
+	// Anchor). It is called with the tracker's lock held: it must not
+	// block.
+	Anchor  func(Anchor)
 	Regimes *Regimes
 	// Apply lists the regimes that always apply to the organisation.
 	Apply []string
@@ -242,6 +247,9 @@ func (t *Tracker) appendEntries(ctx context.Context, es []incident.AuditEntry) e
 		if err := t.fold(&es[i]); err != nil {
 			return err
 		}
+	}
+	if n := len(es); n > 0 && t.opts.Anchor != nil {
+		t.opts.Anchor(Anchor{Seq: es[n-1].Seq, Hash: es[n-1].Hash, At: es[n-1].At})
 	}
 	if len(es) > 0 {
 		select {
@@ -814,6 +822,61 @@ func (t *Tracker) Audit(ctx context.Context, id string) ([]incident.AuditEntry, 
 		return nil
 	})
 	return out, err
+}
+
+// Anchor is the audit log's head at one moment: its last sequence number
+// and that entry's hash. Kept outside the store (a Kafka topic kept for
+// ever, the log), anchors show what the chain alone cannot: entries cut
+// from its end, or the chain rewritten and hashed again (see
+// VerifyAnchors).
+type Anchor struct {
+	Seq  int64     `json:"seq"`
+	Hash string    `json:"hash"`
+	At   time.Time `json:"at,omitzero"`
+}
+
+// Head is the audit log's head now (zero before the first entry).
+func (t *Tracker) Head() Anchor {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.head == nil {
+		return Anchor{}
+	}
+	return Anchor{Seq: t.head.Seq, Hash: t.head.Hash, At: t.head.At}
+}
+
+// VerifyAnchors checks the audit chain in a store (as Verify does) and,
+// against it, anchors kept elsewhere: each anchored entry must be there
+// with the anchored hash. An anchor past the chain's end shows entries cut
+// from it; one whose hash differs, a chain rewritten. It returns the
+// entries, the head and how many anchors were checked.
+func VerifyAnchors(ctx context.Context, st Store, anchors []Anchor) (n int64, head string, checked int, err error) {
+	want := make(map[int64]string, len(anchors))
+	var last int64
+	for _, a := range anchors {
+		if h, ok := want[a.Seq]; ok && h != a.Hash {
+			return 0, "", 0, fmt.Errorf("the anchors disagree about entry %d: %s and %s", a.Seq, h, a.Hash)
+		}
+		want[a.Seq] = a.Hash
+		last = max(last, a.Seq)
+	}
+	var v incident.ChainVerifier
+	err = st.ScanAudit(ctx, 0, func(e *incident.AuditEntry) error {
+		if err := v.Add(*e); err != nil {
+			return err
+		}
+		if h, ok := want[e.Seq]; ok {
+			if h != e.Hash {
+				return fmt.Errorf("audit entry %d does not have the hash anchored for it (%s): the log was rewritten", e.Seq, h)
+			}
+			checked++
+		}
+		return nil
+	})
+	if err == nil && v.Count() < last {
+		err = fmt.Errorf("the log ends at entry %d, but entry %d was anchored: entries were cut from its end", v.Count(), last)
+	}
+	return v.Count(), v.Head(), checked, err
 }
 
 // Verify checks the whole audit chain in a store and returns how many

@@ -331,3 +331,46 @@ func TestAuditTamper(t *testing.T) {
 		})
 	}
 }
+
+// TestAnchorsFollowTheHead: after every append the tracker hands the new
+// head to Anchor, in order; the report names the head it was built from.
+func TestAnchorsFollowTheHead(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	st := openStore(t, t.TempDir())
+	var got []Anchor
+	tr, err := New(ctx, st, Options{Apply: []string{"gdpr"}, Now: c.now, Anchor: func(a Anchor) { got = append(got, a) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := tr.Findings(ctx, []incident.Finding{finding("cross-tenant-read", "actor.id=u-1", c.t.Add(-time.Minute), 2, "cust-nl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Do(ctx, engineer, Command{Name: CmdNote, Incident: ids[0], Reason: "looked"}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := tr.Audit(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := entries[len(entries)-1]
+	if len(got) == 0 || got[len(got)-1].Seq != last.Seq || got[len(got)-1].Hash != last.Hash {
+		t.Fatalf("anchors %+v, want the last one to be entry %d %s", got, last.Seq, last.Hash)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Seq <= got[i-1].Seq {
+			t.Errorf("anchors out of order: %+v", got)
+		}
+	}
+	if h := tr.Head(); h.Seq != last.Seq || h.Hash != last.Hash {
+		t.Errorf("head %+v, want entry %d", h, last.Seq)
+	}
+	inc, _ := tr.Get(ids[0])
+	if r := tr.Report(inc); r.AuditHead.Seq != last.Seq || r.AuditHead.Hash != last.Hash {
+		t.Errorf("the report names head %+v, want entry %d", r.AuditHead, last.Seq)
+	}
+	if n, head, checked, err := VerifyAnchors(ctx, st, got); err != nil || n != last.Seq || head != last.Hash || checked == 0 {
+		t.Errorf("the anchors do not verify the log they came from: %d %s %d %v", n, head, checked, err)
+	}
+}
