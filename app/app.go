@@ -64,6 +64,7 @@ type Info struct {
 	DemoLogins   []string // development: the console's demo logins (name, role, password)
 	Rules        int      // rules running (0: detection off)
 	RulesVersion string
+	Routes       []string // what the HTTP server serves ("GET /api/v1/incidents", …; see web.Server.Routes)
 }
 
 // appStore is what app needs of a store.
@@ -316,7 +317,7 @@ func Run(ctx context.Context, o Options, rt Runtime) (err error) {
 	}
 	select {
 	case addr := <-listening:
-		info := Info{HTTPAddr: addr, KafkaBrokers: kopts.Brokers, Embedded: embedded, Store: storeDesc, DevTokenFile: devTokenFile,
+		info := Info{HTTPAddr: addr, KafkaBrokers: kopts.Brokers, Embedded: embedded, Store: storeDesc, DevTokenFile: devTokenFile, Routes: srv.Routes(),
 			Notices: nt.sender, Console: cons != nil, DemoLogins: demoLogins}
 		if engine != nil {
 			info.Rules, info.RulesVersion = engine.Set().Len(), engine.Set().Version()

@@ -76,6 +76,17 @@ type Server struct {
 
 	mu      sync.Mutex
 	failing map[string]bool // readiness checks failing at the last probe
+
+	routes []string // "METHOD /path" of every API route, webhook and fixed endpoint
+}
+
+// Routes lists what the server serves ("GET /api/v1/incidents", …): the
+// API routes, the webhooks, /healthz, /readyz and /metrics (not the
+// console's pages nor the widget's files), sorted.
+func (s *Server) Routes() []string {
+	out := slices.Clone(s.routes)
+	slices.Sort(out)
+	return out
 }
 
 // noteCheck logs a readiness check when its state changes, not at every
@@ -114,6 +125,7 @@ func New(o Options) (s *Server, err error) {
 		}
 		methods[r.Path] = append(methods[r.Path], r.Method)
 		api.Handle(r.Method+" "+r.Path, s.authorize(r.Roles, r.Handler))
+		s.routes = append(s.routes, r.Method+" "+r.Path)
 	}
 	for path, ms := range methods {
 		allow := strings.Join(ms, ", ")
@@ -140,6 +152,7 @@ func New(o Options) (s *Server, err error) {
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	root.HandleFunc("GET /readyz", s.ready)
+	s.routes = append(s.routes, "GET /healthz", "GET /readyz")
 	for _, h := range o.Webhooks {
 		if !strings.HasPrefix(h.Path, "/hooks/") {
 			return nil, errors.New("web: webhook outside /hooks/: " + h.Path)
@@ -149,6 +162,7 @@ func New(o Options) (s *Server, err error) {
 			limit = 1 << 20
 		}
 		root.Handle(h.Method+" "+h.Path, http.MaxBytesHandler(h.Handler, limit))
+		s.routes = append(s.routes, h.Method+" "+h.Path)
 	}
 	for _, a := range o.Assets {
 		if !strings.HasPrefix(a.Path, "/widget/") {
@@ -158,6 +172,7 @@ func New(o Options) (s *Server, err error) {
 	}
 	if o.Metrics != nil {
 		root.Handle("GET /metrics", o.Metrics)
+		s.routes = append(s.routes, "GET /metrics")
 	}
 	if o.Console != nil {
 		root.Handle("/", o.Console)
