@@ -33,8 +33,8 @@ func (t *Tracker) register(reg prometheus.Registerer) error {
 			counts := map[incident.Status]int{}
 			late := map[bool]int{}
 			now := t.opts.Now()
-			t.mu.Lock()
-			for _, inc := range t.incidents {
+			t.rmu.RLock()
+			for _, inc := range t.view {
 				counts[inc.Status]++
 				if !inc.Status.Active() {
 					continue
@@ -45,7 +45,7 @@ func (t *Tracker) register(reg prometheus.Registerer) error {
 					}
 				}
 			}
-			t.mu.Unlock()
+			t.rmu.RUnlock()
 			for _, s := range []incident.Status{incident.StatusOpen, incident.StatusConfirmed, incident.StatusDismissed,
 				incident.StatusNotifying, incident.StatusNotified, incident.StatusClosed} {
 				ch <- prometheus.MustNewConstMetric(byStatus, prometheus.GaugeValue, float64(counts[s]), string(s))

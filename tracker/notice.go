@@ -121,10 +121,10 @@ func applyNotice(inc *incident.Incident, e *incident.AuditEntry) error {
 // Sending lists the incidents whose notice is being sent (or was sent):
 // the notifier's work. Each carries its notice versions and scope.
 func (t *Tracker) Sending() []incident.Incident {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.rmu.RLock()
+	defer t.rmu.RUnlock()
 	var out []incident.Incident
-	for _, inc := range t.incidents {
+	for _, inc := range t.view {
 		if inc.NoticeSending > 0 {
 			out = append(out, inc.Clone())
 		}

@@ -3,10 +3,13 @@ package tracker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/breachwatch/breachwatch/event"
 	"github.com/breachwatch/breachwatch/incident"
@@ -282,5 +285,66 @@ func TestHostileRecordsDoNotStopTheClocks(t *testing.T) {
 				t.Errorf("order %v: broken store, once it answers, scoped %+v", order, inc.Scope)
 			}
 		}
+	}
+}
+
+// hanging is a store that hangs in scoping reads until released (a slow
+// ClickHouse: the read timeout is two minutes).
+type hanging struct {
+	AccessSource
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *hanging) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]incident.TenantAccess, error) {
+	h.entered <- struct{}{}
+	<-h.release
+	return h.AccessSource.AccessByTenant(ctx, q)
+}
+
+// TestReadsDoNotWaitForASlowStore: while a change holds the tracker inside
+// a scoping read that hangs, the API's reads (one incident, the list, the
+// head, the notifier's work) and the metrics scrape still answer.
+func TestReadsDoNotWaitForASlowStore(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	st := openStore(t, t.TempDir())
+	reg := prometheus.NewRegistry()
+	access := &hanging{AccessSource: st, entered: make(chan struct{}), release: make(chan struct{})}
+	tr, err := New(ctx, st, Options{Apply: []string{"gdpr"}, Now: c.now, Access: access, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A first incident, scoped while the store answers.
+	go func() { <-access.entered; access.release <- struct{}{} }()
+	ids, err := tr.Findings(ctx, []incident.Finding{finding("cross-tenant-read", "actor.id=u-1", c.t.Add(-time.Minute), 2, "cust-nl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second one: its scoping read hangs, the tracker's lock held.
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.Findings(ctx, []incident.Finding{finding("cross-tenant-read", "actor.id=u-2", c.t.Add(-time.Minute), 2, "cust-nl")})
+		done <- err
+	}()
+	<-access.entered
+	reads := make(chan string, 1)
+	go func() {
+		_, ok := tr.Get(ids[0])
+		n := len(tr.List(""))
+		h := tr.Head()
+		_ = tr.Sending()
+		_, err := reg.Gather()
+		reads <- fmt.Sprintf("get %v, list %d, head %d, metrics %v", ok, n, h.Seq, err)
+	}()
+	select {
+	case r := <-reads:
+		t.Log(r)
+	case <-time.After(10 * time.Second):
+		t.Fatal("reads waited for the store's scoping read")
+	}
+	close(access.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -119,6 +119,14 @@ type Tracker struct {
 	opts Options
 	log  *zap.Logger
 
+	// mu serializes changes, which hold it across store writes and
+	// scoping reads. Readers (Get, List, Sending, Head, the metrics) never
+	// take it: they read view, a copy of every incident as of its last
+	// entry, under rmu, which a change holds only to swap one copy.
+	rmu   sync.RWMutex
+	view  map[string]incident.Incident
+	vhead Anchor
+
 	mu        sync.Mutex
 	head      *incident.AuditEntry // the last entry of the chain
 	incidents map[string]*incident.Incident
@@ -163,7 +171,7 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 	if o.ProcessorTarget <= 0 {
 		o.ProcessorTarget = 24 * time.Hour
 	}
-	t := &Tracker{st: st, opts: o, log: o.Log, incidents: map[string]*incident.Incident{}, byFP: map[string]string{},
+	t := &Tracker{st: st, opts: o, log: o.Log, incidents: map[string]*incident.Incident{}, view: map[string]incident.Incident{}, byFP: map[string]string{},
 		byGroup: map[string]string{}, reminded: map[string]bool{}, alerts: map[string]incident.AlertRef{},
 		updated: map[string]updateMark{}, scopedAt: map[string]time.Time{}, unscoped: map[string]bool{}, changed: make(chan struct{}, 1)}
 	var v incident.ChainVerifier
@@ -229,6 +237,11 @@ func (t *Tracker) fold(e *incident.AuditEntry) error {
 	}
 	head := *e // a copy: callers reuse their entries
 	t.head = &head
+	c := inc.Clone()
+	t.rmu.Lock()
+	t.view[inc.ID] = c
+	t.vhead = Anchor{Seq: e.Seq, Hash: e.Hash, At: e.At}
+	t.rmu.Unlock()
 	return nil
 }
 
@@ -783,9 +796,9 @@ func (t *Tracker) Customer(tenant string) (Customer, bool) {
 
 // Get returns one incident.
 func (t *Tracker) Get(id string) (incident.Incident, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	inc, ok := t.incidents[id]
+	t.rmu.RLock()
+	defer t.rmu.RUnlock()
+	inc, ok := t.view[id]
 	if !ok {
 		return incident.Incident{}, false
 	}
@@ -795,14 +808,14 @@ func (t *Tracker) Get(id string) (incident.Incident, bool) {
 // List returns the incidents newest first, those in status when it is not
 // empty.
 func (t *Tracker) List(status incident.Status) []incident.Incident {
-	t.mu.Lock()
-	out := make([]incident.Incident, 0, len(t.incidents))
-	for _, inc := range t.incidents {
+	t.rmu.RLock()
+	out := make([]incident.Incident, 0, len(t.view))
+	for _, inc := range t.view {
 		if status == "" || inc.Status == status {
 			out = append(out, inc.Clone())
 		}
 	}
-	t.mu.Unlock()
+	t.rmu.RUnlock()
 	slices.SortFunc(out, func(a, b incident.Incident) int {
 		if c := b.DetectedAt.Compare(a.DetectedAt); c != 0 {
 			return c
@@ -837,12 +850,9 @@ type Anchor struct {
 
 // Head is the audit log's head now (zero before the first entry).
 func (t *Tracker) Head() Anchor {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.head == nil {
-		return Anchor{}
-	}
-	return Anchor{Seq: t.head.Seq, Hash: t.head.Hash, At: t.head.At}
+	t.rmu.RLock()
+	defer t.rmu.RUnlock()
+	return t.vhead
 }
 
 // VerifyAnchors checks the audit chain in a store (as Verify does) and,
