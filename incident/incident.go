@@ -84,6 +84,9 @@ type Scope struct {
 	// Partial is set when the scope could not be computed from every
 	// event (e.g. only the evidence kept on the finding was available).
 	Partial bool `json:"partial,omitempty"`
+	// PartialReason says why, when it is not the usual (evidence beyond
+	// what a finding keeps): e.g. the store could not be read.
+	PartialReason string `json:"partial_reason,omitempty"`
 }
 
 // Records is the total of the tenants' records.

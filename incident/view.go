@@ -105,4 +105,7 @@ type AffectedView struct {
 	Records int64            `json:"records"`
 	List    []AffectedTenant `json:"list"`
 	Partial bool             `json:"partial"`
+	// PartialReason says why the list is incomplete, when it is not only
+	// the evidence kept on the findings (e.g. the store could not be read).
+	PartialReason string `json:"partial_reason,omitempty"`
 }

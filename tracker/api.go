@@ -56,7 +56,7 @@ func (t *Tracker) View(inc incident.Incident) View {
 		v.Exposure = Window{From: inc.FirstSeen, To: ptr(inc.LastSeen)}
 	}
 	v.Affected = Affected{Tenants: int64(len(inc.Scope.Tenants)), Records: inc.Scope.Records(), List: inc.Scope.Tenants,
-		Partial: inc.Scope.Partial}
+		Partial: inc.Scope.Partial, PartialReason: inc.Scope.PartialReason}
 	if v.Affected.List == nil {
 		v.Affected.List = []incident.AffectedTenant{}
 	}

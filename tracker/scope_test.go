@@ -270,8 +270,8 @@ func TestHostileRecordsDoNotStopTheClocks(t *testing.T) {
 					t.Errorf("order %v: plain store scoped %+v", order, inc.Scope)
 				}
 			case "resource.id=" + broken:
-				if len(inc.Scope.Tenants) != 0 {
-					t.Errorf("order %v: the store that cannot be scoped has customers %+v", order, inc.Scope)
+				if len(inc.Scope.Tenants) != 0 || !inc.Scope.Partial || inc.Scope.PartialReason == "" {
+					t.Errorf("order %v: the store that cannot be scoped: %+v, want no customers, partial, and why", order, inc.Scope)
 				}
 			}
 		}
@@ -281,7 +281,7 @@ func TestHostileRecordsDoNotStopTheClocks(t *testing.T) {
 			t.Fatalf("order %v: rescope: %v", order, err)
 		}
 		for _, inc := range tr.List("") {
-			if inc.GroupKey == "resource.id="+broken && (len(inc.Scope.Tenants) != 1 || inc.Scope.Tenants[0].Tenant != "cust-nl") {
+			if inc.GroupKey == "resource.id="+broken && (len(inc.Scope.Tenants) != 1 || inc.Scope.Tenants[0].Tenant != "cust-nl" || inc.Scope.PartialReason != "") {
 				t.Errorf("order %v: broken store, once it answers, scoped %+v", order, inc.Scope)
 			}
 		}

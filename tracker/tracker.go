@@ -353,10 +353,24 @@ func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 	var es []incident.AuditEntry
 	s, err := t.scope(ctx, inc, now)
 	if err != nil {
-		if oerr := t.reoblige(ctx, inc, now); oerr != nil {
-			return errors.Join(err, oerr)
+		// The customers known so far stand, marked partial and why (no
+		// error text: it may quote the query); the incident is scoped
+		// again later.
+		var errs []error
+		if inc.Scope.PartialReason != scopeUnread {
+			p := inc.Scope
+			p.Tenants = slices.Clone(p.Tenants)
+			p.Partial, p.PartialReason = true, scopeUnread
+			e, eerr := entry(id, System, incident.ActScoped, "", p, now)
+			if eerr == nil {
+				eerr = t.appendEntries(ctx, []incident.AuditEntry{e})
+			}
+			errs = append(errs, eerr)
 		}
-		return err
+		errs = append(errs, t.reoblige(ctx, inc, now))
+		t.log.Warn("scoping failed; the incident keeps its deadlines and the customers known so far, and is scoped again later",
+			zap.String("incident", id), zap.Error(err))
+		return errors.Join(append([]error{err}, errs...)...)
 	}
 	for i := range s.Tenants {
 		if c, ok := t.opts.Customers[s.Tenants[i].Tenant]; ok {
@@ -376,6 +390,10 @@ func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 	}
 	return t.reoblige(ctx, inc, now)
 }
+
+// scopeUnread is the partial reason of a scope the store could not be read
+// for.
+const scopeUnread = "the affected customers could not be read from the store; tried again with the next findings"
 
 // reoblige recomputes an incident's obligations and records them when they
 // changed. Called with t.mu held.
