@@ -39,11 +39,27 @@ type Interactions struct {
 
 	mu   sync.Mutex
 	seen map[[32]byte]time.Time // signatures accepted, until they expire
+
+	// reading bounds the bodies read at once: the signature covers the
+	// body, so it is read before it can be verified (see readLimits).
+	reading     chan struct{}
+	readTimeout time.Duration
 }
+
+// readLimits bound what a sender without the signing secret can make the
+// endpoint hold: bodies of at most maxInteraction bytes (Slack's payloads
+// are a few KiB), 4 read at once (more: 503, Slack retries), each within
+// readTimeout.
+const (
+	maxInteraction = 256 << 10
+	maxReading     = 4
+	readTimeout    = 10 * time.Second
+)
 
 // Interactions returns the interactivity handler.
 func (n *Notifier) Interactions(t Triage) *Interactions {
-	return &Interactions{n: n, triage: t, log: n.log, seen: map[[32]byte]time.Time{}}
+	return &Interactions{n: n, triage: t, log: n.log, seen: map[[32]byte]time.Time{}, reading: make(chan struct{}, maxReading),
+		readTimeout: readTimeout}
 }
 
 // replayWindow is how long a signature stays valid (slack-go refuses
@@ -79,7 +95,25 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	// What can be checked without the body is checked first.
+	if r.Header.Get("X-Slack-Signature") == "" || r.Header.Get("X-Slack-Request-Timestamp") == "" {
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return
+	}
+	if r.ContentLength > maxInteraction {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	select {
+	case h.reading <- struct{}{}:
+		defer func() { <-h.reading }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.readTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInteraction))
 	if err != nil {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return

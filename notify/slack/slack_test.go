@@ -1,12 +1,14 @@
 package slack
 
 import (
+	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -416,5 +418,85 @@ func TestNoticeApproval(t *testing.T) {
 	post(t, h, body, sign(body, now, secret))
 	if len(tr.got) != 2 {
 		t.Errorf("a malformed value reached the tracker: %q", tr.got)
+	}
+}
+
+// TestInteractionsBoundUnverifiedReads: the signature covers the body, so
+// the body is read before it can be verified; unsigned requests are
+// refused before, at most four bodies are read at once (more get 503 at
+// once), and a stalled body is cut after the read timeout.
+func TestInteractionsBoundUnverifiedReads(t *testing.T) {
+	n, _ := newNotifier(t)
+	h := n.Interactions(&triage{})
+	h.readTimeout = 500 * time.Millisecond
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	stall := func(signed bool) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Unsigned: a length net/http will not drain before answering (it
+		// reads up to 256 KiB of an unread body first).
+		hdr, length := "", 1<<20
+		if signed {
+			hdr, length = "X-Slack-Signature: v0=00\r\nX-Slack-Request-Timestamp: 1\r\n", 100000
+		}
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\npayload=", length, hdr)
+		return c
+	}
+	status := func(c net.Conn) int {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no response: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	unsigned := stall(false)
+	defer unsigned.Close()
+	if code := status(unsigned); code != http.StatusUnauthorized {
+		t.Fatalf("unsigned, body not sent: %d, want 401 at once", code)
+	}
+	var held []net.Conn
+	for range maxReading {
+		held = append(held, stall(true))
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	// A complete request (its signature wrong: 401 once read) gets 503
+	// once every slot is held.
+	probe := func() int {
+		req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("payload=x"))
+		req.Header.Set("X-Slack-Signature", "v0=00")
+		req.Header.Set("X-Slack-Request-Timestamp", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for code := probe(); code != http.StatusServiceUnavailable; code = probe() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bodies held, another request still got %d", maxReading, code)
+		}
+	}
+	// The stalled bodies are cut after the read timeout.
+	for _, c := range held {
+		if code := status(c); code != http.StatusBadRequest {
+			t.Errorf("a stalled body: %d, want it cut (400)", code)
+		}
+	}
+	if code := probe(); code != http.StatusUnauthorized {
+		t.Errorf("after the stalled bodies were cut: %d, want the request read (and its bad signature refused)", code)
 	}
 }
