@@ -94,7 +94,7 @@ func (t *Tracker) Tick(ctx context.Context, a Alerter, r Reminders) {
 			ids = append(ids, id)
 		}
 	}
-	t.mu.Unlock()
+	t.unlock()
 	slices.Sort(ids)
 	for _, id := range ids {
 		if ctx.Err() != nil {
@@ -116,7 +116,7 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 	t.mu.Lock()
 	ref, alerted := t.alerts[id]
 	last := t.updated[id]
-	t.mu.Unlock()
+	t.unlock()
 	v := t.View(inc)
 	if !alerted {
 		if !inc.Status.Active() {
@@ -148,7 +148,7 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 		}
 		t.mu.Lock()
 		sent := t.reminded[id+"\x00"+d.ID+"\x00"+point]
-		t.mu.Unlock()
+		t.unlock()
 		if sent {
 			continue
 		}
@@ -167,7 +167,7 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 // record appends a ledger entry (alerted, reminded) by breachwatch.
 func (t *Tracker) record(ctx context.Context, id, action string, data any) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	e, err := entry(id, System, action, "", data, t.opts.Now().UTC())
 	if err != nil {
 		return err
@@ -178,7 +178,7 @@ func (t *Tracker) record(ctx context.Context, id, action string, data any) error
 // markUpdated notes that the alert shows the incident as it is now.
 func (t *Tracker) markUpdated(id string, now time.Time) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	if inc := t.incidents[id]; inc != nil {
 		t.updated[id] = updateMark{seq: inc.Seq, at: now}
 	}

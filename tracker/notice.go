@@ -138,7 +138,7 @@ func (t *Tracker) Sending() []incident.Incident {
 // another version, or a repeated one, changes nothing.
 func (t *Tracker) NoticeReached(ctx context.Context, id string, p incident.NoticeProgress) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	inc := t.incidents[id]
 	if inc == nil {
 		return ErrNotFound

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -123,9 +124,10 @@ type Tracker struct {
 	// scoping reads. Readers (Get, List, Sending, Head, the metrics) never
 	// take it: they read view, a copy of every incident as of its last
 	// entry, under rmu, which a change holds only to swap one copy.
-	rmu   sync.RWMutex
-	view  map[string]incident.Incident
-	vhead Anchor
+	rmu    sync.RWMutex
+	view   map[string]incident.Incident
+	vhead  Anchor
+	folded map[string]bool // incidents changed since t.mu was taken (see unlock)
 
 	mu        sync.Mutex
 	head      *incident.AuditEntry // the last entry of the chain
@@ -171,7 +173,7 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 	if o.ProcessorTarget <= 0 {
 		o.ProcessorTarget = 24 * time.Hour
 	}
-	t := &Tracker{st: st, opts: o, log: o.Log, incidents: map[string]*incident.Incident{}, view: map[string]incident.Incident{}, byFP: map[string]string{},
+	t := &Tracker{st: st, opts: o, log: o.Log, incidents: map[string]*incident.Incident{}, view: map[string]incident.Incident{}, folded: map[string]bool{}, byFP: map[string]string{},
 		byGroup: map[string]string{}, reminded: map[string]bool{}, alerts: map[string]incident.AlertRef{},
 		updated: map[string]updateMark{}, scopedAt: map[string]time.Time{}, unscoped: map[string]bool{}, changed: make(chan struct{}, 1)}
 	var v incident.ChainVerifier
@@ -184,6 +186,8 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracker: rebuilding incidents from the audit log: %w", err)
 	}
+	t.mu.Lock()
+	t.unlock() // the rebuilt incidents to the readers' view
 	if err := t.register(o.Registerer); err != nil {
 		return nil, fmt.Errorf("tracker: metrics: %w", err)
 	}
@@ -237,12 +241,27 @@ func (t *Tracker) fold(e *incident.AuditEntry) error {
 	}
 	head := *e // a copy: callers reuse their entries
 	t.head = &head
-	c := inc.Clone()
-	t.rmu.Lock()
-	t.view[inc.ID] = c
-	t.vhead = Anchor{Seq: e.Seq, Hash: e.Hash, At: e.At}
-	t.rmu.Unlock()
+	t.folded[inc.ID] = true
 	return nil
+}
+
+// unlock ends a change: the incidents it folded entries into are copied to
+// the readers' view, all at once (a reader sees a change whole: an opened
+// incident with its customers and deadlines, not one entry of it), then
+// t.mu is released.
+func (t *Tracker) unlock() {
+	if len(t.folded) > 0 {
+		copies := make(map[string]incident.Incident, len(t.folded))
+		for id := range t.folded {
+			copies[id] = t.incidents[id].Clone()
+		}
+		clear(t.folded)
+		t.rmu.Lock()
+		maps.Copy(t.view, copies)
+		t.vhead = Anchor{Seq: t.head.Seq, Hash: t.head.Hash, At: t.head.At}
+		t.rmu.Unlock()
+	}
+	t.mu.Unlock()
 }
 
 // appendEntries seals, stores and folds entries, in order. Called with
@@ -293,7 +312,7 @@ func entry(inc string, by Actor, action, reason string, data any, now time.Time)
 // were opened or changed.
 func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	var changed []string
 	for i := range fs {
 		f := &fs[i]
@@ -420,7 +439,7 @@ func (t *Tracker) reoblige(ctx context.Context, inc *incident.Incident, now time
 // evidence.)
 func (t *Tracker) Stored(from, to time.Time) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	for id, inc := range t.incidents {
 		if inc.Kind != incident.KindExposure || !inc.Status.Active() || inc.ExposureFrom.IsZero() || inc.ExposureTo.IsZero() {
 			continue
@@ -435,7 +454,7 @@ func (t *Tracker) Stored(from, to time.Time) {
 // failed earlier).
 func (t *Tracker) Rescope(ctx context.Context) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	return t.rescopePending(ctx)
 }
 
@@ -470,7 +489,7 @@ const RescopeEvery = 5 * time.Minute
 // last scoped RescopeEvery ago or more.
 func (t *Tracker) rescopeOpen(ctx context.Context, id string, now time.Time) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	inc := t.incidents[id]
 	if inc == nil || !inc.Status.Active() || inc.Kind != incident.KindExposure || !inc.ExposureTo.IsZero() ||
 		now.Sub(t.scopedAt[id]) < RescopeEvery {
@@ -615,7 +634,7 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 		return incident.Incident{}, invalid("the reason must be valid UTF-8 of at most %d bytes", MaxText)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	inc := t.incidents[c.Incident]
 	if inc == nil {
 		return incident.Incident{}, ErrNotFound
