@@ -155,6 +155,7 @@ func (a *aligner) plan(now time.Time) (pause, resume map[string][]int32, until t
 			pause = addPart(pause, k)
 		case !want && p.paused:
 			resume = addPart(resume, k)
+			p.fetchedAt = now // it was not fetching: its "behind" counts from now
 		}
 		p.paused = want
 	}
