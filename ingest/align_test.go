@@ -301,24 +301,7 @@ func TestPacedConsumerRebalances(t *testing.T) {
 func TestBacklogThatNeverComesHoldsOnlyBriefly(t *testing.T) {
 	c := newCluster(t)
 	brokers := c.ListenAddrs()
-	txn, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.TransactionalID("aborts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txn.Close()
-	ctx := context.Background()
-	if err := txn.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range storetest.Access("aborted", storetest.Day0, 50) {
-		if err := txn.ProduceSync(ctx, &kgo.Record{Topic: accessTopic, Partition: 2, Value: e.AppendJSON(nil)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := txn.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		t.Fatal(err)
-	}
+	transaction(t, brokers, "aborted", 2, kgo.TryAbort)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -353,24 +336,7 @@ func TestBacklogThatNeverComesHoldsOnlyBriefly(t *testing.T) {
 func TestTransactionMarkerDoesNotHoldOthers(t *testing.T) {
 	c := newCluster(t)
 	brokers := c.ListenAddrs()
-	txn, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.TransactionalID("committed"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txn.Close()
-	ctx := context.Background()
-	if err := txn.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range storetest.Access("p0", storetest.Day0, 50) {
-		if err := txn.ProduceSync(ctx, &kgo.Record{Topic: accessTopic, Partition: 0, Value: e.AppendJSON(nil)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		t.Fatal(err)
-	}
+	transaction(t, brokers, "p0", 0, kgo.TryCommit)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -410,5 +376,30 @@ func TestEventDatedAheadDoesNotFreezeItsPartition(t *testing.T) {
 	a.fetched(other, true, now)
 	if pause, _, _ := a.plan(now); len(pause) != 0 {
 		t.Fatalf("paused %v: the event dated ahead moved its partition's clock", pause)
+	}
+}
+
+// transaction produces 50 events (ids prefix-…) to one partition of the
+// access topic in one transaction, committed or aborted: the log then ends
+// in the transaction's marker, which no consumer gets.
+func transaction(t *testing.T, brokers []string, prefix string, partition int32, end kgo.TransactionEndTry) {
+	t.Helper()
+	txn, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.TransactionalID("txn-"+prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	ctx := context.Background()
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range storetest.Access(prefix, storetest.Day0, 50) {
+		if err := txn.ProduceSync(ctx, &kgo.Record{Topic: accessTopic, Partition: partition, Value: e.AppendJSON(nil)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txn.EndTransaction(ctx, end); err != nil {
+		t.Fatal(err)
 	}
 }
