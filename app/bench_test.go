@@ -46,8 +46,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 		// BWBENCH_ENV: more settings for the run, e.g. "BREACHWATCH_KAFKA_BATCH_MAX_RECORDS=10000".
 		p := startProc(b, append(env, strings.Fields(os.Getenv("BWBENCH_ENV"))...)...)
 		ready := time.Now()
+		chCPU, bwCPU := clickhouseCPU(), metric(b, p.httpAddr, "process_cpu_seconds_total")
 		waitFor(b, "every event stored", 10*time.Minute, func() bool { return chRows(b, conn, db, "access_events") >= uint64(n) })
 		took := time.Since(ready)
+		chCPU, bwCPU = clickhouseCPU()-chCPU, metric(b, p.httpAddr, "process_cpu_seconds_total")-bwCPU
+		b.Logf("CPU while consuming: breachwatch %.1f s (%.1f µs per event), ClickHouse %.1f s (%.1f µs per event)",
+			bwCPU, 1e6*bwCPU/float64(n), chCPU.Seconds(), 1e6*chCPU.Seconds()/float64(n))
 		_, peak := p.rss()
 		writes := metric(b, p.httpAddr, "breachwatch_ingest_batch_size_count")
 		b.Logf("%.0f store writes, %.0f events per write on average, %.1f ms per write", writes,
@@ -106,7 +110,7 @@ func BenchmarkClickHouseKafkaEngine(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		start := time.Now()
+		start, chCPU := time.Now(), clickhouseCPU()
 		if err := conn.Exec(ctx, "CREATE MATERIALIZED VIEW "+db+".consume TO "+db+".access_events AS SELECT * FROM "+db+".queue"); err != nil {
 			b.Fatal(err)
 		}
@@ -115,7 +119,8 @@ func BenchmarkClickHouseKafkaEngine(b *testing.B) {
 			_ = conn.QueryRow(ctx, "SELECT count() FROM "+db+".access_events").Scan(&c)
 			return c >= uint64(n)
 		})
-		took := time.Since(start)
+		took, chCPU := time.Since(start), clickhouseCPU()-chCPU
+		b.Logf("CPU while consuming: ClickHouse %.1f s (%.1f µs per event)", chCPU.Seconds(), 1e6*chCPU.Seconds()/float64(n))
 		_ = conn.Exec(ctx, "DROP TABLE "+db+".consume")
 		_ = conn.Exec(ctx, "DROP TABLE "+db+".queue")
 		rate = float64(n) / took.Seconds()

@@ -31,22 +31,69 @@ func (discard) Findings(context.Context, []incident.Finding) error { return nil 
 // former, and rules-share their ratio (the rules' cost shows as how far
 // below 1 it is). Each pass uses an engine of its own: evaluation does not
 // depend on arrival order, so the same events again would be duplicates.
+//
+// order=time hands the events over in time order; order=partitions as a
+// consumer of the access topic's 4 partitions (keyed by tenant) gets them
+// with kafka.max_drift at its default (1m): each batch is a run of each
+// partition in turn, partition i 20·i seconds of event time behind the
+// first, so a batch holds events older than the newest of the batch
+// before, and the groups they touch are evaluated again (what an
+// end-to-end run does).
 func BenchmarkDecodeEvaluate(b *testing.B) {
 	const n = 200_000
 	g := demo.New(demo.Options{Seed: 7})
 	start := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	var tmp event.Batch
-	var access, config [][]byte
-	for i := 0; len(access)+len(config) < n; i++ {
+	var timeOrder, config [][]byte
+	type rec struct {
+		t    time.Time
+		line []byte
+	}
+	var parts [4][]rec // keyed by tenant
+	for i := 0; len(timeOrder)+len(config) < n; i++ {
 		tmp.Reset()
 		g.Next(start.Add(time.Duration(i)*5*time.Millisecond), &tmp)
 		for j := range tmp.Access {
-			access = append(access, tmp.Access[j].AppendJSON(nil))
+			line := tmp.Access[j].AppendJSON(nil)
+			timeOrder = append(timeOrder, line)
+			p := fnv32(tmp.Access[j].Tenant) % 4
+			parts[p] = append(parts[p], rec{tmp.Access[j].Time, line})
 		}
 		for j := range tmp.Config {
 			config = append(config, tmp.Config[j].AppendJSON(nil))
 		}
 	}
+	// Batches of 5000 events on average; partition i delivers up to its
+	// horizon, 20·i seconds behind the first's.
+	span := parts[0][len(parts[0])-1].t.Sub(start)
+	step := span / time.Duration(len(timeOrder)/5000)
+	var partitioned [][]byte
+	var next [4]int
+	for horizon := start.Add(step); len(partitioned) < len(timeOrder); horizon = horizon.Add(step) {
+		for i, p := range parts {
+			until := horizon.Add(-time.Duration(i) * 20 * time.Second)
+			for ; next[i] < len(p) && (!p[next[i]].t.After(until) || horizon.Sub(start) > span+time.Minute); next[i]++ {
+				partitioned = append(partitioned, p[next[i]].line)
+			}
+		}
+	}
+	for _, order := range []struct {
+		name   string
+		access [][]byte
+	}{{"time", timeOrder}, {"partitions", partitioned}} {
+		b.Run("order="+order.name, func(b *testing.B) { decodeEvaluate(b, order.access, config) })
+	}
+}
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}
+
+func decodeEvaluate(b *testing.B, access, config [][]byte) {
 	set := defaultSet(b)
 	var dec event.Decoder
 	var batch event.Batch
