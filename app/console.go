@@ -137,6 +137,7 @@ func (c consoleCommander) Command(ctx context.Context, actor, role, id, name str
 	}
 	if name == tracker.CmdDraft {
 		cmd.Notice = noticeFromForm(form)
+		cmd.Correction = form.Get("correction") == "on"
 	}
 	if at := form.Get("at"); at != "" {
 		// datetime-local inputs carry no zone: the console asks for UTC.

@@ -62,6 +62,7 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 	at := fs.String("at", "", "awareness, determine, file, close-exposure: the `time` (RFC 3339)")
 	ref := fs.String("reference", "", "file: the recipient's reference, e.g. a case number")
 	noticeFile := fs.String("notice", "", "draft: the notice as a JSON `file` (text per locale, contact, authority, product)")
+	correction := fs.Bool("correction", false, "draft, after a version went out: send it to the customers told already too")
 	version := fs.Int("version", 0, "approve: the notice version")
 	hash := fs.String("hash", "", "approve: the version's content hash (as `incidents notice` shows it)")
 	wait := fs.Bool("wait", false, "send: show progress until every customer is reached")
@@ -172,6 +173,9 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 				return 2
 			}
 			body["notice"] = n
+			if *correction {
+				body["correction"] = true
+			}
 		case tracker.CmdApprove:
 			body["version"], body["hash"] = *version, *hash
 		}
@@ -411,17 +415,20 @@ func printIncidents(w io.Writer, vs []tracker.View, now time.Time) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSEVERITY\tSTATUS\tNEXT DEADLINE\tTENANTS\tRECORDS\tTITLE")
+	fmt.Fprintln(tw, "ID\tSEVERITY\tSTATUS\tNEXT LEGAL DEADLINE\tTENANTS\tRECORDS\tTITLE")
 	for _, v := range vs {
 		next := "-"
 		if d := v.NextDeadline; d != nil && d.DueAt != nil {
-			kind := ""
-			if !d.Legal {
-				kind = " target"
-			}
-			next = fmt.Sprintf("%s%s %s (%s)", d.Regime, kind, countdown(*d.DueAt, now), d.What)
+			next = fmt.Sprintf("%s %s (%s)", d.Regime, countdown(*d.DueAt, now), d.What)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", termSafe(v.ID), v.Severity, v.Status, termSafe(next),
+		if d := v.NextTarget; d != nil && d.DueAt != nil {
+			next += fmt.Sprintf("; target %s (%s)", countdown(*d.DueAt, now), d.What)
+		}
+		status := string(v.Status)
+		if v.UpdateRequired != nil {
+			status += ", update required"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", termSafe(v.ID), v.Severity, status, termSafe(next),
 			v.Affected.Tenants, v.Affected.Records, termSafe(v.Title))
 	}
 	tw.Flush()
@@ -430,6 +437,9 @@ func printIncidents(w io.Writer, vs []tracker.View, now time.Time) {
 func printIncident(w io.Writer, v tracker.View, now time.Time) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("%s  %s  [%s, %s]\n", termSafe(v.ID), termSafe(v.Title), v.Severity, v.Status)
+	if u := v.UpdateRequired; u != nil {
+		p("  UPDATE REQUIRED since %s: %s\n", u.Since.Format(time.RFC3339), termSafe(u.Summary()))
+	}
 	p("  rule          %s  (%s)\n", termSafe(v.RuleID), termSafe(v.GroupKey))
 	p("  detected at   %s\n", v.DetectedAt.Format(time.RFC3339))
 	p("  aware at      %s", v.AwareAt.Format(time.RFC3339))

@@ -32,6 +32,7 @@ type notices struct {
 	ledger   notify.Ledger
 	zone     *time.Location
 	sender   string // "sendgrid" or the mailbox's folder
+	tracker  *tracker.Tracker
 }
 
 // newNotices builds the notifier: SendGrid when an API key is configured,
@@ -42,7 +43,7 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 	if err != nil {
 		return nil, err
 	}
-	n := &notices{catalog: cs, outbox: st, ledger: st, zone: zone}
+	n := &notices{catalog: cs, outbox: st, ledger: st, zone: zone, tracker: tr}
 	var mailer notify.Mailer
 	if o.Notify.SendGridAPIKey != "" {
 		sg, err := email.NewSendGrid(email.SendGridOptions{APIKey: o.Notify.SendGridAPIKey, BaseURL: o.Notify.SendGridURL,
@@ -109,10 +110,19 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 // NoticeData gives the console's notice page its data.
 func (n *notices) NoticeData(ctx context.Context, inc incident.Incident) (*console.NoticeData, error) {
 	d := &console.NoticeData{Locales: n.catalog.Locales()}
-	for _, v := range inc.Notices {
-		d.Versions = append(d.Versions, console.NoticeVersionRow{Version: v.Version, Author: v.Author, At: v.At, Hash: v.Hash,
+	view := n.tracker.View(inc).Notice
+	for i, v := range inc.Notices {
+		row := console.NoticeVersionRow{Version: v.Version, Author: v.Author, At: v.At, Hash: v.Hash,
 			ApprovedBy: v.ApprovedBy, ApprovedAt: v.ApprovedAt, SelfApproved: v.SelfApproved, Missing: v.Missing(),
-			ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope), Sending: v.Version == inc.NoticeSending})
+			ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope), Sending: v.Version == inc.NoticeSending,
+			Supplementary: v.Supplementary, Correction: v.Correction}
+		if view != nil && i < len(view.Versions) {
+			row.Diff = view.Versions[i].Diff
+		}
+		d.Versions = append(d.Versions, row)
+	}
+	if view != nil {
+		d.Phases = view.Phases
 	}
 	if len(inc.Notices) == 0 {
 		return d, nil

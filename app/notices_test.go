@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,5 +269,196 @@ customers:
 	}
 	if got := strings.Join(acts, ", "); got != "notice-drafted token:dana, notice-drafted token:dana, notice-approved token:olu, notice-send token:on-call, notice-sent breachwatch" {
 		t.Errorf("audit: %s", got)
+	}
+}
+
+// TestSupplementaryNoticeEndToEnd: a public bucket's notice goes to the 3
+// customers whose data it held, through the real sendgrid-go client; then
+// 2 more customers' exports turn out to have been in it (their events
+// arrive late) and the bucket is made public again. The incident must not
+// stay "notified": it shows the update required, the customer deadline is
+// unmet again, a supplementary version goes to the 2 customers only (the
+// DPO chose no correction), and once they are reached it is notified, the
+// register and the authority report showing both phases.
+func TestSupplementaryNoticeEndToEnd(t *testing.T) {
+	sg := sendgridtest.New("SG.key-for-tests")
+	defer sg.Close()
+	dir := t.TempDir()
+	customers := filepath.Join(dir, "customers.yaml")
+	var cs strings.Builder
+	cs.WriteString("format: 1\ncustomers:\n")
+	for _, c := range "abcde" {
+		fmt.Fprintf(&cs, "  - {tenant: cust-%c, country: NL, locale: en, time_zone: Europe/Amsterdam, emails: [owner@cust-%c.example]}\n", c, c)
+	}
+	if err := os.WriteFile(customers, []byte(cs.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(t)
+	o.Auth.Tokens = append(o.Auth.Tokens,
+		TokenOptions{Name: "dana", Role: "dpo", TokenSHA256: sha(dpoToken)},
+		TokenOptions{Name: "olu", Role: "dpo", TokenSHA256: sha(dpo2Token)})
+	o.Tracker.Customers = customers
+	o.Notify.SendGridAPIKey, o.Notify.SendGridURL, o.Notify.From = "SG.key-for-tests", sg.URL, "security@bookly.example"
+	o.Notify.Interval = Duration(200 * time.Millisecond)
+	info := start(t, o)
+	mustCall := func(method, p, token string, body any, want int) map[string]any {
+		t.Helper()
+		code, out := call(t, method, info.HTTPAddr, p, token, body)
+		if code != want {
+			t.Fatalf("%s %s: %d %v; want %d", method, p, code, out, want)
+		}
+		return out
+	}
+	t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	export := func(tenant string, at time.Time) string {
+		return fmt.Sprintf(`{"id":"exp-%s","time":%q,"tenant":%q,"actor":{"id":"u-%s","type":"customer_user","tenant":%q},`+
+			`"action":"export","resource":{"type":"file","id":"f","store":"s3://exports-eu"},"records":100,"categories":["contact"],"outcome":"success"}`,
+			tenant, at.Format(time.RFC3339), tenant, tenant, tenant)
+	}
+	public := func(id string, at time.Time, on bool) string {
+		return fmt.Sprintf(`{"id":%q,"time":%q,"resource":{"id":"arn:aws:s3:::exports-eu","type":"bucket","store":"s3://exports-eu"},`+
+			`"setting":"public_access","before":%t,"after":%t,"actor":{"id":"deploy-bot","type":"service"},"source":"terraform"}`,
+			id, at.Format(time.RFC3339), !on, on)
+	}
+	ingest := func(path string, lines ...string) {
+		t.Helper()
+		if code, body := post(t, info.HTTPAddr, path, ingestToken, []byte(strings.Join(lines, "\n")+"\n")); code != 202 {
+			t.Fatalf("ingest %s: %d %v", path, code, body)
+		}
+	}
+	ingest("/api/v1/events/access", export("cust-a", t0.Add(-3*time.Hour)), export("cust-b", t0.Add(-150*time.Minute)),
+		export("cust-c", t0.Add(-2*time.Hour)))
+	ingest("/api/v1/events/config", public("c1", t0, true), public("c2", t0.Add(10*time.Minute), false))
+
+	var id string
+	var inc map[string]any
+	get := func() map[string]any { return mustCall("GET", "/api/v1/incidents/"+id, engineerToken, nil, 200) }
+	tenants := func(inc map[string]any) float64 { return inc["affected"].(map[string]any)["tenants"].(float64) }
+	waitFor(t, "the exposure incident with its 3 customers", 30*time.Second, func() bool {
+		_, body := call(t, "GET", info.HTTPAddr, "/api/v1/incidents", engineerToken, nil)
+		for _, x := range body["incidents"].([]any) {
+			if x := x.(map[string]any); x["rule_id"] == "store-made-public" {
+				id = x["id"].(string)
+			}
+		}
+		return id != "" && tenants(get()) == 3
+	})
+	path := "/api/v1/incidents/" + id
+	notice := map[string]any{
+		"text": map[string]any{"en": map[string]string{"nature": "An export bucket was public for ten minutes.", "consequences": "Your contacts could be read.",
+			"measures": "We closed it.", "actions": "Nothing to do."}},
+		"contact":   map[string]string{"name": "Dana", "email": "dpo@bookly.example"},
+		"authority": map[string]string{"name": "Autoriteit Persoonsgegevens"},
+		"product":   "Bookly",
+	}
+	sendVersion := func(n int, body map[string]any) map[string]any {
+		t.Helper()
+		v := mustCall("POST", path+"/draft", dpoToken, body, 200)
+		ver := v["notice"].(map[string]any)["versions"].([]any)[n-1].(map[string]any)
+		mustCall("POST", path+"/approve", dpo2Token, map[string]any{"version": n, "hash": ver["hash"]}, 200)
+		mustCall("POST", path+"/send", engineerToken, nil, 200)
+		waitFor(t, fmt.Sprintf("version %d reaching its customers", n), 30*time.Second, func() bool {
+			inc = get()
+			return inc["status"] == "notified"
+		})
+		return ver
+	}
+	mustCall("POST", path+"/confirm", engineerToken, nil, 200)
+	sendVersion(1, map[string]any{"notice": notice})
+	if c := sg.Count(); len(c) != 3 || c["owner@cust-a.example"] != 1 || c["owner@cust-c.example"] != 1 {
+		t.Fatalf("version 1 went to %v", c)
+	}
+	var firstMet any
+	for _, d := range inc["deadlines"].([]any) {
+		if d := d.(map[string]any); d["recipient"] == "customers" {
+			firstMet = d["met_at"]
+		}
+	}
+
+	// 2 more customers' exports, dated before the window closed, arrive
+	// late; then the bucket is made public again.
+	ingest("/api/v1/events/access", export("cust-d", t0.Add(-30*time.Minute)), export("cust-e", t0.Add(-20*time.Minute)))
+	waitFor(t, "the 2 customers added", 30*time.Second, func() bool { inc = get(); return tenants(inc) == 5 })
+	ingest("/api/v1/events/config", public("c3", t0.Add(25*time.Minute), true))
+	waitFor(t, "the exposure reopened", 30*time.Second, func() bool {
+		inc = get()
+		u, _ := inc["update_required"].(map[string]any)
+		return u != nil && len(u["reasons"].([]any)) == 2
+	})
+	u := inc["update_required"].(map[string]any)
+	if inc["status"] != "notifying" || fmt.Sprint(u["untold"]) != "[cust-d cust-e]" || fmt.Sprint(u["changed"]) != "[cust-a cust-b cust-c]" ||
+		!strings.Contains(fmt.Sprint(u["reasons"]), "2 customers added after the notice went out") ||
+		!strings.Contains(fmt.Sprint(u["reasons"]), "the exposure reopened") {
+		t.Fatalf("after the changes: status %v, update %v", inc["status"], u)
+	}
+	if inc["exposure"].(map[string]any)["to"] != nil {
+		t.Fatalf("exposure %v", inc["exposure"])
+	}
+	for _, d := range inc["deadlines"].([]any) {
+		if d := d.(map[string]any); d["recipient"] == "customers" && (d["met_at"] != nil || d["first_met_at"] != firstMet || d["anchor"] != "update") {
+			t.Fatalf("customer deadline after the changes: %v (first met %v)", d, firstMet)
+		}
+	}
+	// Version 1 cannot be sent again.
+	mustCall("POST", path+"/send", engineerToken, nil, 409)
+
+	// The supplementary version 2, diffed against version 1, to the 2 only.
+	ver := sendVersion(2, map[string]any{"notice": notice})
+	if ver["supplementary"] != true || ver["diff"] == nil {
+		t.Fatalf("version 2: %v", ver)
+	}
+	diff := ver["diff"].(map[string]any)
+	if fmt.Sprint(diff["customers_new"]) != "[cust-d cust-e]" || diff["window_after"].(map[string]any)["to"] != nil {
+		t.Errorf("diff: %v", diff)
+	}
+	c := sg.Count()
+	if len(c) != 5 {
+		t.Fatalf("after version 2: %v", c)
+	}
+	for addr, n := range c {
+		if n != 1 {
+			t.Errorf("%s got %d messages", addr, n)
+		}
+	}
+	if inc["update_required"] != nil {
+		t.Errorf("still an update required: %v", inc["update_required"])
+	}
+	for _, d := range inc["deadlines"].([]any) {
+		if d := d.(map[string]any); d["recipient"] == "customers" && (d["met_at"] == nil || d["first_met_at"] != firstMet) {
+			t.Errorf("customer deadline after version 2: %v", d)
+		}
+	}
+	phases := inc["notice"].(map[string]any)["phases"].([]any)
+	if len(phases) != 2 || phases[0].(map[string]any)["customers"] != 3.0 || phases[1].(map[string]any)["customers"] != 2.0 ||
+		phases[1].(map[string]any)["kept"] != 3.0 {
+		t.Fatalf("phases: %v", phases)
+	}
+	rep := mustCall("GET", path+"/report", dpoToken, nil, 200)
+	if ps, _ := rep["customer_notice_phases"].([]any); len(ps) != 2 {
+		t.Errorf("report phases: %v", rep["customer_notice_phases"])
+	}
+	reg := mustCall("GET", "/api/v1/register", dpoToken, nil, 200)
+	found := false
+	for _, e := range reg["entries"].([]any) {
+		if e := e.(map[string]any); e["incident"] == id {
+			found = true
+			ps := e["notice_phases"].([]any)
+			if len(ps) != 2 || !strings.HasPrefix(ps[1].(string), "v2 (supplementary)") || !strings.Contains(ps[1].(string), "to 2 customers, all reached") {
+				t.Errorf("register phases: %v", ps)
+			}
+		}
+	}
+	if !found {
+		t.Error("the incident is not in the register")
+	}
+	audit := mustCall("GET", path+"/audit", dpoToken, nil, 200)
+	var acts []string
+	for _, e := range audit["entries"].([]any) {
+		if a := e.(map[string]any)["action"].(string); strings.HasPrefix(a, "notice-") || a == "update-required" {
+			acts = append(acts, a)
+		}
+	}
+	if !slices.Contains(acts, "update-required") || strings.Count(strings.Join(acts, ","), "notice-sent") != 2 {
+		t.Errorf("audit: %v", acts)
 	}
 }

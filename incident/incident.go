@@ -121,7 +121,13 @@ type Obligation struct {
 	LateReasonRequired bool `json:"late_reason_required,omitempty"`
 	// MetAt is when the first filing or notice was recorded; lateness is
 	// frozen then.
-	MetAt      time.Time `json:"met_at,omitzero"`
+	MetAt time.Time `json:"met_at,omitzero"`
+	// FirstMetAt is when a customer obligation was first met, kept when a
+	// change after the notice (an Update) made it unmet again; ReopenedAt
+	// is when that happened (the supplementary notice's clock runs from
+	// it).
+	FirstMetAt time.Time `json:"first_met_at,omitzero"`
+	ReopenedAt time.Time `json:"reopened_at,omitzero"`
 	Late       bool      `json:"late,omitempty"`
 	LateReason string    `json:"late_reason,omitempty"`
 	Reference  string    `json:"reference,omitempty"` // e.g. the authority's case number
@@ -197,7 +203,13 @@ type Incident struct {
 	Notices       []NoticeVersion `json:"notices,omitempty"`
 	NoticeSending int             `json:"notice_sending,omitempty"`
 	NoticeSentAt  time.Time       `json:"notice_sent_at,omitzero"`
-	UpdatedAt     time.Time       `json:"updated_at"`
+	// Phases are the sendings of notice versions, oldest first: whom each
+	// went to with which facts.
+	Phases []Phase `json:"phases,omitempty"`
+	// Update is set while the facts differ materially from what customers
+	// were told (see Drift): a supplementary notice is required.
+	Update    *Update   `json:"update,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// Seq is the sequence number of the last audit entry folded in.
 	Seq int64 `json:"seq"`
 }
@@ -236,6 +248,7 @@ func (inc *Incident) Clone() Incident {
 	c.Notes = slices.Clone(inc.Notes)
 	c.ReportUpdates = slices.Clone(inc.ReportUpdates)
 	c.Notices = slices.Clone(inc.Notices)
+	c.Phases = slices.Clone(inc.Phases)
 	return c
 }
 
@@ -277,13 +290,19 @@ func (inc *Incident) LatestApproved() *NoticeVersion {
 	return nil
 }
 
-// NextDeadline is the earliest due time of an unmet obligation with a due
-// time, and that obligation; nil when there is none.
-func (inc *Incident) NextDeadline() *Obligation {
+// NextDeadline is the unsettled legal obligation due first (nil when
+// there is none): internal targets are not deadlines (see NextTarget), and
+// obligations met or waived drop out.
+func (inc *Incident) NextDeadline() *Obligation { return inc.next(true) }
+
+// NextTarget is the unsettled internal target due first, or nil.
+func (inc *Incident) NextTarget() *Obligation { return inc.next(false) }
+
+func (inc *Incident) next(legal bool) *Obligation {
 	var next *Obligation
 	for i := range inc.Obligations {
 		o := &inc.Obligations[i]
-		if o.Settled() || o.DueAt.IsZero() {
+		if o.Settled() || o.DueAt.IsZero() || o.Legal != legal {
 			continue
 		}
 		if next == nil || o.DueAt.Before(next.DueAt) {

@@ -71,6 +71,13 @@ type NoticeVersion struct {
 	WindowTo   time.Time `json:"window_to,omitzero"`
 	ScopeHash  string    `json:"scope_hash"`
 	Hash       string    `json:"hash"` // over all of the above (see ComputeHash)
+	// Supplementary: drafted after a version went out; it goes to the
+	// customers not told yet and, with Correction, to those told already.
+	// Base is how many versions had gone out when it was drafted: one
+	// drafted before another went out is stale.
+	Supplementary bool `json:"supplementary,omitempty"`
+	Correction    bool `json:"correction,omitempty"`
+	Base          int  `json:"base,omitempty"`
 	// Set when approved.
 	ApprovedBy   string    `json:"approved_by,omitempty"`
 	ApprovedAt   time.Time `json:"approved_at,omitzero"`

@@ -5,31 +5,34 @@ import "time"
 // View is an incident as the API shows it (../shared/contract/api.md):
 // the contract's fields first, then breachwatch's own.
 type View struct {
-	ID           string            `json:"id"`
-	RuleID       string            `json:"rule_id"`
-	Title        string            `json:"title"`
-	Severity     string            `json:"severity"`
-	Status       Status            `json:"status"`
-	DetectedAt   time.Time         `json:"detected_at"`
-	AwareAt      time.Time         `json:"aware_at"`
-	Deadlines    []Deadline        `json:"deadlines"`
-	Exposure     Window            `json:"exposure"`
-	Affected     AffectedView      `json:"affected"`
-	Kind         string            `json:"kind"`
-	GroupKey     string            `json:"group_key"`
-	Tags         []string          `json:"tags,omitempty"`
-	AwareReason  string            `json:"aware_reason,omitempty"`
-	DeterminedAt *time.Time        `json:"determined_at"`
-	Acknowledged bool              `json:"acknowledged"`
-	AckBy        string            `json:"acknowledged_by,omitempty"`
-	Assignee     string            `json:"assignee,omitempty"`
-	Reason       string            `json:"reason,omitempty"`
-	Events       int64             `json:"events"`
-	EventIDs     []string          `json:"event_ids"`
-	Findings     []string          `json:"findings"`
-	Stores       []string          `json:"stores,omitempty"`
-	Notes        []Note            `json:"notes,omitempty"`
+	ID           string       `json:"id"`
+	RuleID       string       `json:"rule_id"`
+	Title        string       `json:"title"`
+	Severity     string       `json:"severity"`
+	Status       Status       `json:"status"`
+	DetectedAt   time.Time    `json:"detected_at"`
+	AwareAt      time.Time    `json:"aware_at"`
+	Deadlines    []Deadline   `json:"deadlines"`
+	Exposure     Window       `json:"exposure"`
+	Affected     AffectedView `json:"affected"`
+	Kind         string       `json:"kind"`
+	GroupKey     string       `json:"group_key"`
+	Tags         []string     `json:"tags,omitempty"`
+	AwareReason  string       `json:"aware_reason,omitempty"`
+	DeterminedAt *time.Time   `json:"determined_at"`
+	Acknowledged bool         `json:"acknowledged"`
+	AckBy        string       `json:"acknowledged_by,omitempty"`
+	Assignee     string       `json:"assignee,omitempty"`
+	Reason       string       `json:"reason,omitempty"`
+	Events       int64        `json:"events"`
+	EventIDs     []string     `json:"event_ids"`
+	Findings     []string     `json:"findings"`
+	Stores       []string     `json:"stores,omitempty"`
+	Notes        []Note       `json:"notes,omitempty"`
+	// NextDeadline is the nearest unmet legal deadline; NextTarget the
+	// nearest unmet internal target (no legal number), shown apart.
 	NextDeadline *Deadline         `json:"next_deadline"`
+	NextTarget   *Deadline         `json:"next_target"`
 	UpdatedAt    time.Time         `json:"updated_at"`
 	AuditSeq     int64             `json:"audit_seq"`
 	TimeZone     string            `json:"time_zone"` // the organisation's, for the *_local fields
@@ -37,6 +40,10 @@ type View struct {
 	// Notice is the customer notice's workflow; null when the incident owes
 	// customers no notice and none was drafted.
 	Notice *NoticeView `json:"notice"`
+	// UpdateRequired is set while the facts differ materially from what
+	// the customers were told (the status is then notifying, not
+	// notified): a supplementary notice is due.
+	UpdateRequired *Update `json:"update_required"`
 }
 
 // NoticeView is the customer notice's workflow as the API shows it.
@@ -45,7 +52,35 @@ type NoticeView struct {
 	// AwaitingApproval: no version is approved yet.
 	AwaitingApproval bool       `json:"awaiting_approval"`
 	Sending          int        `json:"sending"` // the version being sent; 0: none
-	SentAt           *time.Time `json:"sent_at"` // every customer reached
+	SentAt           *time.Time `json:"sent_at"` // every customer of its audience reached
+	// Phases: each version's sending, oldest first: how many customers it
+	// went to and when they were all reached.
+	Phases []PhaseView `json:"phases"`
+}
+
+// PhaseView is one version's sending as the API shows it.
+type PhaseView struct {
+	Version       int        `json:"version"`
+	StartedAt     time.Time  `json:"started_at"`
+	ReachedAt     *time.Time `json:"reached_at"`
+	Customers     int        `json:"customers"`
+	Kept          int        `json:"kept"` // told before and, by the DPO's choice, not told again
+	Supplementary bool       `json:"supplementary"`
+	Correction    bool       `json:"correction"`
+	Window        Window     `json:"window"`
+}
+
+// NoticeDiff is what a supplementary version changes against the version
+// sent before it.
+type NoticeDiff struct {
+	Against int `json:"against"` // the version it is compared with
+	// Text names the free-text fields that differ ("en.nature", …).
+	Text          []string `json:"text"`
+	WindowBefore  Window   `json:"window_before"`
+	WindowAfter   Window   `json:"window_after"`
+	CustomersNew  []string `json:"customers_new"` // affected now, not told by any version sent
+	RecordsBefore int64    `json:"records_before"`
+	RecordsAfter  int64    `json:"records_after"`
 }
 
 // NoticeVersionView is one version, without its text.
@@ -63,6 +98,12 @@ type NoticeVersionView struct {
 	// ScopeCurrent: the affected customers are still those it was
 	// written against.
 	ScopeCurrent bool `json:"scope_current"`
+	// Supplementary: drafted after a version went out (it goes to the
+	// customers not told yet; with correction, to those told too). Diff
+	// is what it changes against the version sent before it.
+	Supplementary bool        `json:"supplementary"`
+	Correction    bool        `json:"correction"`
+	Diff          *NoticeDiff `json:"diff,omitempty"`
 }
 
 // Deadline is an obligation as the API shows it.
@@ -81,6 +122,11 @@ type Deadline struct {
 	Late       bool   `json:"late"`
 	LateReason string `json:"late_reason,omitempty"`
 	Reference  string `json:"reference,omitempty"`
+	// FirstMetAt: when the customers were first told, kept when a change
+	// after that notice made the obligation unmet again (ReopenedAt; the
+	// deadline then runs from it, anchor "update").
+	FirstMetAt *time.Time `json:"first_met_at"`
+	ReopenedAt *time.Time `json:"reopened_at"`
 	// WaivedAt/WaivedReason: a DPO decided it is not required, and why.
 	WaivedAt     *time.Time `json:"waived_at"`
 	WaivedReason string     `json:"waived_reason,omitempty"`

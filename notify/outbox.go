@@ -228,22 +228,13 @@ func (n *Notifier) enqueue(ctx context.Context, inc *incident.Incident) error {
 	if v == nil || !v.Approved() {
 		return fmt.Errorf("incident %s: version %d being sent is not approved", inc.ID, inc.NoticeSending)
 	}
-	if incident.ScopeHash(inc.Scope) != v.ScopeHash {
-		// Said once per version: the people who can act see it in the
-		// incident (the version is shown as not current).
-		n.mu.Lock()
-		said := n.enqueued[key+"/stale"]
-		n.enqueued[key+"/stale"] = true
-		n.mu.Unlock()
-		if said {
-			return nil
-		}
-		return fmt.Errorf("incident %s: the affected customers changed after version %d was approved; nothing enqueued (draft a new version)",
-			inc.ID, v.Version)
-	}
+	// The audience and the facts stated to each were pinned when sending
+	// began; a change since is an update required (a supplementary
+	// version), not a reason to hold these back.
+	aud := audience(inc)
 	now := n.o.Now().UTC()
 	var ds []incident.Delivery
-	for _, t := range inc.Scope.Tenants {
+	for _, t := range aud {
 		ds = append(ds, incident.Delivery{ID: incident.DeliveryID(inc.ID, v.Version, t.Tenant, t.Tenant, incident.ChannelInApp),
 			Incident: inc.ID, Version: v.Version, Tenant: t.Tenant, Recipient: t.Tenant, Channel: incident.ChannelInApp, Facts: t,
 			State: incident.DeliverySent, CreatedAt: now, UpdatedAt: now, SentAt: now})
@@ -262,8 +253,18 @@ func (n *Notifier) enqueue(ctx context.Context, inc *incident.Incident) error {
 	n.enqueued[key] = true
 	n.mu.Unlock()
 	n.log.Info("notices enqueued", zap.String("incident", inc.ID), zap.Int("version", v.Version),
-		zap.Int("customers", len(inc.Scope.Tenants)), zap.Int("deliveries", len(ds)))
+		zap.Int("customers", len(aud)), zap.Int("deliveries", len(ds)))
 	return nil
+}
+
+// audience is whom the version being sent goes to, with the facts it
+// states to each: its phase's audience (the scope for a log written before
+// phases were kept).
+func audience(inc *incident.Incident) []incident.AffectedTenant {
+	if p := inc.PhaseOf(inc.NoticeSending); p != nil {
+		return p.Audience
+	}
+	return inc.Scope.Tenants
 }
 
 // reconcile settles deliveries left in "sending" by an attempt that did
@@ -322,12 +323,13 @@ func (n *Notifier) reconcile(ctx context.Context, id string, claimed []incident.
 // group is deliveries whose notices render alike: one rendering, requests
 // of up to MaxPersonalizations recipients.
 type group struct {
-	facts incident.AffectedTenant
-	ds    []incident.Delivery
+	facts   incident.AffectedTenant
+	earlier time.Time
+	ds      []incident.Delivery
 }
 
-func renderKey(f incident.AffectedTenant) string {
-	return strings.Join([]string{f.How, strings.Join(f.Categories, ","), f.Locale, f.TimeZone}, "\x00")
+func renderKey(f incident.AffectedTenant, earlier time.Time) string {
+	return strings.Join([]string{f.How, strings.Join(f.Categories, ","), f.Locale, f.TimeZone, earlier.String()}, "\x00")
 }
 
 // sendPending sends the incident's pending e-mail deliveries of the version
@@ -336,14 +338,15 @@ func (n *Notifier) sendPending(ctx context.Context, inc *incident.Incident, pend
 	v := inc.Notice(inc.NoticeSending)
 	groups := map[string]*group{}
 	var keys []string
+	earlier := inc.ReachedBefore(inc.NoticeSending)
 	for _, d := range pending {
 		if d.Version != inc.NoticeSending {
 			continue // an earlier version's: superseded
 		}
-		k := renderKey(d.Facts)
+		k := renderKey(d.Facts, earlier[d.Tenant])
 		g := groups[k]
 		if g == nil {
-			g = &group{facts: d.Facts}
+			g = &group{facts: d.Facts, earlier: earlier[d.Tenant]}
 			groups[k] = g
 			keys = append(keys, k)
 		}
@@ -361,7 +364,7 @@ func (n *Notifier) sendPending(ctx context.Context, inc *incident.Incident, pend
 	for _, k := range keys {
 		g := groups[k]
 		r, err := n.o.Catalog.Render(v, Facts{How: g.facts.How, Categories: g.facts.Categories, Locale: g.facts.Locale, Zone: Zone(g.facts.TimeZone, nil),
-			RecordsText: RecordsTag})
+			RecordsText: RecordsTag, Earlier: g.earlier})
 		if err != nil {
 			return err
 		}
@@ -598,11 +601,12 @@ func (n *Notifier) report(ctx context.Context, inc *incident.Incident) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range inc.Scope.Tenants {
+	aud := audience(inc)
+	for _, t := range aud {
 		if !reached[t.Tenant] {
 			return nil
 		}
 	}
-	return n.o.Work.NoticeReached(ctx, inc.ID, incident.NoticeProgress{Version: inc.NoticeSending, Tenants: len(inc.Scope.Tenants),
+	return n.o.Work.NoticeReached(ctx, inc.ID, incident.NoticeProgress{Version: inc.NoticeSending, Tenants: len(aud),
 		Reached: len(reached)})
 }

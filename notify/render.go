@@ -219,6 +219,9 @@ type Facts struct {
 	// RecordsText, when set, is written instead of the formatted Records
 	// (a per-recipient substitution tag for batched e-mail).
 	RecordsText string
+	// Earlier, when set, is when the customer was reached by an earlier
+	// version: this one updates it, and says so first.
+	Earlier time.Time
 }
 
 // Rendered is one customer's notice, ready to send or show.
@@ -296,6 +299,9 @@ func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error)
 			introKey = "intro_accessed"
 		}
 		intro = c.msg(introKey, esc, "product", n.Product)
+		if !f.Earlier.IsZero() {
+			intro = c.msg("update_intro", esc, "date", c.Time(f.Earlier, f.Zone)) + " " + intro
+		}
 		var when string
 		if v.WindowTo.IsZero() {
 			when = c.msg("window_open", esc, "from", c.Time(v.WindowFrom, f.Zone))

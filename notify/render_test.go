@@ -124,6 +124,10 @@ func TestRenderFacts(t *testing.T) {
 			"ar", []string{"بيانات الاتصال، بيانات الدفع", "\u2068dpo@example.com\u2069", "مارس", "12٬345"}, nil},
 		{"substitution tag instead of the number", Facts{Records: 5, RecordsText: "%bw_records%", Locale: "fr", Zone: time.UTC},
 			"fr", []string{"Environ %bw_records% enregistrements"}, []string{"Types de données"}},
+		{"a correction says which notice it updates, in the customer's zone", Facts{Records: 5, Locale: "nl", Zone: ams,
+			Earlier: time.Date(2026, 3, 30, 7, 5, 0, 0, time.UTC)},
+			"nl", []string{"Dit bericht werkt ons bericht van 30 maart 2026 09:05 (UTC+02:00) bij"}, nil},
+		{"a first notice does not", Facts{Records: 5, Locale: "en", Zone: time.UTC}, "en", nil, []string{"updates the one we sent"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

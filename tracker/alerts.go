@@ -2,9 +2,12 @@ package tracker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,6 +26,25 @@ type Alerter interface {
 	// Remind posts a reminder about deadline d, left before it is due
 	// (negative: overdue), under the alert.
 	Remind(ctx context.Context, ref incident.AlertRef, v View, d Deadline, left time.Duration) error
+	// UpdateRequired says, under the alert, that the facts changed after
+	// the customers were told (v.UpdateRequired): a supplementary notice
+	// is due.
+	UpdateRequired(ctx context.Context, ref incident.AlertRef, v View) error
+}
+
+// updateLedger is the ledger key (a reminder's obligation) under which an
+// update required is recorded as said: once per change (its reasons and
+// the customers it concerns).
+const updateLedger = "update-required"
+
+// updatePoint names one update required in the ledger.
+func updatePoint(u *incident.Update) string {
+	h := sha256.New()
+	for _, l := range [][]string{u.Reasons, u.Untold, u.Changed} {
+		h.Write([]byte(strings.Join(l, "\x00")))
+		h.Write([]byte{1})
+	}
+	return strconv.FormatInt(u.Since.Unix(), 10) + "-" + hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 // Reminders says when reminders go out.
@@ -52,19 +74,22 @@ func (r *Reminders) defaults() {
 	}
 }
 
-// ReminderPoint names the reminder due at now for a deadline: the most
-// urgent point already reached ("4h": 4 hours or less were left), or
-// "overdue-N" for the N-th period after the deadline; "" while no point is
-// reached. Only the current point is ever due, so reminders missed while
-// breachwatch was down collapse into one.
-func ReminderPoint(due, now time.Time, r Reminders) (string, time.Duration) {
+// ReminderPoint names the reminder due at now for a deadline of the given
+// period (from its anchor to its due time; 0 when unknown): the most urgent
+// point already reached ("4h": 4 hours or less were left), or "overdue-N"
+// for the N-th period after the deadline; "" while no point is reached.
+// Points as long as the period or longer never fire: a 24-hour target is
+// not "approaching" the moment its clock starts. Only the current point is
+// ever due, so reminders missed while breachwatch was down collapse into
+// one.
+func ReminderPoint(due, now time.Time, period time.Duration, r Reminders) (string, time.Duration) {
 	r.defaults()
 	left := due.Sub(now)
 	if left < 0 {
 		return "overdue-" + strconv.Itoa(int(-left/r.OverdueEvery)), left
 	}
 	for _, b := range r.Before {
-		if left <= b {
+		if left <= b && (period <= 0 || b < period) {
 			return fmtPoint(b), left
 		}
 	}
@@ -138,11 +163,29 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 	if !inc.Status.Active() {
 		return nil
 	}
+	if u := inc.Update; u != nil {
+		point := updatePoint(u)
+		t.mu.Lock()
+		said := t.reminded[id+"\x00"+updateLedger+"\x00"+point]
+		t.unlock()
+		if !said {
+			if err := a.UpdateRequired(ctx, ref, v); err != nil {
+				return fmt.Errorf("saying an update is required: %w", err)
+			}
+			if err := t.record(ctx, id, incident.ActReminded, incident.Reminder{Obligation: updateLedger, Point: point}); err != nil {
+				return err
+			}
+		}
+	}
 	for _, d := range v.Deadlines {
 		if d.DueAt == nil || d.MetAt != nil || d.WaivedAt != nil {
 			continue
 		}
-		point, left := ReminderPoint(*d.DueAt, now, r)
+		var period time.Duration
+		if o := inc.Obligation(d.ID); o != nil && !o.AnchorAt.IsZero() {
+			period = o.DueAt.Sub(o.AnchorAt)
+		}
+		point, left := ReminderPoint(*d.DueAt, now, period, r)
 		if point == "" {
 			continue
 		}
@@ -231,6 +274,15 @@ func (l LogAlerter) Remind(_ context.Context, _ incident.AlertRef, v View, d Dea
 	if d.Recipient == "customers" && v.Notice != nil && v.Notice.AwaitingApproval {
 		l.Log.Warn("escalation: the customer notice is not approved yet; a DPO must review and approve it",
 			zap.String("incident", v.ID), zap.String("obligation", d.ID), zap.Duration("left", left.Round(time.Minute)))
+	}
+	return nil
+}
+
+// UpdateRequired implements Alerter.
+func (l LogAlerter) UpdateRequired(_ context.Context, _ incident.AlertRef, v View) error {
+	if u := v.UpdateRequired; u != nil {
+		l.Log.Warn("update required: the facts changed after the customers were told; a supplementary notice is due",
+			zap.String("incident", v.ID), zap.Strings("reasons", u.Reasons), zap.Int("untold", len(u.Untold)), zap.Int("changed", len(u.Changed)))
 	}
 	return nil
 }

@@ -28,6 +28,11 @@ func (r *recorder) Remind(_ context.Context, _ incident.AlertRef, v View, d Dead
 	return nil
 }
 
+func (r *recorder) UpdateRequired(_ context.Context, _ incident.AlertRef, v View) error {
+	r.reminders = append(r.reminders, "update-required "+v.UpdateRequired.Summary())
+	return nil
+}
+
 func (r *recorder) take() []string {
 	out := r.reminders
 	r.reminders = nil
@@ -45,8 +50,18 @@ func TestReminderPoint(t *testing.T) {
 		{24 * time.Hour, "24h"}, {5 * time.Hour, "12h"}, {4 * time.Hour, "4h"}, {59 * time.Minute, "1h"}, {0, "1h"},
 		{-time.Second, "overdue-0"}, {-4 * time.Hour, "overdue-1"}, {-9 * time.Hour, "overdue-2"},
 	} {
-		if got, _ := ReminderPoint(due, due.Add(-tt.left), Reminders{}); got != tt.want {
+		if got, _ := ReminderPoint(due, due.Add(-tt.left), 0, Reminders{}); got != tt.want {
 			t.Errorf("%v left: %q; want %q", tt.left, got, tt.want)
+		}
+	}
+	// A 24-hour target: its clock starting is not "24 hours left"; the
+	// first reminder is at 12 hours left.
+	for _, tt := range []struct {
+		left time.Duration
+		want string
+	}{{24 * time.Hour, ""}, {13 * time.Hour, ""}, {12 * time.Hour, "12h"}, {-time.Minute, "overdue-0"}} {
+		if got, _ := ReminderPoint(due, due.Add(-tt.left), 24*time.Hour, Reminders{}); got != tt.want {
+			t.Errorf("24h period, %v left: %q; want %q", tt.left, got, tt.want)
 		}
 	}
 }
@@ -122,5 +137,43 @@ func TestRemindersAcrossRestart(t *testing.T) {
 	}
 	if n != 5 {
 		t.Errorf("%d reminders in the ledger; want 5", n)
+	}
+}
+
+// TestLegalClocksFirst: the next deadline an incident shows is its nearest
+// unmet legal one, the 24-hour internal target apart; met obligations drop
+// out; and the target is not "approaching" the moment its clock starts.
+func TestLegalClocksFirst(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	tr := newTracker(t, openStore(t, t.TempDir()), c)
+	ids, err := tr.Findings(ctx, []incident.Finding{finding("cross-tenant-read", "actor.id=u-1", c.t.Add(-time.Minute), 2, "cust-nl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := tr.View(mustGet(t, tr, ids[0]))
+	if v.NextDeadline == nil || !v.NextDeadline.Legal || v.NextTarget == nil || v.NextTarget.Legal || v.NextTarget.ID != "gdpr/art33-2" {
+		t.Fatalf("next deadline %+v, next target %+v", v.NextDeadline, v.NextTarget)
+	}
+	if !v.NextDeadline.DueAt.Equal(c.t.Add(72 * time.Hour)) {
+		t.Errorf("next legal deadline due %v", v.NextDeadline.DueAt)
+	}
+	rec := &recorder{}
+	tr.Tick(ctx, rec, Reminders{})
+	if got := rec.take(); len(got) != 0 {
+		t.Fatalf("reminded at the start of every clock: %v", got)
+	}
+	c.advance(12 * time.Hour)
+	tr.Tick(ctx, rec, Reminders{})
+	if got := rec.take(); !slices.Equal(got, []string{"gdpr/art33-2 12h0m0s"}) {
+		t.Fatalf("at 12 hours: %v", got)
+	}
+	// Filing the authority notice takes it out of "next".
+	if _, err := tr.Do(ctx, dpo, Command{Incident: ids[0], Name: CmdFile, To: "gdpr/art33", At: c.t, Reference: "AP-1"}); err != nil {
+		t.Fatal(err)
+	}
+	v = tr.View(mustGet(t, tr, ids[0]))
+	if v.NextDeadline == nil || v.NextDeadline.ID == "gdpr/art33" {
+		t.Fatalf("a met obligation is still next: %+v", v.NextDeadline)
 	}
 }

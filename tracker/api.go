@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +66,7 @@ func (t *Tracker) View(inc incident.Incident) View {
 		d := Deadline{Regime: o.Regime, What: o.What, DueAt: ptr(o.DueAt), MetAt: ptr(o.MetAt), ID: o.ID, Recipient: o.Recipient,
 			Source: o.Source, Legal: o.Legal, Anchor: o.Anchor, Late: o.Late, LateReason: o.LateReason, Reference: o.Reference,
 			TableVersion: o.TableVersion,
-			WaivedAt:     ptr(o.WaivedAt), WaivedReason: o.WaivedReason}
+			WaivedAt:     ptr(o.WaivedAt), WaivedReason: o.WaivedReason, FirstMetAt: ptr(o.FirstMetAt), ReopenedAt: ptr(o.ReopenedAt)}
 		if !o.DueAt.IsZero() {
 			d.DueLocal = o.DueAt.In(org).Format(localLayout)
 			if r := t.opts.Regimes.Regime(o.Regime); r != nil && r.Location() != nil {
@@ -73,15 +75,18 @@ func (t *Tracker) View(inc incident.Incident) View {
 		}
 		v.Deadlines = append(v.Deadlines, d)
 	}
-	if n := inc.NextDeadline(); n != nil {
+	find := func(o *incident.Obligation) *Deadline {
 		for i := range v.Deadlines {
-			if v.Deadlines[i].ID == n.ID {
+			if o != nil && v.Deadlines[i].ID == o.ID {
 				d := v.Deadlines[i]
-				v.NextDeadline = &d
+				return &d
 			}
 		}
+		return nil
 	}
+	v.NextDeadline, v.NextTarget = find(inc.NextDeadline()), find(inc.NextTarget())
 	v.Notice = noticeView(&inc)
+	v.UpdateRequired = inc.Update
 	if t.opts.ConsoleURL != "" {
 		v.Links = map[string]string{"console": t.opts.ConsoleURL + "/incidents/" + inc.ID}
 	}
@@ -152,11 +157,12 @@ type commandBody struct {
 	To        string    `json:"to"`
 	At        time.Time `json:"at"`
 	Reference string    `json:"reference"`
-	// The notice workflow: draft takes notice; approve takes version and
-	// hash.
-	Notice  *incident.Notice `json:"notice"`
-	Version int              `json:"version"`
-	Hash    string           `json:"hash"`
+	// The notice workflow: draft takes notice (and, after a version went
+	// out, correction); approve takes version and hash.
+	Notice     *incident.Notice `json:"notice"`
+	Correction bool             `json:"correction"`
+	Version    int              `json:"version"`
+	Hash       string           `json:"hash"`
 }
 
 // Command serves POST /api/v1/incidents/{id}/{command}.
@@ -172,13 +178,13 @@ func (a *API) Command() http.Handler {
 			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&b); err != nil && !errors.Is(err, io.EOF) {
-				jsonhttp.Error(w, http.StatusBadRequest, "body: want a JSON object with reason, to, at (RFC 3339), reference, notice, version or hash: "+
+				jsonhttp.Error(w, http.StatusBadRequest, "body: want a JSON object with reason, to, at (RFC 3339), reference, notice, correction, version or hash: "+
 					strings.TrimPrefix(err.Error(), "json: "))
 				return
 			}
 		}
 		cmd := Command{Incident: r.PathValue("id"), Name: r.PathValue("command"), Reason: b.Reason, To: b.To, At: b.At, Reference: b.Reference,
-			Notice: b.Notice, Version: b.Version, Hash: b.Hash}
+			Notice: b.Notice, Correction: b.Correction, Version: b.Version, Hash: b.Hash}
 		inc, err := a.t.Do(r.Context(), by, cmd)
 		var ie *InvalidError
 		switch {
@@ -203,15 +209,65 @@ func noticeView(inc *incident.Incident) *incident.NoticeView {
 	if len(inc.Notices) == 0 && !inc.NeedsNotice() {
 		return nil
 	}
-	nv := &incident.NoticeView{Versions: []incident.NoticeVersionView{}, Sending: inc.NoticeSending, SentAt: ptr(inc.NoticeSentAt)}
+	nv := &incident.NoticeView{Versions: []incident.NoticeVersionView{}, Sending: inc.NoticeSending, SentAt: ptr(inc.NoticeSentAt),
+		Phases: []incident.PhaseView{}}
 	for i := range inc.Notices {
 		v := &inc.Notices[i]
-		nv.Versions = append(nv.Versions, incident.NoticeVersionView{Version: v.Version, Author: v.Author, At: v.At, Hash: v.Hash,
+		vv := incident.NoticeVersionView{Version: v.Version, Author: v.Author, At: v.At, Hash: v.Hash,
 			ApprovedBy: v.ApprovedBy, ApprovedAt: ptr(v.ApprovedAt), SelfApproved: v.SelfApproved, Missing: nonNil(v.Missing()),
-			ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope)})
+			ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope), Supplementary: v.Supplementary, Correction: v.Correction}
+		if v.Supplementary && v.Base > 0 && v.Base <= len(inc.Phases) {
+			vv.Diff = noticeDiff(inc, &inc.Phases[v.Base-1], v)
+		}
+		nv.Versions = append(nv.Versions, vv)
+	}
+	for _, p := range inc.Phases {
+		nv.Phases = append(nv.Phases, incident.PhaseView{Version: p.Version, StartedAt: p.StartedAt, ReachedAt: ptr(p.ReachedAt),
+			Customers: len(p.Audience), Kept: len(p.Kept), Supplementary: p.Supplementary, Correction: p.Correction,
+			Window: incident.Window{From: p.WindowFrom, To: ptr(p.WindowTo)}})
 	}
 	nv.AwaitingApproval = inc.LatestApproved() == nil
 	return nv
+}
+
+// noticeDiff is what supplementary version v changes against the phase
+// sent before it was drafted: the free text, the window, the customers
+// not told, the records stated.
+func noticeDiff(inc *incident.Incident, base *incident.Phase, v *incident.NoticeVersion) *incident.NoticeDiff {
+	d := &incident.NoticeDiff{Against: base.Version, Text: []string{}, CustomersNew: []string{},
+		WindowBefore: incident.Window{From: base.WindowFrom, To: ptr(base.WindowTo)},
+		WindowAfter:  incident.Window{From: v.WindowFrom, To: ptr(v.WindowTo)}}
+	if prev := inc.Notice(base.Version); prev != nil {
+		locs := map[string]bool{}
+		for l := range prev.Notice.Text {
+			locs[l] = true
+		}
+		for l := range v.Notice.Text {
+			locs[l] = true
+		}
+		for _, l := range slices.Sorted(maps.Keys(locs)) {
+			a, b := prev.Notice.Text[l], v.Notice.Text[l]
+			for _, f := range []struct {
+				name string
+				a, b string
+			}{{"nature", a.Nature, b.Nature}, {"consequences", a.Consequences, b.Consequences}, {"measures", a.Measures, b.Measures}, {"actions", a.Actions, b.Actions}} {
+				if f.a != f.b {
+					d.Text = append(d.Text, l+"."+f.name)
+				}
+			}
+		}
+	}
+	told := inc.Told(false)
+	for _, k := range told {
+		d.RecordsBefore = incident.SatAdd(d.RecordsBefore, k.Facts.Records)
+	}
+	for _, t := range inc.Scope.Tenants {
+		d.RecordsAfter = incident.SatAdd(d.RecordsAfter, t.Records)
+		if _, ok := told[t.Tenant]; !ok {
+			d.CustomersNew = append(d.CustomersNew, t.Tenant)
+		}
+	}
+	return d
 }
 
 // incident serves a route of one incident ({id}): 404 when there is none.

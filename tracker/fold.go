@@ -81,7 +81,7 @@ func apply(inc *incident.Incident, e *incident.AuditEntry) error {
 				o.LateReason = e.Reason
 			}
 		}
-	case incident.ActNoticeDrafted, incident.ActNoticeApproved, incident.ActNoticeSend, incident.ActNoticeSent:
+	case incident.ActNoticeDrafted, incident.ActNoticeApproved, incident.ActNoticeSend, incident.ActNoticeSent, incident.ActUpdateRequired:
 		if err := applyNotice(inc, e); err != nil {
 			return err
 		}

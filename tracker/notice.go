@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,9 +25,13 @@ func (t *Tracker) noticeCommand(inc *incident.Incident, by Actor, c Command, now
 		if err := incident.CheckNotice(c.Notice); err != nil {
 			return "", nil, invalid("notice: %v", err)
 		}
+		if c.Correction && len(inc.Phases) == 0 {
+			return "", nil, invalid("a correction corrects a notice that went out; none has yet")
+		}
 		from, to := incident.NoticeWindow(inc)
 		v := incident.NoticeVersion{Version: len(inc.Notices) + 1, Author: by.Name, At: now, Notice: *c.Notice,
-			WindowFrom: from, WindowTo: to, ScopeHash: incident.ScopeHash(inc.Scope)}
+			WindowFrom: from, WindowTo: to, ScopeHash: incident.ScopeHash(inc.Scope),
+			Supplementary: len(inc.Phases) > 0, Correction: c.Correction, Base: len(inc.Phases)}
 		v.Hash = v.ComputeHash()
 		return incident.ActNoticeDrafted, v, nil
 	case CmdApprove:
@@ -40,6 +45,8 @@ func (t *Tracker) noticeCommand(inc *incident.Incident, by Actor, c Command, now
 			return "", nil, invalid("version %d's content hash is %s, not %q: review the version you approve", v.Version, v.Hash, c.Hash)
 		case v.ScopeHash != incident.ScopeHash(inc.Scope):
 			return "", nil, invalid("the affected customers changed after version %d was drafted: draft a new version", v.Version)
+		case v.Base != len(inc.Phases):
+			return "", nil, invalid("version %d was drafted before version %d went out: draft a new (supplementary) version", v.Version, inc.Phases[len(inc.Phases)-1].Version)
 		}
 		if miss := v.Missing(); len(miss) > 0 {
 			return "", nil, invalid("version %d lacks required elements: %s", v.Version, strings.Join(miss, "; "))
@@ -61,10 +68,16 @@ func (t *Tracker) noticeCommand(inc *incident.Incident, by Actor, c Command, now
 			return "", nil, invalid("version %d is already being sent", v.Version)
 		case v.ScopeHash != incident.ScopeHash(inc.Scope):
 			return "", nil, invalid("the affected customers changed after version %d was drafted: draft and approve a new version", v.Version)
+		case v.Base != len(inc.Phases):
+			return "", nil, invalid("version %d was drafted before version %d went out: draft and approve a new (supplementary) version", v.Version, inc.Phases[len(inc.Phases)-1].Version)
 		case inc.Status != incident.StatusConfirmed && inc.Status != incident.StatusNotifying && inc.Status != incident.StatusNotified:
 			return "", nil, invalid("notices go out for confirmed incidents; this one is %s", inc.Status)
 		}
-		return incident.ActNoticeSend, map[string]int{"version": v.Version}, nil
+		aud, kept := inc.Audience(v)
+		if len(aud) == 0 {
+			return "", nil, invalid("version %d would reach no one: every affected customer was told already (draft a correction to tell them again)", v.Version)
+		}
+		return incident.ActNoticeSend, incident.SendData{Version: v.Version, Audience: aud, Kept: kept}, nil
 	}
 	return "", nil, invalid("unknown command %q", c.Name)
 }
@@ -87,12 +100,21 @@ func applyNotice(inc *incident.Incident, e *incident.AuditEntry) error {
 			v.ApprovedBy, v.ApprovedAt, v.SelfApproved = e.Actor, e.At, a.SelfApproved
 		}
 	case incident.ActNoticeSend:
-		var d struct{ Version int }
+		var d incident.SendData
 		if err := json.Unmarshal(e.Data, &d); err != nil {
 			return fmt.Errorf("audit entry %d: send: %w", e.Seq, err)
 		}
+		p := incident.Phase{Version: d.Version, StartedAt: e.At, Audience: d.Audience, Kept: d.Kept}
+		if v := inc.Notice(d.Version); v != nil {
+			p.WindowFrom, p.WindowTo, p.Supplementary, p.Correction = v.WindowFrom, v.WindowTo, v.Supplementary, v.Correction
+		}
+		if p.Audience == nil {
+			// Written before phases: the version went to the scope.
+			p.Audience = slices.Clone(inc.Scope.Tenants)
+		}
+		inc.Phases = append(inc.Phases, p)
 		inc.NoticeSending, inc.NoticeSentAt = d.Version, time.Time{}
-		if inc.Status == incident.StatusConfirmed {
+		if inc.Status == incident.StatusConfirmed || inc.Status == incident.StatusNotified {
 			inc.Status = incident.StatusNotifying
 		}
 	case incident.ActNoticeSent:
@@ -104,18 +126,73 @@ func applyNotice(inc *incident.Incident, e *incident.AuditEntry) error {
 			return nil // a report about a version no longer being sent
 		}
 		inc.NoticeSentAt = e.At
+		if ph := inc.PhaseOf(p.Version); ph != nil {
+			ph.ReachedAt = e.At
+		}
+		settleNotice(inc, e.At)
+	case incident.ActUpdateRequired:
+		var u incident.Update
+		if err := json.Unmarshal(e.Data, &u); err != nil {
+			return fmt.Errorf("audit entry %d: update: %w", e.Seq, err)
+		}
+		if len(u.Reasons) == 0 {
+			// The facts came back to what the customers were told.
+			inc.Update = nil
+			settleNotice(inc, e.At)
+			return nil
+		}
+		u.Since = e.At
+		if inc.Update != nil {
+			u.Since = inc.Update.Since // the clock runs from the first change not told
+		}
+		inc.Update = &u
+		if inc.Status == incident.StatusNotified {
+			inc.Status = incident.StatusNotifying
+		}
 		for i := range inc.Obligations {
 			o := &inc.Obligations[i]
-			if o.Recipient == "customers" && !o.Met() {
-				o.MetAt = e.At
-				o.Late = !o.DueAt.IsZero() && e.At.After(o.DueAt)
+			if o.Recipient != "customers" || o.FirstMetAt.IsZero() && !o.Met() {
+				// No version reached its customers yet: the first clock runs.
+				continue
 			}
-		}
-		if inc.Status == incident.StatusNotifying {
-			inc.Status = incident.StatusNotified
+			if o.FirstMetAt.IsZero() {
+				o.FirstMetAt = o.MetAt
+			}
+			o.MetAt, o.Late, o.LateReason, o.ReopenedAt = time.Time{}, false, "", u.Since
 		}
 	}
 	return nil
+}
+
+// settleNotice meets the customer obligations and marks the incident
+// notified when the version being sent reached its whole audience and the
+// facts are still what the customers were told; otherwise the change
+// stays an update required (the tracker records it).
+func settleNotice(inc *incident.Incident, at time.Time) {
+	if inc.NoticeSending == 0 || inc.NoticeSentAt.IsZero() {
+		return
+	}
+	whole := inc.Drift() == nil
+	for i := range inc.Obligations {
+		o := &inc.Obligations[i]
+		if o.Recipient != "customers" || o.Met() {
+			continue
+		}
+		if o.FirstMetAt.IsZero() {
+			o.FirstMetAt = at // the customers of the first version were reached
+		}
+		if whole {
+			o.MetAt = at
+			o.Late = !o.DueAt.IsZero() && at.After(o.DueAt)
+		}
+	}
+	if !whole {
+		return
+	}
+	inc.Update = nil
+	if inc.Status == incident.StatusNotifying {
+		inc.Status = incident.StatusNotified
+	}
 }
 
 // Sending lists the incidents whose notice is being sent (or was sent):

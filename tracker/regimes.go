@@ -390,9 +390,15 @@ func (rs *Regimes) Obligations(apply []string, inc *incident.Incident, processor
 				LateReasonRequired: d.LateReasonRequired, TableVersion: rs.Version}
 			if prev := inc.Obligation(o.ID); prev != nil {
 				o.MetAt, o.Late, o.LateReason, o.Reference = prev.MetAt, prev.Late, prev.LateReason, prev.Reference
+				o.FirstMetAt, o.ReopenedAt = prev.FirstMetAt, prev.ReopenedAt
 				o.WaivedAt, o.WaivedReason = prev.WaivedAt, prev.WaivedReason
 			}
 			switch {
+			case !o.ReopenedAt.IsZero():
+				// The facts changed after the customers were told: the
+				// supplementary notice's clock runs from the change (the
+				// moment of becoming aware of it).
+				o.Anchor, o.AnchorAt = "update", o.ReopenedAt
 			case d.Anchor == "awareness":
 				o.AnchorAt = inc.AwareAt
 			case d.Anchor == "determination":

@@ -55,6 +55,11 @@ type Report struct {
 	Late      bool            `json:"late"`
 	Reasons   string          `json:"reasons_for_delay,omitempty"`
 	Updates   []incident.Note `json:"updates"`
+	// Phases: the customer notice's versions sent (Art. 34), oldest first,
+	// and the update required while the facts differ from what the
+	// customers were told.
+	Phases         []incident.PhaseView `json:"customer_notice_phases"`
+	UpdateRequired *incident.Update     `json:"update_required"`
 	// Missing names the elements still missing from this report.
 	Missing []string `json:"missing"`
 }
@@ -69,6 +74,10 @@ func (t *Tracker) Report(inc incident.Incident) Report {
 		Deadlines: []Deadline{}, Categories: []string{}}
 	if r.Updates == nil {
 		r.Updates = []incident.Note{}
+	}
+	r.Phases, r.UpdateRequired = []incident.PhaseView{}, inc.Update
+	if v.Notice != nil {
+		r.Phases = v.Notice.Phases
 	}
 	for _, a := range inc.Scope.Tenants {
 		if a.How == incident.HowAccessed {
@@ -196,6 +205,11 @@ type RegisterEntry struct {
 	NotNotifiedWhy string     `json:"not_notified_reasoning,omitempty"`
 	Late           bool       `json:"late"`
 	LateReasons    string     `json:"late_reasons,omitempty"`
+	// NoticePhases: each version sent to customers ("v1 2026-11-20T10:00:00Z
+	// to 48 customers, all reached 2026-11-20T10:01:00Z"), oldest first;
+	// UpdateRequired: why the customers must be told more, while they must.
+	NoticePhases   []string `json:"notice_phases"`
+	UpdateRequired string   `json:"update_required,omitempty"`
 }
 
 // Register lists every incident, notified or not, newest first.
@@ -216,9 +230,16 @@ func (t *Tracker) Register() []RegisterEntry {
 			case o.Recipient == "authority" && o.Met() && (e.AuthorityAt == nil || o.MetAt.Before(*e.AuthorityAt)):
 				at := o.MetAt
 				e.AuthorityAt = &at
-			case o.Recipient == "customers" && o.Met() && (e.CustomersAt == nil || o.MetAt.Before(*e.CustomersAt)):
+			case o.Recipient == "customers" && (o.Met() || !o.FirstMetAt.IsZero()):
+				// When the customers were first told, kept through a
+				// supplementary phase (NoticePhases has each).
 				at := o.MetAt
-				e.CustomersAt = &at
+				if !o.FirstMetAt.IsZero() {
+					at = o.FirstMetAt
+				}
+				if e.CustomersAt == nil || at.Before(*e.CustomersAt) {
+					e.CustomersAt = &at
+				}
 			}
 			if !o.WaivedAt.IsZero() {
 				why = append(why, o.ID+" not required: "+o.WaivedReason)
@@ -231,6 +252,23 @@ func (t *Tracker) Register() []RegisterEntry {
 			}
 		}
 		e.NotNotifiedWhy = strings.Join(why, "\n")
+		e.NoticePhases = []string{}
+		for _, p := range r.Phases {
+			s := fmt.Sprintf("v%d", p.Version)
+			if p.Correction {
+				s += " (correction)"
+			} else if p.Supplementary {
+				s += " (supplementary)"
+			}
+			s += fmt.Sprintf(" %s to %s", p.StartedAt.UTC().Format(time.RFC3339), incident.Count(p.Customers, "customer", "customers"))
+			if p.ReachedAt != nil {
+				s += ", all reached " + p.ReachedAt.UTC().Format(time.RFC3339)
+			}
+			e.NoticePhases = append(e.NoticePhases, s)
+		}
+		if inc.Update != nil {
+			e.UpdateRequired = inc.Update.Summary()
+		}
 		out = append(out, e)
 	}
 	return out
@@ -239,7 +277,7 @@ func (t *Tracker) Register() []RegisterEntry {
 // registerColumns are the CSV's columns, in order.
 var registerColumns = []string{"incident", "rule", "title", "severity", "status", "detected_at", "aware_at", "window_from", "window_to",
 	"categories", "customers", "customers_accessed", "records", "effects", "remedial_action", "authority_notified_at",
-	"customers_notified_at", "not_notified_reasoning", "late", "late_reasons"}
+	"customers_notified_at", "not_notified_reasoning", "late", "late_reasons", "notice_phases", "update_required"}
 
 // csvSafe defuses a cell a spreadsheet would run as a formula.
 func csvSafe(s string) string {
@@ -265,7 +303,8 @@ func WriteRegisterCSV(w *csv.Writer, es []RegisterEntry) error {
 		from := e.WindowFrom
 		row := []string{e.Incident, e.Rule, e.Title, e.Severity, e.Status, tf(&e.DetectedAt), tf(&e.AwareAt), tf(&from), tf(e.WindowTo),
 			strings.Join(e.Categories, " "), strconv.Itoa(e.Customers), strconv.Itoa(e.Accessed), strconv.FormatInt(e.Records, 10),
-			e.Effects, e.RemedialAction, tf(e.AuthorityAt), tf(e.CustomersAt), e.NotNotifiedWhy, strconv.FormatBool(e.Late), e.LateReasons}
+			e.Effects, e.RemedialAction, tf(e.AuthorityAt), tf(e.CustomersAt), e.NotNotifiedWhy, strconv.FormatBool(e.Late), e.LateReasons,
+			strings.Join(e.NoticePhases, "; "), e.UpdateRequired}
 		for i := range row {
 			row[i] = csvSafe(row[i])
 		}

@@ -386,7 +386,7 @@ func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 			}
 			errs = append(errs, eerr)
 		}
-		errs = append(errs, t.reoblige(ctx, inc, now))
+		errs = append(errs, t.checkUpdate(ctx, inc, now), t.reoblige(ctx, inc, now))
 		t.log.Warn("scoping failed; the incident keeps its deadlines and the customers known so far, and is scoped again later",
 			zap.String("incident", id), zap.Error(err))
 		return errors.Join(append([]error{err}, errs...)...)
@@ -407,7 +407,37 @@ func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 			return err
 		}
 	}
+	if err := t.checkUpdate(ctx, inc, now); err != nil {
+		return err
+	}
 	return t.reoblige(ctx, inc, now)
+}
+
+// checkUpdate records an update required when the incident's facts
+// differ materially from what its customers were told (customers added,
+// the window moved or reopened, records or categories grown), and that the
+// update is no longer required when they came back to it. Called with t.mu
+// held, after the incident's scope and evidence are recorded.
+func (t *Tracker) checkUpdate(ctx context.Context, inc *incident.Incident, now time.Time) error {
+	d := inc.Drift()
+	switch {
+	case d == nil && inc.Update == nil, d != nil && d.Same(inc.Update):
+		return nil
+	case d == nil:
+		d = &incident.Update{}
+	}
+	e, err := entry(inc.ID, System, incident.ActUpdateRequired, "", d, now)
+	if err != nil {
+		return err
+	}
+	if err := t.appendEntries(ctx, []incident.AuditEntry{e}); err != nil {
+		return err
+	}
+	if inc.Update != nil {
+		t.log.Warn("update required: the facts changed after the customers were told", zap.String("incident", inc.ID),
+			zap.Strings("reasons", inc.Update.Reasons), zap.Int("untold", len(inc.Update.Untold)), zap.Int("changed", len(inc.Update.Changed)))
+	}
+	return nil
 }
 
 // scopeUnread is the partial reason of a scope the store could not be read
@@ -583,8 +613,12 @@ type Command struct {
 	At        time.Time
 	Reference string
 	Notice    *incident.Notice // CmdDraft
-	Version   int              // CmdApprove
-	Hash      string           // CmdApprove: the content hash the approver reviewed
+	// Correction (CmdDraft, after a version went out): the supplementary
+	// version goes to the customers told already too, not only to those
+	// not told yet.
+	Correction bool
+	Version    int    // CmdApprove
+	Hash       string // CmdApprove: the content hash the approver reviewed
 }
 
 // roles says who may give each command (admin may give all but the

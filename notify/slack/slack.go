@@ -117,6 +117,26 @@ func (n *Notifier) Remind(ctx context.Context, ref incident.AlertRef, v incident
 	return nil
 }
 
+// UpdateRequired posts, under the alert, that the facts changed after the
+// customers were told, naming the DPOs: a supplementary notice is due.
+func (n *Notifier) UpdateRequired(ctx context.Context, ref incident.AlertRef, v incident.View) error {
+	u := v.UpdateRequired
+	if u == nil {
+		return nil
+	}
+	text := fmt.Sprintf(":warning: *Update required*: %s. The customers were told less than is now known: %s please draft a supplementary notice.",
+		esc(u.Summary()), n.dpoMentions())
+	if d := v.NextDeadline; d != nil && d.Recipient == "customers" {
+		text += fmt.Sprintf(" It is due %s.", due(*d))
+	}
+	_, _, err := n.api.PostMessageContext(ctx, ref.Channel, slack.MsgOptionTS(ref.TS), slack.MsgOptionText(text, false),
+		slack.MsgOptionDisableLinkUnfurl())
+	if err != nil {
+		return fmt.Errorf("slack: update required: %w", err)
+	}
+	return nil
+}
+
 // awaiting is the notice version a DPO could approve now: the newest,
 // unapproved, complete and written against the current affected
 // customers; nil when there is none.
@@ -131,8 +151,11 @@ func awaiting(v incident.View) *incident.NoticeVersionView {
 	return &last
 }
 
-func noticeState(nv *incident.NoticeView) string {
+func noticeState(v incident.View) string {
+	nv := v.Notice
 	switch {
+	case v.UpdateRequired != nil:
+		return ":warning: update required: " + esc(v.UpdateRequired.Summary())
 	case nv.SentAt != nil:
 		return fmt.Sprintf("version %d sent to every customer", nv.Sending)
 	case nv.Sending > 0:
@@ -212,7 +235,7 @@ func (n *Notifier) message(v incident.View) []slack.MsgOption {
 		lines = []string{"no notification duty applies"}
 	}
 	if v.Notice != nil {
-		fields = append(fields, md("*Customer notice*\n"+noticeState(v.Notice)))
+		fields = append(fields, md("*Customer notice*\n"+noticeState(v)))
 	}
 	blocks := []slack.Block{
 		header,

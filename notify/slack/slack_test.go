@@ -201,6 +201,25 @@ func TestAlertUpdateRemind(t *testing.T) {
 	if len(calls) != 1 || calls[0].form.Get("thread_ts") != ref.TS || !strings.Contains(calls[0].form.Get("text"), "OVERDUE by 1h 30m") {
 		t.Fatalf("reminder: %+v", calls)
 	}
+
+	// An update required: said in the thread, escaped, and shown in the
+	// alert instead of "sent to every customer".
+	v.UpdateRequired = &incident.Update{Reasons: []string{"2 customers added after the notice went out", "<!channel> injected"}}
+	if err := n.UpdateRequired(ctx, ref, v); err != nil {
+		t.Fatal(err)
+	}
+	calls = ss.take()
+	if len(calls) != 1 || calls[0].form.Get("thread_ts") != ref.TS || !strings.Contains(calls[0].form.Get("text"), "*Update required*: 2 customers added") ||
+		strings.Contains(calls[0].form.Get("text"), "<!channel>") {
+		t.Fatalf("update required: %+v", calls)
+	}
+	v.Notice = &incident.NoticeView{Sending: 1, SentAt: &v.DetectedAt}
+	if err := n.Update(ctx, ref, v); err != nil {
+		t.Fatal(err)
+	}
+	if b := ss.take()[0].form.Get("blocks"); !strings.Contains(b, "update required: 2 customers added") || strings.Contains(b, "sent to every customer") {
+		t.Errorf("the alert does not show the update required: %s", b)
+	}
 }
 
 // triage is a hand-written Triage recording what it was asked.

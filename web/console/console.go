@@ -333,6 +333,9 @@ type MailboxEntry struct {
 // NoticeData is the notice page.
 type NoticeData struct {
 	Versions []NoticeVersionRow
+	// Phases: each version sent, oldest first; a draft now is a
+	// supplementary one when there is any.
+	Phases []incident.PhaseView
 	// Latest is the newest version's content (to prefill a new draft).
 	Latest   *incident.Notice
 	Previews []Preview // of the newest version, in every locale
@@ -352,6 +355,10 @@ type NoticeVersionRow struct {
 	Missing      []string
 	ScopeCurrent bool
 	Sending      bool
+	// Supplementary/Correction and, for a supplementary version, what it
+	// changes against the version sent before it.
+	Supplementary, Correction bool
+	Diff                      *incident.NoticeDiff
 }
 
 // Preview is a version rendered in one locale.

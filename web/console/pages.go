@@ -203,7 +203,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, _ *session) {
 // listRow is an incident in the list.
 type listRow struct {
 	V    incident.View
-	Next *incident.Deadline
+	Next *incident.Deadline // the nearest unmet legal deadline
 }
 
 func (c *Console) incidents(w http.ResponseWriter, r *http.Request, s *session) {
