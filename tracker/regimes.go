@@ -4,10 +4,12 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/rickar/cal/v2"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/breachwatch/breachwatch/incident"
@@ -65,13 +67,20 @@ type Holiday struct {
 	Observed bool `yaml:"observed"`
 }
 
-// Calendar says which days are business days, in a time zone.
+// Calendar says which days are business days, in a time zone: weekends,
+// and the holidays of a library calendar (less those excluded) and of its
+// own rules.
 type Calendar struct {
 	ID       string
 	Zone     *time.Location
 	Source   string
 	Holidays []Holiday
 	weekday  []time.Weekday // per holiday, parsed
+	// Library names the library calendar (see holidayLibrary); Excluded
+	// the holidays of it counted as business days.
+	Library  string
+	Excluded []string
+	lib      []*cal.Holiday
 }
 
 // date is a civil date.
@@ -90,6 +99,7 @@ func (d date) add(days int) date { return dateOf(time.Date(d.y, d.m, d.d+days, 1
 // holidays returns the holidays of year y, observed dates included.
 func (c *Calendar) holidays(y int) map[date]string {
 	out := map[date]string{}
+	c.libraryHolidays(y, out)
 	for i, h := range c.Holidays {
 		var d date
 		if h.Day > 0 {
@@ -242,8 +252,12 @@ type regimesFile struct {
 }
 
 type calendarSpec struct {
-	Zone     string    `yaml:"zone"`
-	Source   string    `yaml:"source"`
+	Zone   string `yaml:"zone"`
+	Source string `yaml:"source"`
+	// Library: a national holiday list of github.com/rickar/cal/v2 (br,
+	// us, gb, …); Exclude: names of its holidays counted as business days.
+	Library  string    `yaml:"library"`
+	Exclude  []string  `yaml:"exclude"`
 	Holidays []Holiday `yaml:"holidays"`
 }
 
@@ -284,7 +298,25 @@ func ParseRegimes(name string, data []byte) (*Regimes, error) {
 		if err != nil || cs.Zone == "" {
 			return nil, bad("calendars."+id+".zone", "unknown time zone %q", cs.Zone)
 		}
-		c := &Calendar{ID: id, Zone: loc, Source: cs.Source, Holidays: cs.Holidays}
+		c := &Calendar{ID: id, Zone: loc, Source: cs.Source, Holidays: cs.Holidays, Library: cs.Library, Excluded: cs.Exclude}
+		if cs.Library != "" {
+			lib, ok := holidayLibrary[cs.Library]
+			if !ok {
+				return nil, bad("calendars."+id+".library", "no holiday list %q (have %s)", cs.Library, strings.Join(slices.Sorted(maps.Keys(holidayLibrary)), ", "))
+			}
+			for i, ex := range cs.Exclude {
+				if !slices.ContainsFunc(lib, func(h *cal.Holiday) bool { return h.Name == ex }) {
+					return nil, bad(fmt.Sprintf("calendars.%s.exclude[%d]", id, i), "%s's holidays have none named %q", cs.Library, ex)
+				}
+			}
+			for _, h := range lib {
+				if !slices.Contains(cs.Exclude, h.Name) {
+					c.lib = append(c.lib, h)
+				}
+			}
+		} else if len(cs.Exclude) > 0 {
+			return nil, bad("calendars."+id+".exclude", "exclude needs a library")
+		}
 		for i, h := range cs.Holidays {
 			path := fmt.Sprintf("calendars.%s.holidays[%d]", id, i)
 			switch {

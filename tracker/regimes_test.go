@@ -65,6 +65,43 @@ func TestDue(t *testing.T) {
 		// LGPD: three business days; 20 November is a national holiday.
 		{"LGPD over Consciência Negra", at(t, "2026-11-19 11:00:00", "America/Sao_Paulo"), Period{BusinessDays: 3}, br,
 			at(t, "2026-11-25 23:59:59", "America/Sao_Paulo")},
+		// Hand-computed across Easter, Carnival and year ends, for every
+		// business-day regime (SEC: us-federal; LGPD: br-national).
+		// LGPD from Wednesday 1 April 2026: Thursday 2, Good Friday 3 April
+		// is a holiday, Monday 6, Tuesday 7.
+		{"LGPD over Good Friday", at(t, "2026-04-01 10:00:00", "America/Sao_Paulo"), Period{BusinessDays: 3}, br,
+			at(t, "2026-04-07 23:59:59", "America/Sao_Paulo")},
+		// LGPD's supplement, 20 business days from Monday 30 March 2026:
+		// Good Friday (3 April) and Tiradentes (Tuesday 21 April) skipped.
+		{"LGPD supplement over Easter and Tiradentes", at(t, "2026-03-30 16:00:00", "America/Sao_Paulo"), Period{BusinessDays: 20}, br,
+			at(t, "2026-04-29 23:59:59", "America/Sao_Paulo")},
+		// Carnival (Monday 16 and Tuesday 17 February 2026) is optional,
+		// not a holiday: Friday 13 + 3 business days is Wednesday 18.
+		{"LGPD over Carnival", at(t, "2026-02-13 09:00:00", "America/Sao_Paulo"), Period{BusinessDays: 3}, br,
+			at(t, "2026-02-18 23:59:59", "America/Sao_Paulo")},
+		// Corpus Christi (Thursday 4 June 2026) likewise: Wednesday 3 + 1.
+		{"LGPD over Corpus Christi", at(t, "2026-06-03 09:00:00", "America/Sao_Paulo"), Period{BusinessDays: 1}, br,
+			at(t, "2026-06-04 23:59:59", "America/Sao_Paulo")},
+		// Over the year end: Monday 29 December 2025 + 3: Tuesday 30,
+		// Wednesday 31, New Year's Day skipped, Friday 2 January.
+		{"LGPD over the year end", at(t, "2025-12-29 09:00:00", "America/Sao_Paulo"), Period{BusinessDays: 3}, br,
+			at(t, "2026-01-02 23:59:59", "America/Sao_Paulo")},
+		// Christmas 2026 is a Friday: Wednesday 23 + 3: Thursday 24,
+		// Monday 28, Tuesday 29.
+		{"LGPD over Christmas", at(t, "2026-12-23 09:00:00", "America/Sao_Paulo"), Period{BusinessDays: 3}, br,
+			at(t, "2026-12-29 23:59:59", "America/Sao_Paulo")},
+		// SEC over the year end: Monday 29 December 2025 + 4: Tuesday 30,
+		// Wednesday 31, Friday 2, Monday 5 January 2026.
+		{"SEC over the year end", at(t, "2025-12-29 17:00:00", "America/New_York"), Period{BusinessDays: 4}, us,
+			at(t, "2026-01-05 23:59:59", "America/New_York")},
+		// 1 January 2022 was a Saturday, observed on Friday 31 December
+		// 2021: Thursday 30 + 2 is Tuesday 4 January.
+		{"SEC over an observed New Year", at(t, "2021-12-30 12:00:00", "America/New_York"), Period{BusinessDays: 2}, us,
+			at(t, "2022-01-04 23:59:59", "America/New_York")},
+		// Easter is no US federal holiday: Thursday 2 April 2026 + 4 is
+		// Wednesday 8 April.
+		{"SEC over Easter", at(t, "2026-04-02 12:00:00", "America/New_York"), Period{BusinessDays: 4}, us,
+			at(t, "2026-04-08 23:59:59", "America/New_York")},
 		{"60 calendar days", at(t, "2026-11-22 08:00:00", "America/New_York"), Period{CalendarDays: 60}, us,
 			at(t, "2027-01-21 23:59:59", "America/New_York")},
 		{"one month", at(t, "2026-03-15 10:00:00", "UTC"), Period{Months: 1}, utc, at(t, "2026-04-15 23:59:59", "UTC")},
@@ -81,13 +118,29 @@ func TestDue(t *testing.T) {
 	}
 }
 
+// TestLibraryCalendarsChecked: a calendar names a library list that
+// exists, and excludes only days that list has (a typo would otherwise
+// silently count a holiday as a business day).
+func TestLibraryCalendarsChecked(t *testing.T) {
+	for _, tt := range []struct{ cal, want string }{
+		{"library: xx", `line 6: "calendars.c.library": no holiday list "xx"`},
+		{"library: br\n    exclude: [Carnival]", `line 7: "calendars.c.exclude[0]": br's holidays have none named "Carnival"`},
+		{"exclude: [Carnaval]", `line 6: "calendars.c.exclude": exclude needs a library`},
+	} {
+		doc := "format: 1\nversion: x\ncalendars:\n  c:\n    zone: UTC\n    " + tt.cal + "\nregimes: []\n"
+		if _, err := ParseRegimes("t.yaml", []byte(doc)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v; want %q", tt.cal, err, tt.want)
+		}
+	}
+}
+
 func TestHolidays(t *testing.T) {
 	us := mustRegimes(t).Calendar("us-federal")
 	tests := []struct {
 		day  string
 		want string
 	}{
-		{"2026-01-19", "Birthday of Martin Luther King, Jr."},
+		{"2026-01-19", "Martin Luther King Jr. Day"},
 		{"2026-05-25", "Memorial Day"},
 		{"2026-07-03", "Independence Day"}, // observed
 		{"2026-07-04", ""},                 // the Saturday itself is no business day anyway
