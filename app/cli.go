@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,7 +68,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, reload <
 		return hashPassword(os.Stdin, stdout, stderr)
 	case "serve", "demo", "config", "replay":
 	default:
-		fmt.Fprintf(stderr, "breachwatch: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "breachwatch: unknown command %q%s\n\n%s", cmd, didYouMean(cmd, commands), usage)
 		return 2
 	}
 	o, extra, err := parseFlags(cmd, args, stderr)
@@ -100,6 +101,83 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, reload <
 		return 1
 	}
 	return 0
+}
+
+// commands are breachwatch's commands, for "did you mean".
+var commands = []string{"serve", "demo", "rules", "replay", "backfill", "incidents", "audit", "hash-password", "config", "version", "help"}
+
+// didYouMean suggests the option nearest to what was typed (" — did you
+// mean …?"), or "" when none is near: at most a third of its letters
+// differ, or what was typed (3 letters or more) begins it.
+func didYouMean(typed string, options []string) string {
+	if best := nearest(typed, options); best != "" {
+		return " — did you mean " + best + "?"
+	}
+	return ""
+}
+
+func nearest(typed string, options []string) string {
+	best, bestD := "", len(typed)/3+1
+	for _, o := range options {
+		if d := editDistance(typed, o); d < bestD {
+			best, bestD = o, d
+		}
+	}
+	if best == "" && len(typed) >= 3 {
+		for _, o := range options {
+			if strings.HasPrefix(o, typed) {
+				return o
+			}
+		}
+	}
+	if best == typed {
+		return ""
+	}
+	return best
+}
+
+// subcommand picks a command's subcommand from args[0]: help (-h,
+// --help, help) prints the usage to stdout and ends with 0; none, or one
+// not in subs (with a "did you mean"), ends with 2.
+func subcommand(cmd, use string, subs []string, args []string, stdout, stderr io.Writer) (sub string, code int, ok bool) {
+	switch {
+	case len(args) == 0:
+		fmt.Fprintln(stderr, use)
+		return "", 2, false
+	case args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
+		fmt.Fprintln(stdout, use)
+		return "", 0, false
+	case !slices.Contains(subs, args[0]):
+		fmt.Fprintf(stderr, "breachwatch %s: unknown subcommand %q%s\n%s\n", cmd, args[0], didYouMean(args[0], subs), use)
+		return "", 2, false
+	}
+	return args[0], 0, true
+}
+
+// editDistance is the optimal string alignment distance between a and b:
+// insertions, deletions, substitutions and swaps of neighbours count one.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // multi is a repeatable string flag.

@@ -161,3 +161,49 @@ func TestBannerKeepsDemoPasswordsOutOfLogs(t *testing.T) {
 		t.Errorf("the banner does not say where the logins are:\n%s", b.String())
 	}
 }
+
+// TestCLIHelpAndSuggestions: help exits 0 and lists only the asked
+// subcommand's flags; unknown subcommands and flags are answered with the
+// nearest name, a flag of another subcommand names that subcommand.
+func TestCLIHelpAndSuggestions(t *testing.T) {
+	for _, tt := range []struct {
+		args           []string
+		code           int
+		stdout, stderr []string // each must appear
+		absent         []string // in either
+	}{
+		{[]string{"incidents", "--help"}, 0, []string{"approve ID --version N --hash H", "register [--csv]"}, nil, nil},
+		{[]string{"incidents"}, 2, nil, []string{"usage: breachwatch incidents SUBCOMMAND"}, nil},
+		{[]string{"incidents", "approve", "-h"}, 0, []string{"-hash", "-version", "-reason", "-url"}, nil, []string{"-wait", "-csv", "-notice", "-status"}},
+		{[]string{"incidents", "send", "--help"}, 0, []string{"-wait"}, nil, []string{"-hash"}},
+		{[]string{"incidents", "aprove", "x"}, 2, nil, []string{`unknown subcommand "aprove" — did you mean approve?`}, nil},
+		{[]string{"incidents", "send", "x", "--wiat"}, 2, nil, []string{"unknown flag --wiat — did you mean --wait?", "usage: breachwatch incidents send ID [--wait]"}, nil},
+		{[]string{"incidents", "send", "x", "--hash", "h"}, 2, nil, []string{"unknown flag --hash (a flag of approve, not of send)"}, nil},
+		{[]string{"incidnets", "list"}, 2, nil, []string{`unknown command "incidnets" — did you mean incidents?`}, nil},
+		{[]string{"rules", "--help"}, 0, []string{"usage: breachwatch rules check|test"}, nil, nil},
+		{[]string{"rules", "chek"}, 2, nil, []string{"did you mean check?"}, nil},
+		{[]string{"audit", "-h"}, 0, []string{"usage: breachwatch audit verify"}, nil, nil},
+		{[]string{"audit", "verfy"}, 2, nil, []string{"did you mean verify?"}, nil},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := Main(context.Background(), tt.args, &stdout, &stderr, nil)
+		if code != tt.code {
+			t.Errorf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", tt.args, code, tt.code, stdout.String(), stderr.String())
+		}
+		for _, s := range tt.stdout {
+			if !strings.Contains(stdout.String(), s) {
+				t.Errorf("%v: stdout lacks %q:\n%s", tt.args, s, stdout.String())
+			}
+		}
+		for _, s := range tt.stderr {
+			if !strings.Contains(stderr.String(), s) {
+				t.Errorf("%v: stderr lacks %q:\n%s", tt.args, s, stderr.String())
+			}
+		}
+		for _, s := range tt.absent {
+			if strings.Contains(stdout.String()+stderr.String(), s+" ") || strings.Contains(stdout.String()+stderr.String(), s+"\n") {
+				t.Errorf("%v: shows %q, a flag of another subcommand:\n%s", tt.args, s, stdout.String())
+			}
+		}
+	}
+}

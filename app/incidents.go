@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,54 +30,70 @@ import (
 // against a running breachwatch's API (the tracker has one writer: the
 // service; the CLI never writes the audit log itself).
 func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	const use = `usage:
-  breachwatch incidents list [--status S] [--json]
-  breachwatch incidents show ID [--json]
-  breachwatch incidents confirm|acknowledge ID
-  breachwatch incidents dismiss|reopen|note ID --reason TEXT
-  breachwatch incidents assign ID --to NAME
-  breachwatch incidents awareness|determine ID --at TIME --reason TEXT   (DPO)
-  breachwatch incidents file ID --to OBLIGATION [--at TIME] [--reference REF] [--reason TEXT]   (DPO)
-  breachwatch incidents draft ID --notice FILE.json        a new version of the customer notice
-  breachwatch incidents notice ID [--json]                 versions, what each lacks, delivery progress
-  breachwatch incidents approve ID --version N --hash H [--reason TEXT]   (DPO; not the version's author)
-  breachwatch incidents send ID [--wait]                   send the approved notice (--wait: a progress bar)
-  breachwatch incidents waive ID --to OBLIGATION --reason TEXT   (DPO) a notification is not required, and why
-  breachwatch incidents update ID --reason TEXT            (DPO) a phased update to the authority (Art. 33(4))
-  breachwatch incidents close-exposure ID --reason TEXT [--to FINGERPRINT] [--at TIME]   close an exposure window no change will close
-  breachwatch incidents report ID [--html]                 the supervisory-authority report (JSON, or a printable page)
-  breachwatch incidents register [--csv]                   the breach register (JSON or CSV)
-flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
-  --token-file FILE (default $BREACHWATCH_TOKEN, else ./data/dev-token)`
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, use)
+		fmt.Fprint(stderr, incidentsUsage())
 		return 2
 	}
 	sub := args[0]
+	switch sub {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, incidentsUsage())
+		return 0
+	}
+	spec, ok := incidentSubs[sub]
+	if !ok {
+		fmt.Fprintf(stderr, "breachwatch incidents: unknown subcommand %q%s\n(\"breachwatch incidents --help\" lists them)\n", sub, didYouMean(sub, incidentSubNames()))
+		return 2
+	}
+	// Every flag is defined on all; the subcommand's flag set carries only
+	// its own (and --url, --token-file), so that its help lists them alone
+	// and a flag of another subcommand is refused by name.
+	all := flag.NewFlagSet("", flag.ContinueOnError)
+	client := apiFlags(all, getenv)
+	status := all.String("status", "", "only incidents in this `status` (open, confirmed, dismissed, notifying, notified, closed)")
+	asJSON := all.Bool("json", false, "print the API's JSON")
+	reason := all.String("reason", "", "the reason, or the note's `text`")
+	to := all.String("to", "", "assign: to whom; file, waive: the obligation id, e.g. gdpr/art33; status: the status; close-exposure: the finding's fingerprint")
+	at := all.String("at", "", "the `time` (RFC 3339)")
+	ref := all.String("reference", "", "the recipient's `reference`, e.g. a case number")
+	noticeFile := all.String("notice", "", "the notice as a JSON `file` (text per locale, contact, authority, product)")
+	correction := all.Bool("correction", false, "after a version went out: send it to the customers told already too, not only to those not told yet")
+	version := all.Int("version", 0, "the notice `version` to approve")
+	hash := all.String("hash", "", "the version's content `hash`, as `incidents notice` shows it")
+	wait := all.Bool("wait", false, "show progress until every customer is reached")
+	asHTML := all.Bool("html", false, "the printable HTML page")
+	asCSV := all.Bool("csv", false, "CSV")
 	fs := flag.NewFlagSet("breachwatch incidents "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	client := apiFlags(fs, getenv)
-	status := fs.String("status", "", "list: only incidents in this status")
-	asJSON := fs.Bool("json", false, "print the API's JSON")
-	reason := fs.String("reason", "", "the reason (dismiss, reopen, awareness, determine, close-exposure, late filings) or the note's text")
-	to := fs.String("to", "", "assign: to whom; file: the obligation id, e.g. gdpr/art33; close-exposure: the finding's fingerprint")
-	at := fs.String("at", "", "awareness, determine, file, close-exposure: the `time` (RFC 3339)")
-	ref := fs.String("reference", "", "file: the recipient's reference, e.g. a case number")
-	noticeFile := fs.String("notice", "", "draft: the notice as a JSON `file` (text per locale, contact, authority, product)")
-	correction := fs.Bool("correction", false, "draft, after a version went out: send it to the customers told already too")
-	version := fs.Int("version", 0, "approve: the notice version")
-	hash := fs.String("hash", "", "approve: the version's content hash (as `incidents notice` shows it)")
-	wait := fs.Bool("wait", false, "send: show progress until every customer is reached")
-	asHTML := fs.Bool("html", false, "report: the printable HTML page")
-	asCSV := fs.Bool("csv", false, "register: CSV")
+	fs.SetOutput(io.Discard) // errors are said below, help goes to stdout
+	for _, name := range append([]string{"url", "token-file"}, spec.flags...) {
+		f := all.Lookup(name)
+		fs.Var(f.Value, f.Name, f.Usage)
+	}
 	// Flags may come after the incident id.
 	var pos []string
 	rest := args[1:]
 	for {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stdout, "usage: breachwatch incidents %s\n  %s\n\nflags:\n", spec.synopsis, spec.what)
+				fs.SetOutput(stdout)
+				fs.PrintDefaults()
 				return 0
 			}
+			msg := err.Error()
+			if name, found := strings.CutPrefix(msg, "flag provided but not defined: -"); found {
+				name = strings.TrimLeft(name, "-")
+				var mine []string
+				fs.VisitAll(func(f *flag.Flag) { mine = append(mine, f.Name) })
+				msg = "unknown flag --" + name
+				if best := nearest(name, mine); best != "" {
+					msg += " — did you mean --" + best + "?"
+				} else if owners := flagOwners(name); len(owners) > 0 {
+					msg += " (a flag of " + strings.Join(owners, ", ") + ", not of " + sub + ")"
+				}
+			}
+			fmt.Fprintf(stderr, "breachwatch incidents %s: %s\nusage: breachwatch incidents %s\n(\"breachwatch incidents %s -h\" lists its flags)\n",
+				sub, msg, spec.synopsis, sub)
 			return 2
 		}
 		if fs.NArg() == 0 {
@@ -83,6 +101,7 @@ flags for all: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),
 		}
 		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
+	use := "usage: breachwatch incidents " + spec.synopsis
 	c, err := client()
 	if err != nil {
 		fmt.Fprintln(stderr, "breachwatch incidents:", err)
@@ -495,9 +514,10 @@ func printIncident(w io.Writer, v tracker.View, now time.Time) {
 // auditCommand runs `breachwatch audit verify`: it reads the whole audit
 // chain from the configured store and checks every link.
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "usage: breachwatch audit verify [--config FILE] [--data-dir DIR] [--clickhouse-addr ADDR] [--anchors FILE|kafka]")
-		return 2
+	const use = "usage: breachwatch audit verify [--config FILE] [--data-dir DIR] [--clickhouse-addr ADDR] [--anchors FILE|kafka]\n" +
+		"  check the incidents' audit log is intact (and, with --anchors, that it agrees with the heads published elsewhere)"
+	if _, code, ok := subcommand("audit", use, []string{"verify"}, args, stdout, stderr); !ok {
+		return code
 	}
 	o, x, err := parseFlags("audit", args[1:], stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -554,4 +574,63 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "audit log intact: %d entries in %s, %d anchors from %s agree (the newest anchored entry is in the log with its hash)\nhead hash %s\n",
 		n, desc, checked, x.anchors, head)
 	return 0
+}
+
+// incidentSub is one subcommand of `breachwatch incidents`: its synopsis,
+// what it does, and its own flags (besides --url and --token-file).
+type incidentSub struct {
+	synopsis, what string
+	flags          []string
+}
+
+var incidentSubs = map[string]incidentSub{
+	"list":           {"list [--status S] [--json]", "incidents, newest first: status, next legal deadline (internal targets apart), customers, records", []string{"status", "json"}},
+	"show":           {"show ID [--json]", "one incident: its facts, deadlines and the update required, if any", []string{"json"}},
+	"acknowledge":    {"acknowledge ID", "say someone is on it (reminders go on)", nil},
+	"confirm":        {"confirm ID", "a breach or exposure of personal data", nil},
+	"dismiss":        {"dismiss ID --reason TEXT", "not a breach, and why", []string{"reason"}},
+	"reopen":         {"reopen ID --reason TEXT", "reopen a dismissed or closed incident", []string{"reason"}},
+	"note":           {"note ID --reason TEXT", "add a note", []string{"reason"}},
+	"assign":         {"assign ID --to NAME", "assign the incident", []string{"to"}},
+	"status":         {"status ID --to notifying|notified|closed", "move the incident by hand", []string{"to"}},
+	"awareness":      {"awareness ID --at TIME --reason TEXT", "(DPO) when the organisation became aware, if not at detection", []string{"at", "reason"}},
+	"determine":      {"determine ID --at TIME --reason TEXT", "(DPO) when the breach was determined reportable (SEC, NYDFS clocks)", []string{"at", "reason"}},
+	"file":           {"file ID --to OBLIGATION [--at TIME] [--reference REF] [--reason TEXT]", "(DPO) record a filing; a late one needs the reasons", []string{"to", "at", "reference", "reason"}},
+	"waive":          {"waive ID --to OBLIGATION --reason TEXT", "(DPO) a notification is not required, and why", []string{"to", "reason"}},
+	"update":         {"update ID --reason TEXT", "(DPO) a phased update to the authority (GDPR Art. 33(4))", []string{"reason"}},
+	"close-exposure": {"close-exposure ID --reason TEXT [--to FINGERPRINT] [--at TIME]", "close an exposure window no change will close", []string{"reason", "to", "at"}},
+	"draft":          {"draft ID --notice FILE.json [--correction]", "a new version of the customer notice (supplementary once one went out)", []string{"notice", "correction"}},
+	"notice":         {"notice ID [--json]", "the notice's versions, what each lacks, delivery progress", []string{"json"}},
+	"approve":        {"approve ID --version N --hash H [--reason TEXT]", "(DPO; not the version's author) approve the version whose hash you reviewed", []string{"version", "hash", "reason"}},
+	"send":           {"send ID [--wait]", "send the approved notice (--wait: a progress bar)", []string{"wait"}},
+	"report":         {"report ID [--html]", "the supervisory-authority report (JSON, or a printable page)", []string{"html"}},
+	"register":       {"register [--csv]", "the breach register (JSON or CSV)", []string{"csv"}},
+}
+
+func incidentSubNames() []string { return slices.Sorted(maps.Keys(incidentSubs)) }
+
+// incidentsUsage lists the subcommands in a stable order.
+func incidentsUsage() string {
+	var b strings.Builder
+	b.WriteString("usage: breachwatch incidents SUBCOMMAND [ID] [flags]\n\n")
+	order := []string{"list", "show", "acknowledge", "confirm", "dismiss", "reopen", "note", "assign", "status", "awareness", "determine",
+		"file", "waive", "update", "close-exposure", "draft", "notice", "approve", "send", "report", "register"}
+	for _, name := range order {
+		fmt.Fprintf(&b, "  %s\n      %s\n", incidentSubs[name].synopsis, incidentSubs[name].what)
+	}
+	b.WriteString("\nflags of every subcommand: --url URL (default http://127.0.0.1:8080 or $BREACHWATCH_URL),\n" +
+		"  --token-file FILE (default $BREACHWATCH_TOKEN, else ./data/dev-token)\n" +
+		"\"breachwatch incidents SUBCOMMAND -h\" lists a subcommand's own flags.\n")
+	return b.String()
+}
+
+// flagOwners names the subcommands that have a flag.
+func flagOwners(name string) []string {
+	var out []string
+	for _, sub := range incidentSubNames() {
+		if slices.Contains(incidentSubs[sub].flags, name) {
+			out = append(out, sub)
+		}
+	}
+	return out
 }

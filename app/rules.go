@@ -21,16 +21,21 @@ import (
 
 // rulesCommand runs `breachwatch rules check|test [DIR]`.
 func rulesCommand(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "check" && args[0] != "test") {
-		fmt.Fprintln(stderr, "usage: breachwatch rules check|test [--inventory FILE] [DIR]")
-		return 2
+	const use = "usage: breachwatch rules check|test [--inventory FILE] [DIR]\n" +
+		"  check: load and check a rule folder (default ./rules)\n  test:  run the rules' fixtures (DIR/testdata)"
+	sub, code, ok := subcommand("rules", use, []string{"check", "test"}, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("breachwatch rules "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	inventory := fs.String("inventory", "", "data inventory `file` (test: default DIR/testdata/inventory.yaml)")
+	fs.Usage = func() {} // help is printed below, to stdout
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "usage: breachwatch rules %s [--inventory FILE] [DIR]\n\nflags:\n", sub)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
 			return 0
 		}
 		return 2

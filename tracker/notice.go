@@ -42,7 +42,9 @@ func (t *Tracker) noticeCommand(inc *incident.Incident, by Actor, c Command, now
 		case v.Approved():
 			return "", nil, invalid("version %d was already approved by %s", v.Version, v.ApprovedBy)
 		case c.Hash != v.Hash:
-			return "", nil, invalid("version %d's content hash is %s, not %q: review the version you approve", v.Version, v.Hash, c.Hash)
+			// The expected hash is not said: an approval names what its
+			// approver reviewed, never what an error message offered.
+			return "", nil, invalid("that is not version %d's content hash: review the version you approve (the console, or `breachwatch incidents notice ID`, shows it with its hash)", v.Version)
 		case v.ScopeHash != incident.ScopeHash(inc.Scope):
 			return "", nil, invalid("the affected customers changed after version %d was drafted: draft a new version", v.Version)
 		case v.Base != len(inc.Phases):

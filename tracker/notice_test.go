@@ -100,9 +100,13 @@ func TestNoticeSignOff(t *testing.T) {
 	// The same person through another channel is still the author.
 	_, err = do(Actor{Name: "slack:dana", Role: "dpo"}, Command{Name: CmdApprove, Version: 2, Hash: v2.Hash})
 	wantInvalid(err, "four eyes")
-	// The approver names the hash they reviewed.
+	// The approver names the hash they reviewed; a wrong one is refused
+	// without the error offering the right one.
 	_, err = do(other, Command{Name: CmdApprove, Version: 2, Hash: v1.Hash})
-	wantInvalid(err, "content hash")
+	wantInvalid(err, "not version 2's content hash")
+	if strings.Contains(err.Error(), v2.Hash) {
+		t.Fatalf("the error reveals the expected hash: %v", err)
+	}
 	// Sending before any approval is refused.
 	_, err = do(engineer, Command{Name: CmdSend})
 	wantInvalid(err, "no notice version is approved")
