@@ -129,6 +129,15 @@ func (n *notices) NoticeData(ctx context.Context, inc incident.Incident) (*conso
 	}
 	latest := &inc.Notices[len(inc.Notices)-1]
 	d.Latest = &latest.Notice
+	aud := inc.Scope.Tenants
+	if p := inc.PhaseOf(latest.Version); p != nil {
+		aud = p.Audience
+	} else if latest.Supplementary {
+		aud, _ = inc.Audience(latest)
+	}
+	for _, l := range n.catalog.Languages(latest, aud) {
+		d.Languages = append(d.Languages, console.LanguageRow{Locale: l.Locale, Customers: l.Customers, Asked: l.Asked, TextInEnglish: l.TextInEnglish})
+	}
 	ps, err := n.catalog.Previews(latest, inc.Scope, n.zone)
 	if err != nil {
 		return nil, err

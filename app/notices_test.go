@@ -117,7 +117,7 @@ customers:
 		p := p.(map[string]any)
 		previews[p["locale"].(string)] = p
 	}
-	if len(previews) != 5 || previews["ar"]["dir"] != "rtl" || !strings.Contains(previews["nl"]["text"].(string), "1.234") ||
+	if len(previews) != 8 || previews["ar"]["dir"] != "rtl" || !strings.Contains(previews["nl"]["text"].(string), "1.234") ||
 		previews["sv"]["fallback"] == nil {
 		t.Fatalf("previews: %v", pv)
 	}

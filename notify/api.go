@@ -99,6 +99,13 @@ func (a *API) Preview() http.Handler {
 		if m == nil {
 			m = []string{}
 		}
-		jsonhttp.Write(w, http.StatusOK, map[string]any{"incident": inc.ID, "version": v.Version, "hash": v.Hash, "missing": m, "previews": out})
+		aud := inc.Scope.Tenants
+		if p := inc.PhaseOf(v.Version); p != nil {
+			aud = p.Audience // sent: whom it went to
+		} else if v.Supplementary {
+			aud, _ = inc.Audience(v)
+		}
+		jsonhttp.Write(w, http.StatusOK, map[string]any{"incident": inc.ID, "version": v.Version, "hash": v.Hash, "missing": m, "previews": out,
+			"languages": a.Catalog.Languages(v, aud)})
 	})
 }

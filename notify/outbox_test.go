@@ -170,7 +170,7 @@ func TestSendGridFanOut(t *testing.T) {
 		t.Errorf("Dutch notice:\n%s", nl.Text)
 	}
 	ar := byTo["owner@cust-001204.example"] // i=1204: ar
-	if !strings.Contains(ar.HTML, `dir="rtl"`) || !strings.Contains(ar.Text, "1٬205") {
+	if !strings.Contains(ar.HTML, `dir="rtl"`) || !strings.Contains(ar.Text, "١٬٢٠٥") {
 		t.Errorf("Arabic notice:\n%s", ar.Text)
 	}
 	for _, m := range []sendgridtest.Message{nl, ar} {

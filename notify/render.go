@@ -11,6 +11,7 @@ import (
 	"html"
 	htmltemplate "html/template"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -20,9 +21,12 @@ import (
 
 	"github.com/go-playground/locales"
 	"github.com/go-playground/locales/ar"
+	"github.com/go-playground/locales/de"
 	"github.com/go-playground/locales/en"
+	"github.com/go-playground/locales/es"
 	"github.com/go-playground/locales/fr"
 	"github.com/go-playground/locales/nl"
+	"github.com/go-playground/locales/pt"
 	"github.com/go-playground/locales/sv"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/text/language"
@@ -36,8 +40,15 @@ var catalogFS embed.FS
 // translators are the CLDR locale data (dates, times, numbers) per
 // supported locale; a catalog without one is an error.
 var translators = map[string]func() locales.Translator{
-	"en": en.New, "nl": nl.New, "sv": sv.New, "fr": fr.New, "ar": ar.New,
+	"en": en.New, "nl": nl.New, "sv": sv.New, "fr": fr.New, "ar": ar.New, "pt": pt.New, "de": de.New, "es": es.New,
 }
+
+// nativeDigits are the digits of a locale whose CLDR default numbering
+// system is not Latin: Arabic's is "arab" (Arabic-Indic digits, with the
+// Arabic group and decimal separators go-playground/locales already
+// gives). Numbers, dates and times are written in one digit system; values
+// quoted as given (an e-mail address, a phone number) stay as they are.
+var nativeDigits = map[string][10]rune{"ar": {'٠', '١', '٢', '٣', '٤', '٥', '٦', '٧', '٨', '٩'}}
 
 // Catalog is the fixed wording of notices in one locale, with its CLDR data.
 type Catalog struct {
@@ -194,11 +205,26 @@ func (c *Catalog) Time(t time.Time, zone *time.Location) string {
 	if off < 0 {
 		sign, off = "-", -off
 	}
-	return fmt.Sprintf("%s %s (UTC%s%02d:%02d)", c.tr.FmtDateLong(t), c.tr.FmtTimeShort(t), sign, off/3600, off%3600/60)
+	return c.digits(fmt.Sprintf("%s %s (UTC%s%02d:%02d)", c.tr.FmtDateLong(t), c.tr.FmtTimeShort(t), sign, off/3600, off%3600/60))
 }
 
-// Number formats n with the locale's CLDR grouping.
-func (c *Catalog) Number(n int64) string { return c.tr.FmtNumber(float64(n), 0) }
+// Number formats n with the locale's CLDR grouping and digits.
+func (c *Catalog) Number(n int64) string { return c.digits(c.tr.FmtNumber(float64(n), 0)) }
+
+// digits writes the Latin digits of s in the locale's own, if it has
+// other ones.
+func (c *Catalog) digits(s string) string {
+	ds, ok := nativeDigits[c.Locale]
+	if !ok {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return ds[r-'0']
+		}
+		return r
+	}, s)
+}
 
 // Category names a data category in the locale; unknown names stay as
 // they are.
@@ -475,4 +501,69 @@ func (cs *Catalogs) Previews(v *incident.NoticeVersion, s incident.Scope, org *t
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// Language is how many affected customers get a version in one language,
+// and what falls back to English for them.
+type Language struct {
+	Locale    string `json:"locale"`
+	Customers int    `json:"customers"`
+	// Asked: the customers' own locales that are not supported and fall
+	// back to this one (English), with how many asked for each
+	// ("pt-PT: 2"); empty for customers whose locale is this one.
+	Asked []string `json:"asked,omitempty"`
+	// TextInEnglish: the version's free-text fields shown in English to
+	// these customers (the version has no text of its own for them).
+	TextInEnglish []string `json:"text_in_english,omitempty"`
+}
+
+// Languages says, for version v and the customers it goes to, how many get
+// each language and which fall back: the draft's and the notice page's
+// summary, so that a DPO sees who reads English instead of their own.
+func (cs *Catalogs) Languages(v *incident.NoticeVersion, tenants []incident.AffectedTenant) []Language {
+	by := map[string]*Language{}
+	asked := map[string]map[string]int{}
+	for _, t := range tenants {
+		c := cs.Match(t.Locale)
+		l := by[c.Locale]
+		if l == nil {
+			l = &Language{Locale: c.Locale}
+			by[c.Locale] = l
+			if c.Locale != "en" {
+				own := v.Notice.Text[c.Locale]
+				for _, f := range []struct{ name, val string }{{"nature", own.Nature}, {"consequences", own.Consequences},
+					{"measures", own.Measures}, {"actions", own.Actions}} {
+					if strings.TrimSpace(f.val) == "" {
+						l.TextInEnglish = append(l.TextInEnglish, f.name)
+					}
+				}
+			}
+		}
+		l.Customers++
+		if own := strings.TrimSpace(t.Locale); own != "" && !sameLanguage(own, c.Locale) {
+			if asked[c.Locale] == nil {
+				asked[c.Locale] = map[string]int{}
+			}
+			asked[c.Locale][own]++
+		}
+	}
+	out := make([]Language, 0, len(by))
+	for _, loc := range cs.Locales() {
+		l := by[loc]
+		if l == nil {
+			continue
+		}
+		for _, own := range slices.Sorted(maps.Keys(asked[loc])) {
+			l.Asked = append(l.Asked, fmt.Sprintf("%s: %d", own, asked[loc][own]))
+		}
+		out = append(out, *l)
+	}
+	return out
+}
+
+// sameLanguage reports whether a customer's locale (nl-BE) is served by a
+// catalog's (nl).
+func sameLanguage(own, catalog string) bool {
+	base, _, _ := strings.Cut(strings.ToLower(own), "-")
+	return base == catalog
 }

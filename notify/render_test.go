@@ -2,6 +2,7 @@ package notify
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,8 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zones := map[string]string{"en": "Europe/London", "nl": "Europe/Amsterdam", "sv": "Europe/Stockholm", "fr": "Europe/Paris", "ar": "Asia/Dubai"}
+	zones := map[string]string{"en": "Europe/London", "nl": "Europe/Amsterdam", "sv": "Europe/Stockholm", "fr": "Europe/Paris", "ar": "Asia/Dubai",
+		"pt": "America/Sao_Paulo", "de": "Europe/Berlin", "es": "Europe/Madrid"}
 	for _, loc := range cs.Locales() {
 		t.Run(loc, func(t *testing.T) {
 			zone, err := time.LoadLocation(zones[loc])
@@ -114,14 +116,14 @@ func TestRenderFacts(t *testing.T) {
 				"waren bereikbaar"}, []string{"ingezien door iemand"}},
 		{"regional locale matches its language", Facts{How: incident.HowAccessed, Records: 5, Locale: "nl-BE", Zone: ams},
 			"nl", []string{"zijn ingezien door iemand"}, nil},
-		{"unsupported locale falls back to English", Facts{How: incident.HowAccessed, Records: 5, Locale: "pt-BR", Zone: time.UTC},
+		{"unsupported locale falls back to English", Facts{How: incident.HowAccessed, Records: 5, Locale: "ja-JP", Zone: time.UTC},
 			"en", []string{"Dear customer,", "March 28, 2026"}, []string{"This part is not yet available"}},
 		{"garbage locale falls back to English", Facts{Records: 5, Locale: "!!", Zone: time.UTC}, "en", []string{"Dear customer,"}, nil},
 		{"Swedish without text shows English, visibly", Facts{Records: 5, Locale: "sv", Zone: time.UTC},
 			"sv", []string{"Denna del finns ännu inte på ert språk och visas på engelska.", "A storage bucket holding", "Bästa kund,"}, nil},
 		{"Arabic: right to left, Arabic comma, isolated Latin values", Facts{How: incident.HowAccessed, Records: 12345,
 			Categories: []string{"contact", "payment"}, Locale: "ar", Zone: dubai},
-			"ar", []string{"بيانات الاتصال، بيانات الدفع", "\u2068dpo@example.com\u2069", "مارس", "12٬345"}, nil},
+			"ar", []string{"بيانات الاتصال، بيانات الدفع", "\u2068dpo@example.com\u2069", "مارس", "١٢٬٣٤٥"}, []string{"12٬345", "2026"}},
 		{"substitution tag instead of the number", Facts{Records: 5, RecordsText: "%bw_records%", Locale: "fr", Zone: time.UTC},
 			"fr", []string{"Environ %bw_records% enregistrements"}, []string{"Types de données"}},
 		{"a correction says which notice it updates, in the customer's zone", Facts{Records: 5, Locale: "nl", Zone: ams,
@@ -194,7 +196,7 @@ func TestCatalogsStrict(t *testing.T) {
 		{"extra key", map[string]string{"c/en.yaml": en, "c/nl.yaml": en + "extra: x\n"}, `key "extra" is not in en.yaml`},
 		{"placeholder differs", map[string]string{"c/en.yaml": en, "c/nl.yaml": strings.Replace(en, "{product}", "{produkt}", 1)}, "placeholders"},
 		{"bad dir", map[string]string{"c/en.yaml": strings.Replace(en, "ltr", "up", 1)}, "dir: want ltr or rtl"},
-		{"no CLDR data", map[string]string{"c/en.yaml": en, "c/de.yaml": en}, `no CLDR locale data for "de"`},
+		{"no CLDR data", map[string]string{"c/en.yaml": en, "c/tlh.yaml": en}, `no CLDR locale data for "tlh"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,5 +209,28 @@ func TestCatalogsStrict(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLanguagesSummary: the draft says how many customers read which
+// language, who falls back to English because their locale is not
+// supported, and which free text is English for lack of a translation.
+func TestLanguagesSummary(t *testing.T) {
+	cs, err := LoadCatalogs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := sampleVersion() // English, Dutch and some Arabic text
+	tenants := []incident.AffectedTenant{{Tenant: "a", Locale: "nl"}, {Tenant: "b", Locale: "nl-BE"}, {Tenant: "c", Locale: "pt-BR"},
+		{Tenant: "d", Locale: "ja"}, {Tenant: "e", Locale: "ja-JP"}, {Tenant: "f"}, {Tenant: "g", Locale: "ar"}}
+	got := cs.Languages(v, tenants)
+	want := []Language{
+		{Locale: "en", Customers: 3, Asked: []string{"ja: 1", "ja-JP: 1"}},
+		{Locale: "ar", Customers: 1, TextInEnglish: []string{"consequences", "measures", "actions"}},
+		{Locale: "nl", Customers: 2},
+		{Locale: "pt", Customers: 1, TextInEnglish: []string{"nature", "consequences", "measures", "actions"}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("languages:\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -339,8 +339,11 @@ type NoticeData struct {
 	// Latest is the newest version's content (to prefill a new draft).
 	Latest   *incident.Notice
 	Previews []Preview // of the newest version, in every locale
-	Progress *Progress // nil until sending
-	Locales  []string
+	// Languages: how many customers the newest version goes to in each
+	// language, and who falls back to English.
+	Languages []LanguageRow
+	Progress  *Progress // nil until sending
+	Locales   []string
 }
 
 // NoticeVersionRow is one version in the history.
@@ -359,6 +362,14 @@ type NoticeVersionRow struct {
 	// changes against the version sent before it.
 	Supplementary, Correction bool
 	Diff                      *incident.NoticeDiff
+}
+
+// LanguageRow is one language of a version's audience.
+type LanguageRow struct {
+	Locale        string
+	Customers     int
+	Asked         []string // unsupported locales served in this one ("pt-PT: 2")
+	TextInEnglish []string // free-text fields shown in English
 }
 
 // Preview is a version rendered in one locale.
