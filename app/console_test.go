@@ -303,8 +303,11 @@ func TestConsoleNoticeInBrowser(t *testing.T) {
 	// The DPO reviews the previews, approves and sends.
 	signIn("dana", "dana-password")
 	step("open the notice page", chromedp.Do(ctx, chromedp.Navigate(noticeURL), chromedp.WaitVisible(`#do-approve-1`)))
-	if n := eval(`String(document.querySelectorAll("figure.preview iframe").length)`); n != "5" {
-		t.Errorf("%s previews; want 5", n)
+	if n := eval(`String(document.querySelectorAll("figure.preview iframe").length)`); n != "8" {
+		t.Errorf("%s previews; want 8 (en, ar, de, es, fr, nl, pt, sv)", n)
+	}
+	if s := eval(`document.querySelector("#languages").textContent`); !strings.Contains(s, "Customers") {
+		t.Errorf("the page does not say who reads which language: %q", s)
 	}
 	if d := eval(`document.querySelector('figure.preview[data-locale="ar"]').getAttribute("dir")`); d != "rtl" {
 		t.Errorf("Arabic preview dir %q", d)

@@ -351,12 +351,20 @@ func TestSupplementaryNoticeEndToEnd(t *testing.T) {
 		"authority": map[string]string{"name": "Autoriteit Persoonsgegevens"},
 		"product":   "Bookly",
 	}
-	sendVersion := func(n int, body map[string]any) map[string]any {
+	sendVersion := func(n int, body map[string]any, send map[string]any) map[string]any {
 		t.Helper()
 		v := mustCall("POST", path+"/draft", dpoToken, body, 200)
 		ver := v["notice"].(map[string]any)["versions"].([]any)[n-1].(map[string]any)
 		mustCall("POST", path+"/approve", dpo2Token, map[string]any{"version": n, "hash": ver["hash"]}, 200)
-		mustCall("POST", path+"/send", engineerToken, nil, 200)
+		if send != nil {
+			// Without a correction, the customers told already whose
+			// facts changed are left as they are only with a reason.
+			out := mustCall("POST", path+"/send", engineerToken, nil, 409)
+			if !strings.Contains(out["error"].(string), "have changed facts") {
+				t.Fatalf("send without a reason: %v", out)
+			}
+		}
+		mustCall("POST", path+"/send", engineerToken, send, 200)
 		waitFor(t, fmt.Sprintf("version %d reaching its customers", n), 30*time.Second, func() bool {
 			inc = get()
 			return inc["status"] == "notified"
@@ -364,7 +372,7 @@ func TestSupplementaryNoticeEndToEnd(t *testing.T) {
 		return ver
 	}
 	mustCall("POST", path+"/confirm", engineerToken, nil, 200)
-	sendVersion(1, map[string]any{"notice": notice})
+	sendVersion(1, map[string]any{"notice": notice}, nil)
 	if c := sg.Count(); len(c) != 3 || c["owner@cust-a.example"] != 1 || c["owner@cust-c.example"] != 1 {
 		t.Fatalf("version 1 went to %v", c)
 	}
@@ -403,7 +411,7 @@ func TestSupplementaryNoticeEndToEnd(t *testing.T) {
 	mustCall("POST", path+"/send", engineerToken, nil, 409)
 
 	// The supplementary version 2, diffed against version 1, to the 2 only.
-	ver := sendVersion(2, map[string]any{"notice": notice})
+	ver := sendVersion(2, map[string]any{"notice": notice}, map[string]any{"reason": "they are told the reopening in a separate call"})
 	if ver["supplementary"] != true || ver["diff"] == nil {
 		t.Fatalf("version 2: %v", ver)
 	}

@@ -128,9 +128,13 @@ type Obligation struct {
 	// it).
 	FirstMetAt time.Time `json:"first_met_at,omitzero"`
 	ReopenedAt time.Time `json:"reopened_at,omitzero"`
-	Late       bool      `json:"late,omitempty"`
-	LateReason string    `json:"late_reason,omitempty"`
-	Reference  string    `json:"reference,omitempty"` // e.g. the authority's case number
+	// FirstLate: the first notice went out after its deadline (kept when
+	// an update reopens the obligation), and the reason given then.
+	FirstLate       bool   `json:"first_late,omitempty"`
+	FirstLateReason string `json:"first_late_reason,omitempty"`
+	Late            bool   `json:"late,omitempty"`
+	LateReason      string `json:"late_reason,omitempty"`
+	Reference       string `json:"reference,omitempty"` // e.g. the authority's case number
 	// Waived: a DPO decided, with a written reason, that this notification
 	// is not required (e.g. the breach is unlikely to result in a risk, GDPR
 	// Art. 33(1)); the register keeps the reasoning (Art. 33(5)).

@@ -37,9 +37,12 @@ type Phase struct {
 	// customers told already, with their facts as they stood: the DPO
 	// chose not to tell them again, and a later change is measured
 	// against these facts.
-	Kept          []AffectedTenant `json:"kept,omitempty"`
-	Supplementary bool             `json:"supplementary,omitempty"`
-	Correction    bool             `json:"correction,omitempty"`
+	Kept []AffectedTenant `json:"kept,omitempty"`
+	// KeptReason is why customers told already whose facts changed were
+	// not told again (required then, and kept in the audit log).
+	KeptReason    string `json:"kept_reason,omitempty"`
+	Supplementary bool   `json:"supplementary,omitempty"`
+	Correction    bool   `json:"correction,omitempty"`
 }
 
 // Reached reports whether every customer of the phase's audience was
@@ -85,12 +88,20 @@ type Told struct {
 }
 
 // Told maps each customer a notice version went to onto what it was last
-// told. reachedOnly counts only phases whose audience was all reached.
+// told. reachedOnly counts only phases whose audience was all reached;
+// otherwise the phase being sent counts too (its deliveries are written and
+// go out), but not an earlier one superseded before it was reached (its
+// pending deliveries are not sent).
 func (inc *Incident) Told(reachedOnly bool) map[string]Told {
+	return inc.toldIn(len(inc.Phases), reachedOnly)
+}
+
+// toldIn is Told over the first n phases.
+func (inc *Incident) toldIn(n int, reachedOnly bool) map[string]Told {
 	out := map[string]Told{}
-	for i := range inc.Phases {
+	for i := range inc.Phases[:n] {
 		p := &inc.Phases[i]
-		if reachedOnly && !p.Reached() {
+		if !p.Reached() && (reachedOnly || p.Version != inc.NoticeSending) {
 			continue
 		}
 		for _, a := range p.Audience {
@@ -214,6 +225,27 @@ func (inc *Incident) Audience(v *NoticeVersion) (audience, kept []AffectedTenant
 		}
 	}
 	return audience, kept
+}
+
+// ToldBefore is what the customers had been told when the n-th phase
+// began (the phases before it that were reached or being sent then).
+func (inc *Incident) ToldBefore(n int) map[string]Told {
+	out := map[string]Told{}
+	for i := range inc.Phases[:min(n, len(inc.Phases))] {
+		p := &inc.Phases[i]
+		if !p.Reached() && i != n-1 {
+			continue
+		}
+		for _, a := range p.Audience {
+			out[a.Tenant] = Told{Facts: a, Phase: p, Sent: true}
+		}
+		for _, a := range p.Kept {
+			if _, ok := out[a.Tenant]; ok {
+				out[a.Tenant] = Told{Facts: a, Phase: p}
+			}
+		}
+	}
+	return out
 }
 
 // PhaseOf returns the phase of a version, or nil.

@@ -65,6 +65,7 @@ type PhaseView struct {
 	ReachedAt     *time.Time `json:"reached_at"`
 	Customers     int        `json:"customers"`
 	Kept          int        `json:"kept"` // told before and, by the DPO's choice, not told again
+	KeptReason    string     `json:"kept_reason,omitempty"`
 	Supplementary bool       `json:"supplementary"`
 	Correction    bool       `json:"correction"`
 	Window        Window     `json:"window"`
@@ -127,6 +128,7 @@ type Deadline struct {
 	// deadline then runs from it, anchor "update").
 	FirstMetAt *time.Time `json:"first_met_at"`
 	ReopenedAt *time.Time `json:"reopened_at"`
+	FirstLate  bool       `json:"first_late,omitempty"` // the first notice went out after its deadline
 	// WaivedAt/WaivedReason: a DPO decided it is not required, and why.
 	WaivedAt     *time.Time `json:"waived_at"`
 	WaivedReason string     `json:"waived_reason,omitempty"`

@@ -160,9 +160,9 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 		}
 	}
 	t.markUpdated(id, now)
-	if !inc.Status.Active() {
-		return nil
-	}
+	// An update required is said even on a closed incident (more customers
+	// turned out to be affected after it was closed: someone must reopen
+	// it and tell them).
 	if u := inc.Update; u != nil {
 		point := updatePoint(u)
 		t.mu.Lock()
@@ -177,6 +177,9 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 			}
 		}
 	}
+	if !inc.Status.Active() {
+		return nil
+	}
 	for _, d := range v.Deadlines {
 		if d.DueAt == nil || d.MetAt != nil || d.WaivedAt != nil {
 			continue
@@ -189,8 +192,14 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 		if point == "" {
 			continue
 		}
+		// A clock reopened by an update is a new clock: its reminders are
+		// kept apart from the first one's.
+		ledger := d.ID
+		if d.ReopenedAt != nil {
+			ledger += "@" + strconv.FormatInt(d.ReopenedAt.Unix(), 10)
+		}
 		t.mu.Lock()
-		sent := t.reminded[id+"\x00"+d.ID+"\x00"+point]
+		sent := t.reminded[id+"\x00"+ledger+"\x00"+point]
 		t.unlock()
 		if sent {
 			continue
@@ -199,7 +208,7 @@ func (t *Tracker) tickIncident(ctx context.Context, a Alerter, r Reminders, id s
 			return fmt.Errorf("sending a reminder: %w", err)
 		}
 		t.m.reminders.Inc()
-		if err := t.record(ctx, id, incident.ActReminded, incident.Reminder{Obligation: d.ID, Point: point, Left: left}); err != nil {
+		if err := t.record(ctx, id, incident.ActReminded, incident.Reminder{Obligation: ledger, Point: point, Left: left}); err != nil {
 			return err
 		}
 		t.markUpdated(id, now)

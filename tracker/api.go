@@ -66,7 +66,8 @@ func (t *Tracker) View(inc incident.Incident) View {
 		d := Deadline{Regime: o.Regime, What: o.What, DueAt: ptr(o.DueAt), MetAt: ptr(o.MetAt), ID: o.ID, Recipient: o.Recipient,
 			Source: o.Source, Legal: o.Legal, Anchor: o.Anchor, Late: o.Late, LateReason: o.LateReason, Reference: o.Reference,
 			TableVersion: o.TableVersion,
-			WaivedAt:     ptr(o.WaivedAt), WaivedReason: o.WaivedReason, FirstMetAt: ptr(o.FirstMetAt), ReopenedAt: ptr(o.ReopenedAt)}
+			WaivedAt:     ptr(o.WaivedAt), WaivedReason: o.WaivedReason, FirstMetAt: ptr(o.FirstMetAt), ReopenedAt: ptr(o.ReopenedAt),
+			FirstLate: o.FirstLate}
 		if !o.DueAt.IsZero() {
 			d.DueLocal = o.DueAt.In(org).Format(localLayout)
 			if r := t.opts.Regimes.Regime(o.Regime); r != nil && r.Location() != nil {
@@ -217,23 +218,26 @@ func noticeView(inc *incident.Incident) *incident.NoticeView {
 			ApprovedBy: v.ApprovedBy, ApprovedAt: ptr(v.ApprovedAt), SelfApproved: v.SelfApproved, Missing: nonNil(v.Missing()),
 			ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope), Supplementary: v.Supplementary, Correction: v.Correction}
 		if v.Supplementary && v.Base > 0 && v.Base <= len(inc.Phases) {
-			vv.Diff = noticeDiff(inc, &inc.Phases[v.Base-1], v)
+			vv.Diff = noticeDiff(inc, v)
 		}
 		nv.Versions = append(nv.Versions, vv)
 	}
 	for _, p := range inc.Phases {
 		nv.Phases = append(nv.Phases, incident.PhaseView{Version: p.Version, StartedAt: p.StartedAt, ReachedAt: ptr(p.ReachedAt),
-			Customers: len(p.Audience), Kept: len(p.Kept), Supplementary: p.Supplementary, Correction: p.Correction,
+			Customers: len(p.Audience), Kept: len(p.Kept), KeptReason: p.KeptReason, Supplementary: p.Supplementary, Correction: p.Correction,
 			Window: incident.Window{From: p.WindowFrom, To: ptr(p.WindowTo)}})
 	}
 	nv.AwaitingApproval = inc.LatestApproved() == nil
 	return nv
 }
 
-// noticeDiff is what supplementary version v changes against the phase
-// sent before it was drafted: the free text, the window, the customers
-// not told, the records stated.
-func noticeDiff(inc *incident.Incident, base *incident.Phase, v *incident.NoticeVersion) *incident.NoticeDiff {
+// noticeDiff is what supplementary version v changes against what the
+// customers had been told when it was drafted (the phases before it): the
+// free text of the version sent last then, the window, the customers not
+// told, the records. Once v went out its own facts are those pinned when
+// it was sent, so the diff does not move with later changes.
+func noticeDiff(inc *incident.Incident, v *incident.NoticeVersion) *incident.NoticeDiff {
+	base := &inc.Phases[v.Base-1]
 	d := &incident.NoticeDiff{Against: base.Version, Text: []string{}, CustomersNew: []string{},
 		WindowBefore: incident.Window{From: base.WindowFrom, To: ptr(base.WindowTo)},
 		WindowAfter:  incident.Window{From: v.WindowFrom, To: ptr(v.WindowTo)}}
@@ -257,16 +261,21 @@ func noticeDiff(inc *incident.Incident, base *incident.Phase, v *incident.Notice
 			}
 		}
 	}
-	told := inc.Told(false)
+	told := inc.ToldBefore(v.Base)
 	for _, k := range told {
 		d.RecordsBefore = incident.SatAdd(d.RecordsBefore, k.Facts.Records)
 	}
-	for _, t := range inc.Scope.Tenants {
+	now := inc.Scope.Tenants
+	if p := inc.PhaseOf(v.Version); p != nil {
+		now = append(slices.Clone(p.Audience), p.Kept...)
+	}
+	for _, t := range now {
 		d.RecordsAfter = incident.SatAdd(d.RecordsAfter, t.Records)
 		if _, ok := told[t.Tenant]; !ok {
 			d.CustomersNew = append(d.CustomersNew, t.Tenant)
 		}
 	}
+	slices.Sort(d.CustomersNew)
 	return d
 }
 

@@ -79,6 +79,21 @@ func (t *Tracker) noticeCommand(inc *incident.Incident, by Actor, c Command, now
 		if len(aud) == 0 {
 			return "", nil, invalid("version %d would reach no one: every affected customer was told already (draft a correction to tell them again)", v.Version)
 		}
+		if u := inc.Update; u != nil && c.Reason == "" {
+			// Customers told already whose facts changed materially are
+			// left as they are only by a DPO's stated decision.
+			var changed []string
+			for _, k := range kept {
+				if slices.Contains(u.Changed, k.Tenant) {
+					changed = append(changed, k.Tenant)
+				}
+			}
+			if len(changed) > 0 {
+				return "", nil, invalid("%s told already %s changed facts (%s): draft a correction to tell them, or give the reason they need not be told again",
+					incident.Count(len(changed), "customer", "customers"), map[bool]string{true: "has", false: "have"}[len(changed) == 1],
+					strings.Join(changed[:min(len(changed), 10)], ", "))
+			}
+		}
 		return incident.ActNoticeSend, incident.SendData{Version: v.Version, Audience: aud, Kept: kept}, nil
 	}
 	return "", nil, invalid("unknown command %q", c.Name)
@@ -107,6 +122,9 @@ func applyNotice(inc *incident.Incident, e *incident.AuditEntry) error {
 			return fmt.Errorf("audit entry %d: send: %w", e.Seq, err)
 		}
 		p := incident.Phase{Version: d.Version, StartedAt: e.At, Audience: d.Audience, Kept: d.Kept}
+		if len(d.Kept) > 0 {
+			p.KeptReason = e.Reason
+		}
 		if v := inc.Notice(d.Version); v != nil {
 			p.WindowFrom, p.WindowTo, p.Supplementary, p.Correction = v.WindowFrom, v.WindowTo, v.Supplementary, v.Correction
 		}
@@ -138,9 +156,10 @@ func applyNotice(inc *incident.Incident, e *incident.AuditEntry) error {
 			return fmt.Errorf("audit entry %d: update: %w", e.Seq, err)
 		}
 		if len(u.Reasons) == 0 {
-			// The facts came back to what the customers were told.
+			// The facts came back to what the customers were told: they
+			// were reached when the last version reached them.
 			inc.Update = nil
-			settleNotice(inc, e.At)
+			settleNotice(inc, inc.NoticeSentAt)
 			return nil
 		}
 		u.Since = e.At
@@ -159,6 +178,9 @@ func applyNotice(inc *incident.Incident, e *incident.AuditEntry) error {
 			}
 			if o.FirstMetAt.IsZero() {
 				o.FirstMetAt = o.MetAt
+			}
+			if o.Late && !o.FirstLate {
+				o.FirstLate, o.FirstLateReason = true, o.LateReason
 			}
 			o.MetAt, o.Late, o.LateReason, o.ReopenedAt = time.Time{}, false, "", u.Since
 		}
@@ -182,6 +204,14 @@ func settleNotice(inc *incident.Incident, at time.Time) {
 		}
 		if o.FirstMetAt.IsZero() {
 			o.FirstMetAt = at // the customers of the first version were reached
+			if !whole {
+				// The facts changed while it was being sent: the first
+				// clock is settled for those it reached (late or not),
+				// and the rest run from the change.
+				if o.FirstLate = !o.DueAt.IsZero() && at.After(o.DueAt); inc.Update != nil {
+					o.ReopenedAt = inc.Update.Since
+				}
+			}
 		}
 		if whole {
 			o.MetAt = at

@@ -422,7 +422,7 @@ func (rs *Regimes) Obligations(apply []string, inc *incident.Incident, processor
 				LateReasonRequired: d.LateReasonRequired, TableVersion: rs.Version}
 			if prev := inc.Obligation(o.ID); prev != nil {
 				o.MetAt, o.Late, o.LateReason, o.Reference = prev.MetAt, prev.Late, prev.LateReason, prev.Reference
-				o.FirstMetAt, o.ReopenedAt = prev.FirstMetAt, prev.ReopenedAt
+				o.FirstMetAt, o.ReopenedAt, o.FirstLate, o.FirstLateReason = prev.FirstMetAt, prev.ReopenedAt, prev.FirstLate, prev.FirstLateReason
 				o.WaivedAt, o.WaivedReason = prev.WaivedAt, prev.WaivedReason
 			}
 			switch {

@@ -244,8 +244,11 @@ func (t *Tracker) Register() []RegisterEntry {
 			if !o.WaivedAt.IsZero() {
 				why = append(why, o.ID+" not required: "+o.WaivedReason)
 			}
-			if o.Late {
+			if o.Late || o.FirstLate {
 				e.Late = true
+				if o.FirstLateReason != "" {
+					e.LateReasons = strings.TrimSpace(e.LateReasons + "\n" + o.ID + " (first notice): " + o.FirstLateReason)
+				}
 				if o.LateReason != "" {
 					e.LateReasons = strings.TrimSpace(e.LateReasons + "\n" + o.ID + ": " + o.LateReason)
 				}

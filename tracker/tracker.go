@@ -187,7 +187,18 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 		return nil, fmt.Errorf("tracker: rebuilding incidents from the audit log: %w", err)
 	}
 	t.mu.Lock()
+	// A log written before phases were compared with the facts may hold a
+	// change after a notice that no update-required entry records.
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(t.incidents)) {
+		if inc := t.incidents[id]; len(inc.Phases) > 0 {
+			errs = append(errs, t.checkUpdate(ctx, inc, o.Now().UTC()))
+		}
+	}
 	t.unlock() // the rebuilt incidents to the readers' view
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("tracker: recording the updates required after the rebuild: %w", err)
+	}
 	if err := t.register(o.Registerer); err != nil {
 		return nil, fmt.Errorf("tracker: metrics: %w", err)
 	}
@@ -411,6 +422,17 @@ func (t *Tracker) rescope(ctx context.Context, id string, now time.Time) error {
 		return err
 	}
 	return t.reoblige(ctx, inc, now)
+}
+
+// customersSettled reports whether every customer obligation is met or
+// waived.
+func customersSettled(inc *incident.Incident) bool {
+	for _, o := range inc.Obligations {
+		if o.Recipient == "customers" && !o.Settled() {
+			return false
+		}
+	}
+	return true
 }
 
 // checkUpdate records an update required when the incident's facts
@@ -721,6 +743,16 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 		}
 		if err := incident.CanMove(inc.Status, to); err != nil {
 			return inc.Clone(), invalid("%v", err)
+		}
+		if to == incident.StatusNotified || to == incident.StatusClosed {
+			// "Notified" is never said by hand over what breachwatch knows
+			// was not told (closing stays possible once it is).
+			switch {
+			case inc.Update != nil && (to == incident.StatusNotified || !customersSettled(inc)):
+				return inc.Clone(), invalid("an update is required (%s): send a supplementary notice first (or waive the customer notice, with the reason)", inc.Update.Summary())
+			case to == incident.StatusNotified && inc.NoticeSending > 0 && inc.NoticeSentAt.IsZero():
+				return inc.Clone(), invalid("version %d is still being sent: the incident is notified once every customer of it is reached", inc.NoticeSending)
+			}
 		}
 		action, data = incident.ActStatus, map[string]incident.Status{"to": to}
 	case CmdAwareness, CmdDetermine:

@@ -198,8 +198,18 @@ func testUpdateRequired(t *testing.T, order string) {
 		t.Fatalf("diff: %+v", d)
 	}
 	do(dpo, Command{Name: CmdApprove, Version: 2, Hash: v2.Hash})
-	inc = do(engineer, Command{Name: CmdSend})
+	// The 3 told already saw their window change: leaving them as they are
+	// takes a stated reason.
+	if _, err := tr.Do(ctx, engineer, Command{Incident: id, Name: CmdSend}); err == nil ||
+		!strings.Contains(err.Error(), "3 customers told already have changed facts (cust-a, cust-b, cust-c)") {
+		t.Fatalf("sending without a correction or a reason: %v", err)
+	}
+	const why = "the bucket held no new data of theirs when it reopened"
+	inc = do(engineer, Command{Name: CmdSend, Reason: why})
 	p2 := inc.Phases[1]
+	if p2.KeptReason != why {
+		t.Errorf("kept reason %q", p2.KeptReason)
+	}
 	if !slices.Equal(tenants(p2.Audience), []string{"cust-d", "cust-e"}) || !slices.Equal(tenants(p2.Kept), []string{"cust-a", "cust-b", "cust-c"}) ||
 		!p2.Supplementary {
 		t.Fatalf("phase 2: audience %v, kept %v", tenants(p2.Audience), tenants(p2.Kept))
