@@ -329,7 +329,7 @@ type group struct {
 }
 
 func renderKey(f incident.AffectedTenant, earlier time.Time) string {
-	return strings.Join([]string{f.How, strings.Join(f.Categories, ","), f.Locale, f.TimeZone, earlier.String()}, "\x00")
+	return strings.Join([]string{f.How, strings.Join(f.Categories, ","), f.Locale, f.TimeZone, f.Country, earlier.String()}, "\x00")
 }
 
 // sendPending sends the incident's pending e-mail deliveries of the version
@@ -364,7 +364,7 @@ func (n *Notifier) sendPending(ctx context.Context, inc *incident.Incident, pend
 	for _, k := range keys {
 		g := groups[k]
 		r, err := n.o.Catalog.Render(v, Facts{How: g.facts.How, Categories: g.facts.Categories, Locale: g.facts.Locale, Zone: Zone(g.facts.TimeZone, nil),
-			RecordsText: RecordsTag, Earlier: g.earlier})
+			RecordsText: RecordsTag, Earlier: g.earlier, Country: g.facts.Country})
 		if err != nil {
 			return err
 		}

@@ -61,16 +61,28 @@ type Catalog struct {
 
 // Catalogs are every supported locale; English is the last resort.
 type Catalogs struct {
-	by      map[string]*Catalog
-	tags    []language.Tag
-	matcher language.Matcher
+	// Authorities names each customer's own supervisory authority, by its
+	// country (nil: the notice's authority for everyone).
+	Authorities *Authorities
+	by          map[string]*Catalog
+	tags        []language.Tag
+	matcher     language.Matcher
 }
 
 var placeholder = regexp.MustCompile(`\{[a-z_]+\}`)
 
 // LoadCatalogs reads the embedded message catalogs. Every catalog must have
 // exactly English's keys, each message with the same placeholders.
-func LoadCatalogs() (*Catalogs, error) { return loadCatalogs(catalogFS, "catalog") }
+func LoadCatalogs() (*Catalogs, error) {
+	cs, err := loadCatalogs(catalogFS, "catalog")
+	if err != nil {
+		return nil, err
+	}
+	if cs.Authorities, err = LoadAuthorities(); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
 
 func loadCatalogs(fsys fs.FS, dir string) (*Catalogs, error) {
 	files, err := fs.Glob(fsys, dir+"/*.yaml")
@@ -248,6 +260,9 @@ type Facts struct {
 	// Earlier, when set, is when the customer was reached by an earlier
 	// version: this one updates it, and says so first.
 	Earlier time.Time
+	// Country is the customer's: its own supervisory authority is named
+	// for the right to complain when the table has one.
+	Country string
 }
 
 // Rendered is one customer's notice, ready to send or show.
@@ -319,6 +334,10 @@ func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error)
 		records = c.Number(f.Records)
 	}
 
+	authority := n.Authority
+	if a, ok := cs.Authorities.For(f.Country); ok {
+		authority = a
+	}
 	build := func(esc func(string) string) (intro string, secs []section) {
 		introKey := "intro_exposed"
 		if f.How == incident.HowAccessed {
@@ -346,9 +365,9 @@ func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error)
 		if n.Contact.Phone != "" {
 			contact = append(contact, c.msg("contact_phone", esc, "phone", n.Contact.Phone))
 		}
-		contact = append(contact, c.msg("complaint", esc, "authority", n.Authority.Name))
-		if n.Authority.Website != "" {
-			contact = append(contact, c.msg("complaint_website", esc, "website", n.Authority.Website))
+		contact = append(contact, c.msg("complaint", esc, "authority", authority.Name))
+		if authority.Website != "" {
+			contact = append(contact, c.msg("complaint_website", esc, "website", authority.Website))
 		}
 		secs = []section{
 			{Heading: c.msgs["heading_what"], Paras: []string{nature}, Fallback: fbNature},
@@ -486,7 +505,7 @@ func (cs *Catalogs) Preview(v *incident.NoticeVersion, s incident.Scope, locale 
 		}
 	}
 	zone := Zone(f.TimeZone, org)
-	r, err := cs.Render(v, Facts{How: f.How, Records: f.Records, Categories: f.Categories, Locale: locale, Zone: zone})
+	r, err := cs.Render(v, Facts{How: f.How, Records: f.Records, Categories: f.Categories, Locale: locale, Zone: zone, Country: f.Country})
 	return Preview{Rendered: r, Customer: f.Tenant, TimeZone: zone.String()}, err
 }
 

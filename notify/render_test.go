@@ -234,3 +234,49 @@ func TestLanguagesSummary(t *testing.T) {
 		t.Errorf("languages:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestEachCustomerNamesItsOwnAuthority: every EEA and UK customer's notice
+// names the supervisory authority of its own country for the right to
+// complain; a customer of a country the table lacks is pointed to the
+// authority the notice names (the organisation's lead authority).
+func TestEachCustomerNamesItsOwnAuthority(t *testing.T) {
+	cs, err := LoadCatalogs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eea := []string{"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL",
+		"PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "GB"}
+	v := sampleVersion() // names the Autoriteit Persoonsgegevens
+	seen := map[string]string{}
+	for _, c := range eea {
+		a, ok := cs.Authorities.For(c)
+		if !ok {
+			t.Errorf("%s: no authority in the table", c)
+			continue
+		}
+		if other, dup := seen[a.Name]; dup && a.Name != "Datatilsynet" { // Denmark's and Norway's share a name
+			t.Errorf("%s and %s name the same authority %q", c, other, a.Name)
+		}
+		seen[a.Name] = c
+		r, err := cs.Render(v, Facts{Records: 1, Locale: "en", Zone: time.UTC, Country: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(r.Text, "supervisory authority, such as "+a.Name+".") {
+			t.Errorf("%s: the notice does not name %q:\n%s", c, a.Name, r.Text)
+		}
+		if c != "NL" && strings.Contains(r.Text, "Autoriteit Persoonsgegevens") {
+			t.Errorf("%s: the notice still names the Dutch authority", c)
+		}
+		if a.Website != "" && !strings.Contains(r.Text, a.Website) {
+			t.Errorf("%s: the notice lacks the website %s", c, a.Website)
+		}
+	}
+	r, err := cs.Render(v, Facts{Records: 1, Locale: "en", Zone: time.UTC, Country: "US"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Text, "such as Autoriteit Persoonsgegevens.") {
+		t.Errorf("a US customer: %s", r.Text)
+	}
+}

@@ -205,8 +205,10 @@ type Duty struct {
 	Anchor    string `yaml:"anchor"` // awareness | determination | filing:<duty id>
 	Period    Period `yaml:"period"`
 	Calendar  string `yaml:"calendar"`
-	// Target names a configurable internal target instead of a legal
-	// period ("processor": tracker.processor_target).
+	// Target names an internal target instead of a legal period, for a
+	// duty the law gives no number for: "processor" (its period is
+	// tracker.processor_target) or "asap" ("as soon as possible": the
+	// period given is the internal target).
 	Target             string `yaml:"target"`
 	LateReasonRequired bool   `yaml:"late_reason_required"`
 }
@@ -366,8 +368,12 @@ func ParseRegimes(name string, data []byte) (*Regimes, error) {
 				return nil, bad(dp, "a duty needs what, recipient and source (the legal source it cites)")
 			case d.Target == "" && d.Period.set() != 1:
 				return nil, bad(dp+".period", "set exactly one of hours, calendar_days, business_days, months")
-			case d.Target != "" && (d.Target != "processor" || d.Period.set() != 0):
-				return nil, bad(dp+".target", "target must be \"processor\" and comes without a period")
+			case d.Target == "processor" && d.Period.set() != 0:
+				return nil, bad(dp+".target", "target processor comes without a period (tracker.processor_target sets it)")
+			case d.Target == "asap" && d.Period.set() != 1:
+				return nil, bad(dp+".period", "target asap (\"as soon as possible\", no number in law) needs the internal target as a period")
+			case d.Target != "" && d.Target != "processor" && d.Target != "asap":
+				return nil, bad(dp+".target", "target must be processor or asap, got %q", d.Target)
 			case d.Calendar != "" && rs.calendars[d.Calendar] == nil:
 				return nil, bad(dp+".calendar", "no calendar %q", d.Calendar)
 			case d.Period.BusinessDays > 0 && d.Calendar == "":
@@ -445,7 +451,7 @@ func (rs *Regimes) Obligations(apply []string, inc *incident.Incident, processor
 				}
 			}
 			if !o.AnchorAt.IsZero() {
-				if d.Target != "" {
+				if d.Target == "processor" {
 					o.DueAt = o.AnchorAt.Add(processorTarget).UTC()
 				} else {
 					o.DueAt = Due(o.AnchorAt, d.Period, rs.calendars[d.Calendar])

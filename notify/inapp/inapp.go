@@ -106,7 +106,7 @@ func (a *API) notices(ctx context.Context, tenant string) ([]Notice, map[string]
 			continue
 		}
 		r, err := a.o.Catalog.Render(v, notify.Facts{How: d.Facts.How, Records: d.Facts.Records, Categories: d.Facts.Categories,
-			Locale: d.Facts.Locale, Zone: notify.Zone(d.Facts.TimeZone, nil), Earlier: inc.ReachedBefore(d.Version)[tenant]})
+			Locale: d.Facts.Locale, Zone: notify.Zone(d.Facts.TimeZone, nil), Earlier: inc.ReachedBefore(d.Version)[tenant], Country: d.Facts.Country})
 		if err != nil {
 			return nil, nil, err
 		}
