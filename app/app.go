@@ -475,7 +475,7 @@ func newTracker(ctx context.Context, o Options, st interface {
 	}
 	start := time.Now()
 	tr, err := tracker.New(ctx, st, tracker.Options{Regimes: regimes, Apply: o.Tracker.Regimes, ByCountry: o.Tracker.RegimesByCountry,
-		Customers: customers, ProcessorTarget: time.Duration(o.Tracker.ProcessorTarget), Zone: zone,
+		Customers: customers, ProcessorTarget: time.Duration(o.Tracker.ProcessorTarget), ExposureGap: time.Duration(o.Tracker.ExposureGap), Zone: zone,
 		ConsoleURL: strings.TrimSuffix(o.Tracker.ConsoleURL, "/"), Access: st, Inventory: inventory,
 		PrivilegedGroups: o.Tracker.PrivilegedGroups, SelfApproval: o.Notify.SelfApproval, Exposures: exposures,
 		Anchor: anchor, Registerer: reg, Now: now, Log: log})

@@ -146,6 +146,10 @@ type TrackerOptions struct {
 	// ProcessorTarget is the internal target for telling controllers, as
 	// their processor (GDPR Art. 33(2) names no number).
 	ProcessorTarget Duration `yaml:"processor_target"`
+	// ExposureGap: a resource's exposure that reopens within this time of
+	// its last closing joins its incident (a new phase of it); later, it
+	// is a new incident.
+	ExposureGap Duration `yaml:"exposure_merge_gap"`
 	// TimeZone is the organisation's, in which deadlines are shown besides UTC.
 	TimeZone string `yaml:"time_zone"`
 	// RemindBefore: reminders go out when this much time is left before a
@@ -382,7 +386,7 @@ func Defaults() Options {
 		Detect: DetectOptions{RulesDir: "./rules", Lateness: Duration(5 * time.Minute), MaxGroups: 1_000_000,
 			CorrectionHorizon: Duration(7 * 24 * time.Hour), IdleTimeout: Duration(time.Minute),
 			MatchGap: Duration(time.Hour), ExposureHorizon: Duration(30 * 24 * time.Hour), ReloadInterval: Duration(5 * time.Second)},
-		Tracker: TrackerOptions{Regimes: []string{"gdpr"}, RegimesByCountry: true, ProcessorTarget: Duration(24 * time.Hour),
+		Tracker: TrackerOptions{Regimes: []string{"gdpr"}, RegimesByCountry: true, ProcessorTarget: Duration(24 * time.Hour), ExposureGap: Duration(24 * time.Hour),
 			TimeZone: "UTC", RemindBefore: Durations{Duration(48 * time.Hour), Duration(24 * time.Hour), Duration(12 * time.Hour),
 				Duration(4 * time.Hour), Duration(time.Hour)}, RemindOverdueEvery: Duration(4 * time.Hour),
 			PrivilegedGroups: []string{"support", "db-admins"}},
@@ -881,6 +885,9 @@ func (o *Options) Validate() error {
 	}
 	if _, err := time.LoadLocation(o.Tracker.TimeZone); err != nil || o.Tracker.TimeZone == "" {
 		bad("tracker.time_zone", "want an IANA time zone such as Europe/Amsterdam, got %q", o.Tracker.TimeZone)
+	}
+	if o.Tracker.ExposureGap <= 0 || o.Tracker.ExposureGap > Duration(365*24*time.Hour) {
+		bad("tracker.exposure_merge_gap", "want a positive duration up to 8760h, got %v", o.Tracker.ExposureGap)
 	}
 	if o.Tracker.ProcessorTarget <= 0 {
 		bad("tracker.processor_target", "want a positive duration, got %v", o.Tracker.ProcessorTarget)

@@ -280,7 +280,7 @@ func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 func (ep *episode) finding(r *rule.Rule, key, part string) incident.Finding {
 	f := incident.Finding{
 		Fingerprint: ep.fp, RuleID: r.ID(), RuleVersion: r.Version(), Title: r.Title(), Severity: r.Severity(), Kind: r.Kind(),
-		Tags: r.Tags(), GroupKey: key, Part: part, WindowStart: utc(ep.start),
+		Tags: r.Tags(), GroupKey: key, IncidentKey: r.IncidentKey(key), Part: part, WindowStart: utc(ep.start),
 		FirstSeen: utc(ep.first), LastSeen: utc(ep.last), Count: ep.count, Records: ep.records, Value: ep.value,
 		EventIDs: ep.evidence(), DetectedAt: ep.detectedAt, Supersedes: slices.Clone(ep.supersedes), Closed: ep.closed,
 		Affected: incident.Affected{Scope: r.Affected(), Stores: keys(ep.stores), Categories: keys(ep.categories)},

@@ -56,6 +56,10 @@ type Finding struct {
 	// GroupKey is the rule's group_by fields and their values, e.g.
 	// "actor.id=u-1,tenant=cust-7" ("" when the rule does not group).
 	GroupKey string `json:"group_key"`
+	// IncidentKey is the part of GroupKey that makes one incident (the
+	// rule's incident_by): findings of one rule sharing it are one breach.
+	// Empty: the whole GroupKey (findings of older versions).
+	IncidentKey string `json:"incident_key,omitempty"`
 	// Part names the part of a setting an exposure window is about, for
 	// rules that key windows per part (exposure.per: one firewall rule of
 	// a security group, say); "" for the whole setting and other kinds.

@@ -161,16 +161,19 @@ type Note struct {
 // affected customers and the clocks they started. Its state is its audit
 // log folded (see the tracker); it is never edited in place.
 type Incident struct {
-	ID         string    `json:"id"`
-	RuleID     string    `json:"rule_id"`
-	Title      string    `json:"title"`
-	Severity   string    `json:"severity"`
-	Kind       string    `json:"kind"`
-	Tags       []string  `json:"tags,omitempty"`
-	GroupKey   string    `json:"group_key"`
-	Status     Status    `json:"status"`
-	Reason     string    `json:"reason,omitempty"` // of the last dismissal or reopening
-	DetectedAt time.Time `json:"detected_at"`
+	ID       string   `json:"id"`
+	RuleID   string   `json:"rule_id"`
+	Title    string   `json:"title"`
+	Severity string   `json:"severity"`
+	Kind     string   `json:"kind"`
+	Tags     []string `json:"tags,omitempty"`
+	GroupKey string   `json:"group_key"`
+	// IncidentKey is what groups findings into this incident (the first
+	// finding's IncidentKey; GroupKey when it has none).
+	IncidentKey string    `json:"incident_key,omitempty"`
+	Status      Status    `json:"status"`
+	Reason      string    `json:"reason,omitempty"` // of the last dismissal or reopening
+	DetectedAt  time.Time `json:"detected_at"`
 	// AwareAt is when the organisation became aware in the legal sense.
 	// It defaults to DetectedAt; a DPO may set it later, with a reason.
 	AwareAt     time.Time `json:"aware_at"`
@@ -359,4 +362,13 @@ type TenantAccess struct {
 	BadEvents     int64
 	BadRecords    int64
 	BadCategories []string
+}
+
+// Key is the finding's incident key: IncidentKey, or GroupKey for findings
+// that carry none.
+func (f *Finding) Key() string {
+	if f.IncidentKey != "" {
+		return f.IncidentKey
+	}
+	return f.GroupKey
 }

@@ -22,7 +22,7 @@ func apply(inc *incident.Incident, e *incident.AuditEntry) error {
 		}
 		if e.Action == incident.ActOpened {
 			*inc = incident.Incident{ID: e.Incident, RuleID: f.RuleID, Title: f.Title, Severity: f.Severity, Kind: f.Kind,
-				Tags: f.Tags, GroupKey: f.GroupKey, Status: incident.StatusOpen, DetectedAt: e.At, AwareAt: e.At}
+				Tags: f.Tags, GroupKey: f.GroupKey, IncidentKey: f.Key(), Status: incident.StatusOpen, DetectedAt: e.At, AwareAt: e.At}
 		}
 		addEvidence(inc, &f)
 	case incident.ActScoped:

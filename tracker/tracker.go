@@ -61,6 +61,10 @@ type Options struct {
 	// ProcessorTarget is the internal target for a processor's notice to
 	// its controllers (no legal number exists).
 	ProcessorTarget time.Duration
+	// ExposureGap: an exposure of a resource that reopens within this time
+	// of its incident's window closing joins that incident; later, it
+	// opens a new one (default 24h).
+	ExposureGap time.Duration
 	// Zone is the organisation's time zone (default UTC); deadlines are
 	// stored in UTC and shown in it too.
 	Zone *time.Location
@@ -173,6 +177,9 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 	if o.ProcessorTarget <= 0 {
 		o.ProcessorTarget = 24 * time.Hour
 	}
+	if o.ExposureGap <= 0 {
+		o.ExposureGap = 24 * time.Hour
+	}
 	t := &Tracker{st: st, opts: o, log: o.Log, incidents: map[string]*incident.Incident{}, view: map[string]incident.Incident{}, folded: map[string]bool{}, byFP: map[string]string{},
 		byGroup: map[string]string{}, reminded: map[string]bool{}, alerts: map[string]incident.AlertRef{},
 		updated: map[string]updateMark{}, scopedAt: map[string]time.Time{}, unscoped: map[string]bool{}, changed: make(chan struct{}, 1)}
@@ -214,6 +221,15 @@ func New(ctx context.Context, st Store, o Options) (*Tracker, error) {
 
 func groupKey(ruleID, group string) string { return ruleID + "\x00" + group }
 
+// incidentGroup is the byGroup key of an incident: its rule and incident
+// key (the group key for incidents opened before incident keys).
+func incidentGroup(inc *incident.Incident) string {
+	if inc.IncidentKey != "" {
+		return groupKey(inc.RuleID, inc.IncidentKey)
+	}
+	return groupKey(inc.RuleID, inc.GroupKey)
+}
+
 // fold applies an entry to the in-memory state (entries must come in
 // chain order).
 func (t *Tracker) fold(e *incident.AuditEntry) error {
@@ -244,7 +260,7 @@ func (t *Tracker) fold(e *incident.AuditEntry) error {
 			t.alerts[e.Incident] = a
 		}
 	}
-	k := groupKey(inc.RuleID, inc.GroupKey)
+	k := incidentGroup(inc)
 	if inc.Status.Active() {
 		t.byGroup[k] = inc.ID
 	} else if t.byGroup[k] == inc.ID {
@@ -341,7 +357,13 @@ func (t *Tracker) Findings(ctx context.Context, fs []incident.Finding) ([]string
 			id, known = t.byFP[old]
 		}
 		if !known {
-			id = t.byGroup[groupKey(f.RuleID, f.GroupKey)]
+			id = t.byGroup[groupKey(f.RuleID, f.Key())]
+			if inc := t.incidents[id]; inc != nil && inc.Kind == incident.KindExposure && !inc.ExposureTo.IsZero() &&
+				f.WindowStart.Sub(inc.ExposureTo) > t.opts.ExposureGap {
+				// The resource was safe for longer than the gap: a new
+				// exposure, a new incident with its own clocks.
+				id = ""
+			}
 		}
 		var e incident.AuditEntry
 		var err error
@@ -731,7 +753,7 @@ func (t *Tracker) Do(ctx context.Context, by Actor, c Command) (incident.Inciden
 		if err := needReason("reopening"); err != nil {
 			return inc.Clone(), err
 		}
-		if other, ok := t.byGroup[groupKey(inc.RuleID, inc.GroupKey)]; ok && other != inc.ID {
+		if other, ok := t.byGroup[incidentGroup(inc)]; ok && other != inc.ID {
 			return inc.Clone(), invalid("incident %s of the same rule and group is active; work on that one", other)
 		}
 		action = incident.ActReopened

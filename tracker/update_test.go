@@ -331,3 +331,61 @@ func TestCorrectionGoesToEveryone(t *testing.T) {
 		t.Fatalf("after the correction: %s %+v", inc.Status, inc.Update)
 	}
 }
+
+// TestOneBreachOneIncident: one account reading two other tenants' data is
+// one incident with both victims, in either order of the findings; the
+// incident key comes from the rule (incident_by), the victim never splits
+// it. An exposure of a resource that reopens within the merge gap joins
+// its incident; one that reopens later is a new incident with its own
+// clocks.
+func TestOneBreachOneIncident(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	read := func(victim string, at time.Time) incident.Finding {
+		f := finding("cross-tenant-read", "actor.id=u-1,tenant="+victim, at, 1, victim)
+		f.IncidentKey = "actor.id=u-1"
+		return f
+	}
+	for _, order := range [][]string{{"cust-a", "cust-b"}, {"cust-b", "cust-a"}} {
+		c := &clock{t0.Add(time.Hour)}
+		tr := newTracker(t, openStore(t, t.TempDir()), c)
+		for i, v := range order {
+			if _, err := tr.Findings(ctx, []incident.Finding{read(v, t0.Add(time.Duration(i)*time.Minute))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		incs := tr.List("")
+		if len(incs) != 1 || len(incs[0].Evidence) != 2 || !slices.Equal(incs[0].Hint.Tenants, []string{"cust-a", "cust-b"}) {
+			t.Fatalf("order %v: %d incidents %+v", order, len(incs), incs)
+		}
+	}
+
+	c := &clock{t0}
+	tr, err := New(ctx, openStore(t, t.TempDir()), Options{Apply: []string{"gdpr"}, Now: c.now, ExposureGap: 6 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposure := func(from, to time.Time) incident.Finding {
+		f := incident.Finding{RuleID: "store-made-public", GroupKey: "resource.id=b,setting=public_access", IncidentKey: "resource.id=b",
+			Kind: incident.KindExposure, WindowStart: from, WindowEnd: to, FirstSeen: from, LastSeen: to, Count: 2,
+			Affected: incident.Affected{Scope: incident.ScopeStore, Stores: []string{"s3://b"}}}
+		f.Fingerprint = incident.Fingerprint(f.RuleID, f.GroupKey, f.WindowStart)
+		return f
+	}
+	reports := []incident.Finding{
+		exposure(t0, t0.Add(10*time.Minute)),
+		exposure(t0.Add(time.Hour), t0.Add(70*time.Minute)),  // 50 minutes later: the same incident
+		exposure(t0.Add(12*time.Hour), t0.Add(13*time.Hour)), // after the 6-hour gap: a new one
+	}
+	for _, f := range reports {
+		c.advance(time.Minute)
+		if _, err := tr.Findings(ctx, []incident.Finding{f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	incs := tr.List("")
+	slices.SortFunc(incs, func(a, b incident.Incident) int { return a.ExposureFrom.Compare(b.ExposureFrom) })
+	if len(incs) != 2 || len(incs[0].Evidence) != 2 || len(incs[1].Evidence) != 1 || !incs[1].ExposureFrom.Equal(t0.Add(12*time.Hour)) {
+		t.Fatalf("exposures: %d incidents", len(incs))
+	}
+}

@@ -45,6 +45,7 @@ type Rule struct {
 	cond       *vm.Program
 	exceptions []exception
 	groupBy    []string
+	incidentBy []bool // per group_by field: part of the incident key
 	accessKey  []appendField
 	accessGet  []accessor[event.AccessEvent]
 	configKey  []accessor[event.ConfigChange]
@@ -251,6 +252,59 @@ func (r *Rule) AppendGroupKey(dst []byte, e *event.AccessEvent) []byte {
 	return dst
 }
 
+// compileIncidentBy checks incident_by (a subset of group_by) or takes
+// the kind's default.
+func (r *Rule) compileIncidentBy(s *Spec) error {
+	by := s.IncidentBy
+	if by == nil {
+		switch {
+		case s.Kind == incident.KindExposure && slices.Contains(r.groupBy, "resource.id"):
+			by = []string{"resource.id"}
+		case s.Source == SourceAccess:
+			by = slices.DeleteFunc(slices.Clone(r.groupBy), func(f string) bool { return f == "tenant" })
+		default:
+			by = r.groupBy
+		}
+	}
+	r.incidentBy = make([]bool, len(r.groupBy))
+	for i, f := range by {
+		j := slices.Index(r.groupBy, f)
+		if j < 0 {
+			return bad(fmt.Sprintf("incident_by[%d]", i), "%q is not one of group_by (%s)", f, strings.Join(r.groupBy, ", "))
+		}
+		r.incidentBy[j] = true
+	}
+	return nil
+}
+
+// IncidentKey is the part of a group key (as GroupKeyAccess or
+// GroupKeyConfig make it) that makes one incident: the incident_by fields
+// and their values, escaped alike.
+func (r *Rule) IncidentKey(groupKey string) string {
+	if !slices.Contains(r.incidentBy, false) {
+		return groupKey
+	}
+	var out []string
+	field, start, escaped := 0, 0, false
+	for i := 0; i <= len(groupKey); i++ {
+		switch {
+		case i == len(groupKey) || (!escaped && groupKey[i] == ','):
+			if field < len(r.incidentBy) && r.incidentBy[field] {
+				out = append(out, groupKey[start:i])
+			}
+			field, start = field+1, i+1
+		case escaped:
+			escaped = false
+		case groupKey[i] == '\\':
+			escaped = true
+		}
+	}
+	if len(out) == 0 {
+		return "*" // every group of the rule is one incident
+	}
+	return strings.Join(out, ",")
+}
+
 // keySpecial are the characters a group key's values escape with a
 // backslash, so that no value can pose as another field (an actor id
 // "u-1,tenant=cust-7" is not the actor "u-1" of tenant "cust-7"). Values
@@ -450,6 +504,9 @@ func compile(s *Spec) (*Rule, error) {
 			}
 			r.configKey = append(r.configKey, a)
 		}
+	}
+	if err := r.compileIncidentBy(s); err != nil {
+		return nil, err
 	}
 	if r.cond != nil {
 		r.pre, r.covered = prefilters(r.cond.Node(), s.Source)

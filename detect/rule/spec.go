@@ -33,6 +33,13 @@ type Spec struct {
 	// findings (e.g. actor.id). Exposure rules default to resource.id and
 	// setting.
 	GroupBy []string `yaml:"group_by"`
+	// IncidentBy are the group_by fields whose values make one incident:
+	// findings of groups that share them are one breach (one attacker
+	// account across its victims). Default: for access rules group_by less
+	// "tenant" (the victim never splits an incident); for exposure rules
+	// resource.id (one resource, whatever setting or part); group_by
+	// otherwise.
+	IncidentBy []string `yaml:"incident_by"`
 	// Affected says whom a finding concerns: "tenants" (the tenants of the
 	// matched events; for a cross-tenant read, the victims) or "store"
 	// (everyone whose data sits in the store). Default: tenants for access
