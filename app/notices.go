@@ -124,6 +124,9 @@ func (n *notices) NoticeData(ctx context.Context, inc incident.Incident) (*conso
 	if view != nil {
 		d.Phases = view.Phases
 	}
+	if a := inc.LatestApproved(); a != nil && a.Version != inc.NoticeSending {
+		d.Sendable = true
+	}
 	if len(inc.Notices) == 0 {
 		return d, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -329,7 +330,9 @@ type group struct {
 }
 
 func renderKey(f incident.AffectedTenant, earlier time.Time) string {
-	return strings.Join([]string{f.How, strings.Join(f.Categories, ","), f.Locale, f.TimeZone, f.Country, earlier.String()}, "\x00")
+	// One record is worded apart ("one record", not "about 1 records").
+	return strings.Join([]string{f.How, strings.Join(f.Categories, ","), f.Locale, f.TimeZone, f.Country, earlier.String(),
+		strconv.FormatBool(f.Records == 1)}, "\x00")
 }
 
 // sendPending sends the incident's pending e-mail deliveries of the version
@@ -363,8 +366,12 @@ func (n *Notifier) sendPending(ctx context.Context, inc *incident.Incident, pend
 	var jobs []job
 	for _, k := range keys {
 		g := groups[k]
-		r, err := n.o.Catalog.Render(v, Facts{How: g.facts.How, Categories: g.facts.Categories, Locale: g.facts.Locale, Zone: Zone(g.facts.TimeZone, nil),
-			RecordsText: RecordsTag, Earlier: g.earlier, Country: g.facts.Country})
+		facts := Facts{How: g.facts.How, Categories: g.facts.Categories, Locale: g.facts.Locale, Zone: Zone(g.facts.TimeZone, nil),
+			RecordsText: RecordsTag, Earlier: g.earlier, Country: g.facts.Country}
+		if g.facts.Records == 1 {
+			facts.Records, facts.RecordsText = 1, ""
+		}
+		r, err := n.o.Catalog.Render(v, facts)
 		if err != nil {
 			return err
 		}

@@ -348,9 +348,13 @@ func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error)
 			intro = c.msg("update_intro", esc, "date", c.Time(f.Earlier, f.Zone)) + " " + intro
 		}
 		var when string
-		if v.WindowTo.IsZero() {
+		switch {
+		case v.WindowTo.IsZero():
 			when = c.msg("window_open", esc, "from", c.Time(v.WindowFrom, f.Zone))
-		} else {
+		case v.WindowTo.Truncate(time.Minute).Equal(v.WindowFrom.Truncate(time.Minute)):
+			// A single moment (as a notice prints it): not "from 14:27 to 14:27".
+			when = c.msg("window_instant", esc, "from", c.Time(v.WindowFrom, f.Zone))
+		default:
 			when = c.msg("window_closed", esc, "from", c.Time(v.WindowFrom, f.Zone), "to", c.Time(v.WindowTo, f.Zone))
 		}
 		names := make([]string, len(cats))
@@ -358,6 +362,9 @@ func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error)
 			names[i] = c.Category(k)
 		}
 		data := []string{c.msg("records", esc, "records", records)}
+		if f.Records == 1 && f.RecordsText == "" {
+			data[0] = c.msg("records_one", esc)
+		}
 		if len(names) > 0 {
 			data = append(data, c.msg("categories", esc, "categories", strings.Join(names, c.msgs["list_separator"])))
 		}

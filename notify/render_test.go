@@ -131,6 +131,22 @@ func TestRenderFacts(t *testing.T) {
 			"nl", []string{"Dit bericht werkt ons bericht van 30 maart 2026 09:05 (UTC+02:00) bij"}, nil},
 		{"a first notice does not", Facts{Records: 5, Locale: "en", Zone: time.UTC}, "en", nil, []string{"updates the one we sent"}},
 	}
+	// One moment is not a window "from 14:27 to 14:27".
+	instant := sampleVersion()
+	instant.WindowFrom = time.Date(2026, 3, 28, 14, 27, 5, 0, time.UTC)
+	instant.WindowTo = instant.WindowFrom.Add(20 * time.Second)
+	for loc, want := range map[string][2]string{"en": {"At March 28, 2026", "2:27"}, "de": {"Am 28. März 2026", "14:27"}, "nl": {"Op 28 maart 2026", "14:27"}} {
+		r, err := cs.Render(instant, Facts{Records: 1, Locale: loc, Zone: time.UTC})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(r.Text, want[0]) || strings.Count(r.Text, want[1]) != 1 {
+			t.Errorf("%s, one moment:\n%s", loc, r.Text)
+		}
+		if strings.Contains(r.Text, " 1 record") {
+			t.Errorf("%s: one record is counted as a number of records:\n%s", loc, r.Text)
+		}
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := render(tc.facts)

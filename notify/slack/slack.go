@@ -206,7 +206,8 @@ func (n *Notifier) message(v incident.View) []slack.MsgOption {
 	fields := []*slack.TextBlockObject{
 		md("*Status*\n" + esc(string(v.Status)) + ackNote(v)),
 		md("*Severity*\n" + esc(v.Severity)),
-		md(fmt.Sprintf("*Affected customers*\n%d tenants, %d records%s", v.Affected.Tenants, v.Affected.Records, partial(v))),
+		md(fmt.Sprintf("*Affected customers*\n%s, %s%s", incident.Count(int(v.Affected.Tenants), "tenant", "tenants"),
+			incident.Count(int(v.Affected.Records), "record", "records"), partial(v))),
 		md("*Detected*\n" + slackDate(v.DetectedAt)),
 	}
 	var lines []string

@@ -336,6 +336,9 @@ type NoticeData struct {
 	// Phases: each version sent, oldest first; a draft now is a
 	// supplementary one when there is any.
 	Phases []incident.PhaseView
+	// Sendable: an approved version exists that is not the one sent or
+	// being sent (the send button is offered only then).
+	Sendable bool
 	// Latest is the newest version's content (to prefill a new draft).
 	Latest   *incident.Notice
 	Previews []Preview // of the newest version, in every locale

@@ -391,6 +391,11 @@ func (c *Console) ts(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
+// utcZone reports whether the organisation's zone is UTC.
+func (c *Console) utcZone() bool {
+	return c.o.Zone == nil || c.o.Zone.String() == "UTC" || c.o.Zone == time.UTC
+}
+
 func (c *Console) funcs() template.FuncMap {
 	return template.FuncMap{
 		"utc": c.ts,
@@ -400,17 +405,28 @@ func (c *Console) funcs() template.FuncMap {
 			}
 			return c.ts(*t)
 		},
+		// local is a time in the organisation's zone; "" when that zone is
+		// UTC (the time is printed once, in UTC).
 		"local": func(t time.Time) string {
-			if t.IsZero() {
+			if t.IsZero() || c.utcZone() {
 				return ""
 			}
 			return t.In(c.o.Zone).Format("2006-01-02 15:04 MST")
 		},
 		"localp": func(t *time.Time) string {
-			if t == nil {
+			if t == nil || c.utcZone() {
 				return ""
 			}
 			return t.In(c.o.Zone).Format("2006-01-02 15:04 MST")
+		},
+		"utczone": c.utcZone,
+		// plural: "1 customer", "2 customers".
+		"plural": func(n any, one, many string) string {
+			s := fmt.Sprint(n)
+			if s == "1" {
+				return s + " " + one
+			}
+			return s + " " + many
 		},
 		"iso": func(t *time.Time) string {
 			if t == nil {
