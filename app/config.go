@@ -31,21 +31,32 @@ const EnvPrefix = "BREACHWATCH_"
 type Options struct {
 	// DataDir holds the embedded store, the embedded broker's log and the
 	// development token.
-	DataDir    string            `yaml:"data_dir"`
-	Log        LogOptions        `yaml:"log"`
-	HTTP       HTTPOptions       `yaml:"http"`
-	Kafka      KafkaOptions      `yaml:"kafka"`
-	Store      StoreOptions      `yaml:"store"`
-	Ingest     IngestOptions     `yaml:"ingest"`
-	Auth       AuthOptions       `yaml:"auth"`
-	Demo       DemoOptions       `yaml:"demo"`
-	ClickHouse ClickHouseOptions `yaml:"clickhouse"`
-	Detect     DetectOptions     `yaml:"detect"`
-	Tracker    TrackerOptions    `yaml:"tracker"`
-	Slack      SlackOptions      `yaml:"slack"`
-	Notify     NotifyOptions     `yaml:"notify"`
-	Console    ConsoleOptions    `yaml:"console"`
-	Debug      DebugOptions      `yaml:"debug"`
+	DataDir string `yaml:"data_dir"`
+	// Organisation is who breachwatch works for: its name signs the
+	// customer notices (the greeting, the sender's name).
+	Organisation OrganisationOptions `yaml:"organisation"`
+	Log          LogOptions          `yaml:"log"`
+	HTTP         HTTPOptions         `yaml:"http"`
+	Kafka        KafkaOptions        `yaml:"kafka"`
+	Store        StoreOptions        `yaml:"store"`
+	Ingest       IngestOptions       `yaml:"ingest"`
+	Auth         AuthOptions         `yaml:"auth"`
+	Demo         DemoOptions         `yaml:"demo"`
+	ClickHouse   ClickHouseOptions   `yaml:"clickhouse"`
+	Detect       DetectOptions       `yaml:"detect"`
+	Tracker      TrackerOptions      `yaml:"tracker"`
+	Slack        SlackOptions        `yaml:"slack"`
+	Notify       NotifyOptions       `yaml:"notify"`
+	Console      ConsoleOptions      `yaml:"console"`
+	Debug        DebugOptions        `yaml:"debug"`
+}
+
+// OrganisationOptions say who the organisation is.
+type OrganisationOptions struct {
+	// Name, e.g. "Bookly B.V.": the notices' greeting ("Dear customer of
+	// Bookly B.V.,") and the e-mail sender's name (unless notify.from_name
+	// is set).
+	Name string `yaml:"name"`
 }
 
 // SlackOptions configure the alerts to the security engineers. Without a
@@ -390,7 +401,7 @@ func Defaults() Options {
 			TimeZone: "UTC", RemindBefore: Durations{Duration(48 * time.Hour), Duration(24 * time.Hour), Duration(12 * time.Hour),
 				Duration(4 * time.Hour), Duration(time.Hour)}, RemindOverdueEvery: Duration(4 * time.Hour),
 			PrivilegedGroups: []string{"support", "db-admins"}},
-		Notify: NotifyOptions{From: "security@breachwatch.invalid", FromName: "Security", SendGridURL: "https://api.sendgrid.com",
+		Notify: NotifyOptions{From: "security@breachwatch.invalid", SendGridURL: "https://api.sendgrid.com",
 			ReconcileAfter: Duration(10 * time.Minute), Interval: Duration(5 * time.Second)},
 	}
 }

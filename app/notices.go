@@ -43,11 +43,12 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 	if err != nil {
 		return nil, err
 	}
+	cs.Organisation = o.Organisation.Name
 	n := &notices{catalog: cs, outbox: st, ledger: st, zone: zone, tracker: tr}
 	var mailer notify.Mailer
 	if o.Notify.SendGridAPIKey != "" {
 		sg, err := email.NewSendGrid(email.SendGridOptions{APIKey: o.Notify.SendGridAPIKey, BaseURL: o.Notify.SendGridURL,
-			From: o.Notify.From, FromName: o.Notify.FromName, ReplyTo: o.Notify.ReplyTo, Log: log.Named("sendgrid")})
+			From: o.Notify.From, FromName: fromName(o), ReplyTo: o.Notify.ReplyTo, Log: log.Named("sendgrid")})
 		if err != nil {
 			return nil, err
 		}
@@ -57,7 +58,7 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 		if dir == "" {
 			dir = filepath.Join(o.DataDir, "mailbox")
 		}
-		mb, err := email.NewMailbox(dir, o.Notify.From)
+		mb, err := email.NewMailbox(dir, o.Notify.From, fromName(o))
 		if err != nil {
 			return nil, err
 		}
@@ -194,4 +195,16 @@ func (m consoleMailbox) Messages() ([]console.MailboxEntry, error) {
 
 func (m consoleMailbox) Message(id string) (string, string, string, string, error) {
 	return m.mb.Parts(id)
+}
+
+// fromName is the e-mail sender's name: notify.from_name, else the
+// organisation's name, else "Security".
+func fromName(o Options) string {
+	switch {
+	case o.Notify.FromName != "":
+		return o.Notify.FromName
+	case o.Organisation.Name != "":
+		return o.Organisation.Name
+	}
+	return "Security"
 }

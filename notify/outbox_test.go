@@ -327,7 +327,7 @@ func TestDevMailbox(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	dir := filepath.Join(t.TempDir(), "mailbox")
-	mb, err := email.NewMailbox(dir, "security@bookly.example")
+	mb, err := email.NewMailbox(dir, "security@bookly.example", "Bookly B.V.")
 	if err != nil {
 		t.Fatal(err)
 	}

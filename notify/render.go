@@ -64,9 +64,12 @@ type Catalogs struct {
 	// Authorities names each customer's own supervisory authority, by its
 	// country (nil: the notice's authority for everyone).
 	Authorities *Authorities
-	by          map[string]*Catalog
-	tags        []language.Tag
-	matcher     language.Matcher
+	// Organisation is the organisation's name (organisation.name): the
+	// greeting names it.
+	Organisation string
+	by           map[string]*Catalog
+	tags         []language.Tag
+	matcher      language.Matcher
 }
 
 var placeholder = regexp.MustCompile(`\{[a-z_]+\}`)
@@ -338,6 +341,14 @@ func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error)
 	if a, ok := cs.Authorities.For(f.Country); ok {
 		authority = a
 	}
+	// The greeting names the organisation: a notice from no one in
+	// particular reads like phishing.
+	greeting := func(esc func(string) string) string {
+		if strings.TrimSpace(cs.Organisation) == "" {
+			return esc(c.msgs["greeting"])
+		}
+		return c.msg("greeting_named", esc, "organisation", cs.Organisation)
+	}
 	build := func(esc func(string) string) (intro string, secs []section) {
 		introKey := "intro_exposed"
 		if f.How == incident.HowAccessed {
@@ -397,7 +408,7 @@ func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error)
 		secs[i].Paras = splitParas(secs[i].Paras)
 	}
 	var tb bytes.Buffer
-	if err := textTmpl.Execute(&tb, page{Greeting: c.msgs["greeting"], Intro: intro, Sections: secs,
+	if err := textTmpl.Execute(&tb, page{Greeting: greeting(func(s string) string { return s }), Intro: intro, Sections: secs,
 		FallbackNote: c.msgs["fallback"], Footer: c.msgs["footer"]}); err != nil {
 		return Rendered{}, fmt.Errorf("render %s text: %w", c.Locale, err)
 	}
@@ -429,7 +440,7 @@ func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error)
 		hs = append(hs, h)
 	}
 	if err := htmlPage.Execute(&hb, map[string]any{
-		"Lang": c.Locale, "Dir": c.Dir, "Subject": out.Subject, "Greeting": c.msgs["greeting"],
+		"Lang": c.Locale, "Dir": c.Dir, "Subject": out.Subject, "Greeting": htmltemplate.HTML(greeting(html.EscapeString)),
 		"Intro": htmltemplate.HTML(hintro), "Sections": hs, "FallbackNote": c.msgs["fallback"], "Footer": c.msgs["footer"],
 	}); err != nil {
 		return Rendered{}, fmt.Errorf("render %s html: %w", c.Locale, err)

@@ -296,3 +296,22 @@ func TestEachCustomerNamesItsOwnAuthority(t *testing.T) {
 		t.Errorf("a US customer: %s", r.Text)
 	}
 }
+
+// TestGreetingNamesTheOrganisation: with organisation.name set, the notice
+// greets the customer on the organisation's behalf (escaped in HTML).
+func TestGreetingNamesTheOrganisation(t *testing.T) {
+	cs, err := LoadCatalogs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.Organisation = "Bookly <B.V.>"
+	for loc, want := range map[string]string{"en": "Dear customer of Bookly <B.V.>,", "nl": "Beste klant van Bookly <B.V.>,", "de": "Kunde von Bookly <B.V.>,"} {
+		r, err := cs.Render(sampleVersion(), Facts{Records: 2, Locale: loc, Zone: time.UTC})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(r.Text, want) || !strings.Contains(r.HTML, "Bookly &lt;B.V.&gt;") || strings.Contains(r.HTML, "<B.V.>") {
+			t.Errorf("%s: greeting\n%s\n%s", loc, r.Text, r.HTML)
+		}
+	}
+}

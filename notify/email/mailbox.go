@@ -30,20 +30,22 @@ import (
 // so a message written twice is one file, and `make run` shows what would
 // have gone out.
 type Mailbox struct {
-	dir  string
-	from string
-	now  func() time.Time
+	dir, from, fromName string
+	now                 func() time.Time
 }
 
 // NewMailbox returns a mailbox writing into dir (created if missing).
-func NewMailbox(dir, from string) (*Mailbox, error) {
+func NewMailbox(dir, from, fromName string) (*Mailbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("dev mailbox: %w", err)
 	}
 	if from == "" {
 		from = "security@breachwatch.invalid"
 	}
-	return &Mailbox{dir: dir, from: from, now: time.Now}, nil
+	if fromName == "" {
+		fromName = "Security"
+	}
+	return &Mailbox{dir: dir, from: from, fromName: fromName, now: time.Now}, nil
 }
 
 // Dir is where the messages are.
@@ -96,7 +98,7 @@ func (mb *Mailbox) compose(m notify.Message, r notify.Recipient, text, html stri
 	var b bytes.Buffer
 	boundary := randomHex(12)
 	hdr := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
-	hdr("From", (&mail.Address{Name: "Security", Address: mb.from}).String())
+	hdr("From", (&mail.Address{Name: mb.fromName, Address: mb.from}).String())
 	hdr("To", to.String())
 	hdr("Subject", mime.QEncoding.Encode("utf-8", m.Subject))
 	hdr("Date", mb.now().UTC().Format(time.RFC1123Z))
