@@ -171,10 +171,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SendKeys(`input[name="name"]`, "erin"),
 		chromedp.SendKeys(`input[name="password"]`, "erin-password"),
 		chromedp.Submit(`input[name="password"]`),
-		chromedp.WaitVisible(`table.list`)))
-	if got := eval(`location.pathname`); got != "/incidents" {
-		t.Fatalf("after sign-in at %s", got)
+		chromedp.WaitVisible(`#home-deadlines`)))
+	if got := eval(`location.pathname`); got != "/" {
+		t.Fatalf("after sign-in at %s; want the home page asked for", got)
 	}
+	step("incidents", chromedp.Do(ctx, chromedp.Click(`nav a[href="/incidents"]`), chromedp.WaitVisible(`table.list`)))
 	shot("incidents")
 	if n := eval(`String(document.querySelectorAll('a[href="/incidents/` + id + `"]').length)`); n != "1" {
 		t.Fatalf("the incident is not listed (%s links)", n)
@@ -300,8 +301,24 @@ func TestConsoleNoticeInBrowser(t *testing.T) {
 	shot("notice-drafted-by-engineer")
 	step("sign out", chromedp.Do(ctx, chromedp.Click(`form.who button`), chromedp.WaitVisible(`input[name="name"]`)))
 
-	// The DPO reviews the previews, approves and sends.
+	// The DPO's home page lists exactly what needs the DPO: this version
+	// waiting for approval, and its legal deadline.
 	signIn("dana", "dana-password")
+	step("open the home page", chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`#home-approvals`)))
+	if s := eval(`document.querySelector("#home-approvals").textContent`); !strings.Contains(s, id) || !strings.Contains(s, "version 1 by console:erin") {
+		t.Errorf("awaiting approval: %q", s)
+	}
+	for _, sec := range []string{"#home-updates", "#home-drafts", "#home-no-notice", "#home-determinations"} {
+		if s := eval(`document.querySelector("` + sec + `").textContent`); strings.Contains(s, id) {
+			t.Errorf("%s lists the incident: %q", sec, s)
+		}
+	}
+	if s := eval(`document.querySelector("#home-deadlines").textContent`); !strings.Contains(s, "notify the supervisory authority") {
+		t.Errorf("nearest legal deadlines: %q", s)
+	}
+	shot("dpo-home")
+
+	// The DPO reviews the previews, approves and sends.
 	step("open the notice page", chromedp.Do(ctx, chromedp.Navigate(noticeURL), chromedp.WaitVisible(`#do-approve-1`)))
 	if n := eval(`String(document.querySelectorAll("figure.preview iframe").length)`); n != "8" {
 		t.Errorf("%s previews; want 8 (en, ar, de, es, fr, nl, pt, sv)", n)

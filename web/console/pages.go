@@ -29,7 +29,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /login/oidc", c.oidcStart)
 	mux.HandleFunc("GET /login/oidc/callback", c.oidcCallback)
 	mux.HandleFunc("POST /logout", c.authed(c.logout))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/incidents", http.StatusSeeOther) })
+	mux.HandleFunc("GET /{$}", c.authed(c.home))
 	mux.HandleFunc("GET /incidents", c.authed(c.incidents))
 	mux.HandleFunc("GET /incidents/{id}", c.authed(c.incidentPage))
 	mux.HandleFunc("POST /incidents/{id}/{command}", c.authed(c.command))
