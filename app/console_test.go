@@ -135,6 +135,13 @@ func TestConsoleAccess(t *testing.T) {
 	if resp.StatusCode != 409 || !strings.Contains(string(b), "may not awareness") {
 		t.Errorf("engineer setting awareness: %d", resp.StatusCode)
 	}
+	// A refused action's error is shown in the form it came from.
+	resp, _ = client.PostForm(base+"/incidents/"+id+"/dismiss", url.Values{"csrf": {tok}, "reason": {""}})
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 409 || !strings.Contains(string(b), `id="error-dismiss"`) {
+		t.Errorf("dismiss without a reason: %d, error in its form: %v", resp.StatusCode, strings.Contains(string(b), `id="error-dismiss"`))
+	}
 	// Tokens are an admin's: an engineer is refused the page.
 	resp, _ = client.Get(base + "/tokens")
 	resp.Body.Close()
@@ -346,6 +353,34 @@ func TestConsoleNoticeInBrowser(t *testing.T) {
 		return eval(`String((document.querySelector("#reached") || {}).textContent || "")`) == "1/1 customers reached"
 	})
 	shot("notice-sent")
+
+	// The same account turns out to have read another tenant's data too:
+	// one breach, one incident, and now an update required.
+	when := time.Now().UTC().Add(-30 * time.Second).Format(time.RFC3339Nano)
+	ev := fmt.Sprintf(`{"id":"xt-c2","time":%q,"tenant":"cust-0043","actor":{"id":"u-evil","type":"customer_user","tenant":"cust-0007"},`+
+		`"action":"read","resource":{"type":"contact","id":"c-9","store":"postgres-eu-1"},"records":40,"categories":["contact"],"outcome":"success"}`, when)
+	if code, body := post(t, info.HTTPAddr, "/api/v1/events/access", ingestToken, []byte(ev+"\n")); code != 202 {
+		t.Fatalf("ingest: %d %v", code, body)
+	}
+	waitFor(t, "the update required", 30*time.Second, func() bool {
+		_, v := call(t, "GET", info.HTTPAddr, "/api/v1/incidents/"+id, engineerToken, nil)
+		return v["update_required"] != nil
+	})
+	step("the incident", chromedp.Do(ctx, chromedp.Navigate(base+"/incidents/"+id), chromedp.WaitVisible(`#update-required`)))
+	if s := eval(`document.querySelector("#update-required").textContent`); !strings.Contains(s, "1 customer added after the notice went out") {
+		t.Errorf("banner: %q", s)
+	}
+	if s := eval(`document.querySelector("#status").textContent`); !strings.Contains(s, "notifying") || !strings.Contains(s, "update required") {
+		t.Errorf("status: %q", s)
+	}
+	shot("update-required")
+	step("draft the supplementary version", chromedp.Do(ctx, chromedp.Navigate(noticeURL), chromedp.WaitVisible(`#do-draft`),
+		chromedp.Click(`#do-draft`), chromedp.WaitVisible(`#version-2`)))
+	if s := eval(`document.querySelector("#version-2").textContent`); !strings.Contains(s, "supplementary") || !strings.Contains(s, "cust-0043") ||
+		!strings.Contains(s, "Changes against v1") {
+		t.Errorf("version 2 and its diff: %q", s)
+	}
+	shot("supplementary-diff")
 	step("mailbox", chromedp.Do(ctx, chromedp.Navigate(base+"/mailbox"), chromedp.WaitVisible(`table.list`)))
 	if s := eval(`document.querySelector("table.list tbody").textContent`); !strings.Contains(s, "owner@cust-0042.example") || !strings.Contains(s, "Beveiligingsmelding") {
 		t.Errorf("mailbox: %q", s)

@@ -33,6 +33,9 @@ type notices struct {
 	zone     *time.Location
 	sender   string // "sendgrid" or the mailbox's folder
 	tracker  *tracker.Tracker
+	// selfApproval: notify.self_approval (the console offers a version's
+	// author its approval only then).
+	selfApproval bool
 }
 
 // newNotices builds the notifier: SendGrid when an API key is configured,
@@ -44,7 +47,7 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 		return nil, err
 	}
 	cs.Organisation = o.Organisation.Name
-	n := &notices{catalog: cs, outbox: st, ledger: st, zone: zone, tracker: tr}
+	n := &notices{catalog: cs, outbox: st, ledger: st, zone: zone, tracker: tr, selfApproval: o.Notify.SelfApproval}
 	var mailer notify.Mailer
 	if o.Notify.SendGridAPIKey != "" {
 		sg, err := email.NewSendGrid(email.SendGridOptions{APIKey: o.Notify.SendGridAPIKey, BaseURL: o.Notify.SendGridURL,
@@ -128,6 +131,7 @@ func (n *notices) NoticeData(ctx context.Context, inc incident.Incident) (*conso
 	if a := inc.LatestApproved(); a != nil && a.Version != inc.NoticeSending {
 		d.Sendable = true
 	}
+	d.SelfApproval = n.selfApproval
 	if len(inc.Notices) == 0 {
 		return d, nil
 	}

@@ -339,6 +339,9 @@ type NoticeData struct {
 	// Sendable: an approved version exists that is not the one sent or
 	// being sent (the send button is offered only then).
 	Sendable bool
+	// SelfApproval: a DPO may approve a version they wrote (else the
+	// approve button is not offered to its author).
+	SelfApproval bool
 	// Latest is the newest version's content (to prefill a new draft).
 	Latest   *incident.Notice
 	Previews []Preview // of the newest version, in every locale

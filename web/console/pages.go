@@ -313,7 +313,7 @@ func (c *Console) incidentPage(w http.ResponseWriter, r *http.Request, s *sessio
 		return cmp.Compare(b.Records, a.Records)
 	})
 	c.render(w, r, s, "incident", http.StatusOK, ctxPage{Title: inc.Title, Content: map[string]any{
-		"V": v, "Inc": inc, "Audit": audit, "Evidence": evidence, "Timeline": c.drawTimeline(v, inc),
+		"V": v, "Inc": inc, "Audit": audit, "Evidence": evidence, "Timeline": c.drawTimeline(v, inc), "ErrorFor": "", "FormError": "",
 	}})
 }
 
@@ -328,8 +328,10 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		v := c.o.Incidents.View(inc)
 		audit, _ := c.o.Audit.Audit(r.Context(), id)
-		c.render(w, r, s, "incident", http.StatusConflict, ctxPage{Title: inc.Title, Error: msg, Content: map[string]any{
-			"V": v, "Inc": inc, "Audit": audit, "Timeline": c.drawTimeline(v, inc)}})
+		// The error is shown at the top and in the form the action was
+		// taken from, when the page shows that form to this role now.
+		c.render(w, r, s, "incident", http.StatusConflict, ctxPage{Title: inc.Title, Error: msg, Content: map[string]any{"V": v, "Inc": inc,
+			"Audit": audit, "Timeline": c.drawTimeline(v, inc), "ErrorFor": name, "FormError": msg}})
 		return
 	}
 	back := "/incidents/" + url.PathEscape(id)
@@ -420,6 +422,21 @@ func (c *Console) funcs() template.FuncMap {
 			return t.In(c.o.Zone).Format("2006-01-02 15:04 MST")
 		},
 		"utczone": c.utcZone,
+		"dict": func(kv ...any) map[string]any {
+			m := map[string]any{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[fmt.Sprint(kv[i])] = kv[i+1]
+			}
+			return m
+		},
+		// person is who an actor is, whatever the channel ("console:dana"
+		// and "token:dana" are dana).
+		"person": func(actor string) string {
+			if _, name, ok := strings.Cut(actor, ":"); ok {
+				return name
+			}
+			return actor
+		},
 		// plural: "1 customer", "2 customers".
 		"plural": func(n any, one, many string) string {
 			s := fmt.Sprint(n)
