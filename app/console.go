@@ -256,6 +256,11 @@ func noticeFromForm(form url.Values) *incident.Notice {
 			delete(n.Text, loc)
 		}
 	}
+	a := incident.NoticeText{Nature: strings.TrimSpace(form.Get("authority_text.nature")), Consequences: strings.TrimSpace(form.Get("authority_text.consequences")),
+		Measures: strings.TrimSpace(form.Get("authority_text.measures"))}
+	if a != (incident.NoticeText{}) {
+		n.ForAuthority = &a
+	}
 	return n
 }
 

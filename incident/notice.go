@@ -56,6 +56,11 @@ type Notice struct {
 	// Categories, when set, replace the data categories the scope found
 	// (the same for every customer).
 	Categories []string `json:"categories,omitempty"`
+	// ForAuthority is the English wording for the supervisory authority's
+	// report (GDPR Art. 33(3)): it names the controller and its customers
+	// where the customer text says "you" and "your customers". Empty
+	// fields take the customer text's.
+	ForAuthority *NoticeText `json:"for_authority,omitempty"`
 }
 
 // NoticeVersion is one version of an incident's notice. It is immutable
@@ -185,6 +190,13 @@ func CheckNotice(n *Notice) error {
 			}
 			if strings.Contains(strings.ToLower(s), "password") && strings.Contains(s, "://") {
 				return fmt.Errorf("text.%s.%s: a link next to a request for a password reads as phishing; tell the customer to open the product directly", loc, name)
+			}
+		}
+	}
+	if a := n.ForAuthority; a != nil {
+		for name, s := range map[string]string{"nature": a.Nature, "consequences": a.Consequences, "measures": a.Measures, "actions": a.Actions} {
+			if err := checkText(s, 4000); err != nil {
+				return fmt.Errorf("for_authority.%s: %w", name, err)
 			}
 		}
 	}

@@ -96,6 +96,18 @@ func (t *Tracker) Report(inc incident.Incident) Report {
 		en := src.Notice.Text["en"]
 		r.Nature, r.Consequences, r.Measures, r.Contact = en.Nature, en.Consequences, en.Measures, src.Notice.Contact
 		r.Source = fmt.Sprintf("customer notice version %d", src.Version)
+		if a := src.Notice.ForAuthority; a != nil {
+			// The authority's own wording, where the DPO wrote it.
+			for _, f := range []struct {
+				dst *string
+				v   string
+			}{{&r.Nature, a.Nature}, {&r.Consequences, a.Consequences}, {&r.Measures, a.Measures}} {
+				if strings.TrimSpace(f.v) != "" {
+					*f.dst = f.v
+				}
+			}
+			r.Source += ", with its wording for the authority"
+		}
 		if src.Approved() {
 			r.Source += " (approved)"
 		} else {

@@ -111,3 +111,31 @@ func TestReportAndRegister(t *testing.T) {
 		}
 	}
 }
+
+// TestReportTakesTheAuthorityWording: the report to the authority takes the
+// DPO's wording for it where given (naming the controller), the English
+// customer text where not.
+func TestReportTakesTheAuthorityWording(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	tr := newTracker(t, openStore(t, t.TempDir()), c)
+	ids, err := tr.Findings(ctx, []incident.Finding{finding("cross-tenant-read", "actor.id=u-1", c.t, 1, "cust-nl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := completeNotice()
+	n.ForAuthority = &incident.NoticeText{Consequences: "Bookly B.V.'s customers' contacts could receive unwanted messages."}
+	inc, err := tr.Do(ctx, dpo, Command{Incident: ids[0], Name: CmdDraft, Notice: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := tr.Report(inc)
+	if r.Consequences != n.ForAuthority.Consequences || r.Nature != n.Text["en"].Nature || !strings.Contains(r.Source, "wording for the authority") {
+		t.Errorf("report: consequences %q, nature %q, source %q", r.Consequences, r.Nature, r.Source)
+	}
+	bad := completeNotice()
+	bad.ForAuthority = &incident.NoticeText{Measures: "x\u202ey"}
+	if _, err := tr.Do(ctx, dpo, Command{Incident: ids[0], Name: CmdDraft, Notice: bad}); err == nil || !strings.Contains(err.Error(), "for_authority.measures") {
+		t.Errorf("a bidi override in the authority text: %v", err)
+	}
+}
