@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X github.com/breachwatch/breachwatch/app.Version=$(VERSION)
 
 ## run: start breachwatch on embedded defaults (Kafka-protocol broker and store in ./data) with demo traffic and breaches
 run:
-	$(GO) run ./cmd/breachwatch serve --demo --breach --inventory deploy/inventory.example.yaml --set tracker.customers=deploy/customers.example.yaml --set notify.self_approval=true --set 'organisation.name=Bookly B.V.' --set tracker.time_zone=Europe/Amsterdam --set notify.from=security@bookly.example --dev-token --log-format console
+	$(GO) run ./cmd/breachwatch serve --demo --breach --inventory deploy/inventory.example.yaml --set tracker.customers=deploy/customers.example.yaml --set notify.self_approval=true --set 'organisation.name=Bookly B.V.' --set 'organisation.lead_authority.name=Autoriteit Persoonsgegevens' --set organisation.lead_authority.website=autoriteitpersoonsgegevens.nl --set tracker.time_zone=Europe/Amsterdam --set notify.from=security@bookly.example --dev-token --log-format console
 
 ## test: install what the tests need (clickhouse-server, kcat), start a throwaway ClickHouse, run every test with -race
 test:

@@ -57,6 +57,17 @@ type OrganisationOptions struct {
 	// Bookly B.V.,") and the e-mail sender's name (unless notify.from_name
 	// is set).
 	Name string `yaml:"name"`
+	// LeadAuthority is the organisation's lead supervisory authority (GDPR
+	// Art. 56): the one its Art. 33 report goes to, and the authority a new
+	// notice draft names for customers of countries without one of their
+	// own in the authority table.
+	LeadAuthority LeadAuthorityOptions `yaml:"lead_authority"`
+}
+
+// LeadAuthorityOptions name a supervisory authority.
+type LeadAuthorityOptions struct {
+	Name    string `yaml:"name"`
+	Website string `yaml:"website"`
 }
 
 // SlackOptions configure the alerts to the security engineers. Without a

@@ -36,6 +36,7 @@ type notices struct {
 	// selfApproval: notify.self_approval (the console offers a version's
 	// author its approval only then).
 	selfApproval bool
+	lead         incident.Authority // organisation.lead_authority
 }
 
 // newNotices builds the notifier: SendGrid when an API key is configured,
@@ -47,7 +48,8 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 		return nil, err
 	}
 	cs.Organisation = o.Organisation.Name
-	n := &notices{catalog: cs, outbox: st, ledger: st, zone: zone, tracker: tr, selfApproval: o.Notify.SelfApproval}
+	n := &notices{catalog: cs, outbox: st, ledger: st, zone: zone, tracker: tr, selfApproval: o.Notify.SelfApproval,
+		lead: incident.Authority{Name: o.Organisation.LeadAuthority.Name, Website: o.Organisation.LeadAuthority.Website}}
 	var mailer notify.Mailer
 	if o.Notify.SendGridAPIKey != "" {
 		sg, err := email.NewSendGrid(email.SendGridOptions{APIKey: o.Notify.SendGridAPIKey, BaseURL: o.Notify.SendGridURL,
@@ -113,7 +115,7 @@ func newNotices(o Options, st appStore, tr *tracker.Tracker, zone *time.Location
 
 // NoticeData gives the console's notice page its data.
 func (n *notices) NoticeData(ctx context.Context, inc incident.Incident) (*console.NoticeData, error) {
-	d := &console.NoticeData{Locales: n.catalog.Locales()}
+	d := &console.NoticeData{Locales: n.catalog.Locales(), LeadAuthority: n.lead}
 	view := n.tracker.View(inc).Notice
 	for i, v := range inc.Notices {
 		row := console.NoticeVersionRow{Version: v.Version, Author: v.Author, At: v.At, Hash: v.Hash,

@@ -342,6 +342,9 @@ type NoticeData struct {
 	// SelfApproval: a DPO may approve a version they wrote (else the
 	// approve button is not offered to its author).
 	SelfApproval bool
+	// LeadAuthority prefills a first draft's authority
+	// (organisation.lead_authority).
+	LeadAuthority incident.Authority
 	// Latest is the newest version's content (to prefill a new draft).
 	Latest   *incident.Notice
 	Previews []Preview // of the newest version, in every locale
