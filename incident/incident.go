@@ -362,6 +362,10 @@ type TenantAccess struct {
 	BadEvents     int64
 	BadRecords    int64
 	BadCategories []string
+	// Unlabelled are the stores of the selected events that named no
+	// categories (their store's inventory categories apply to this tenant
+	// alone); BadUnlabelled the same for the unauthorized reads.
+	Unlabelled, BadUnlabelled []string
 }
 
 // Key is the finding's incident key: IncidentKey, or GroupKey for findings

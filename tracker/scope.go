@@ -38,12 +38,27 @@ func (t *Tracker) scope(ctx context.Context, inc *incident.Incident, now time.Ti
 		s.Partial = true
 		return s, nil
 	}
+	var inv *incident.Inventory
+	if t.opts.Inventory != nil {
+		inv = t.opts.Inventory()
+	}
 	var s incident.Scope
 	for _, r := range rows {
-		cats := r.Categories
-		if len(cats) == 0 {
-			cats = slices.Clone(inc.Hint.Categories)
+		// Each tenant's categories are those its own events name, and, for
+		// its events that name none, their store's (the inventory's; the
+		// findings' when the store is not in it): never another tenant's.
+		cats := slices.Clone(r.Categories)
+		for _, st := range r.Unlabelled {
+			if c := storeCategories(inv, st); c != nil {
+				cats = union(cats, c)
+			} else {
+				cats = union(cats, inc.Hint.Categories)
+			}
 		}
+		if len(cats) == 0 && len(r.Unlabelled) == 0 {
+			cats = slices.Clone(inc.Hint.Categories) // a store that reports no stores
+		}
+		slices.Sort(cats)
 		s.Tenants = append(s.Tenants, incident.AffectedTenant{Tenant: r.Tenant, Records: r.Records, Categories: nonNil(cats),
 			How: incident.HowAccessed})
 	}
@@ -97,8 +112,8 @@ func (t *Tracker) exposureScope(ctx context.Context, inc *incident.Incident, now
 		for _, r := range during {
 			if r.BadEvents > 0 {
 				cats := r.BadCategories
-				if len(cats) == 0 {
-					cats = st.Categories
+				if len(cats) == 0 || len(r.BadUnlabelled) > 0 {
+					cats = union(cats, st.Categories) // its reads that named none
 				}
 				add(r.Tenant, incident.HowAccessed, r.BadRecords, cats)
 			}
@@ -170,4 +185,16 @@ func nonNil(ss []string) []string {
 		return []string{}
 	}
 	return ss
+}
+
+// storeCategories are the inventory's categories of a store, or nil when
+// the inventory does not list it.
+func storeCategories(inv *incident.Inventory, store string) []string {
+	if inv == nil {
+		return nil
+	}
+	if st, ok := inv.Lookup(store); ok && len(st.Categories) > 0 {
+		return st.Categories
+	}
+	return nil
 }

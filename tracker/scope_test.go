@@ -348,3 +348,42 @@ func TestReadsDoNotWaitForASlowStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCategoriesPerTenant: a tenant's categories are those its own events
+// name, and its category-less events' store's: one tenant's payment data
+// read is not reported for the others, nor does it take back what the
+// store's categories say of the tenant's other reads.
+func TestCategoriesPerTenant(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, t.TempDir())
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	read := func(id, tenant string, cats []string) event.AccessEvent {
+		return event.AccessEvent{ID: id, Time: t0, Tenant: tenant, Actor: event.Actor{ID: "u-evil", Type: event.ActorCustomerUser, Tenant: "cust-x"},
+			Action: event.ActionRead, Resource: event.Resource{Type: "contact", Store: "postgres-eu-1"}, Records: 1, Categories: cats, Outcome: event.OutcomeSuccess}
+	}
+	evs := []event.AccessEvent{read("a", "cust-a", nil), read("b", "cust-b", nil), read("b2", "cust-b", []string{"payment"})}
+	if err := st.Write(ctx, &event.Batch{Access: evs}); err != nil {
+		t.Fatal(err)
+	}
+	inv := incident.NewInventory([]incident.Store{{ID: "postgres-eu-1", Categories: []string{"booking", "contact"}, Holders: incident.HoldersAll}}, true)
+	c := &clock{t0.Add(time.Hour)}
+	tr, err := New(ctx, st, Options{Access: st, Inventory: func() *incident.Inventory { return inv }, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := finding("cross-tenant-read", "actor.id=u-evil", t0, 3, "cust-a", "cust-b")
+	f.EventIDs = []string{"a", "b", "b2"}
+	f.Affected.Categories = []string{"booking", "contact", "payment"}
+	ids, err := tr.Findings(ctx, []incident.Finding{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc, _ := tr.Get(ids[0])
+	got := map[string][]string{}
+	for _, a := range inc.Scope.Tenants {
+		got[a.Tenant] = a.Categories
+	}
+	if !slices.Equal(got["cust-a"], []string{"booking", "contact"}) || !slices.Equal(got["cust-b"], []string{"booking", "contact", "payment"}) {
+		t.Errorf("categories: %v", got)
+	}
+}

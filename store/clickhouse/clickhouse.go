@@ -947,12 +947,15 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 		if q.IDs == nil {
 			table, where = s.table("suspect_reads"), strings.TrimPrefix(where, "outcome = 'success' AND ")
 		}
-		query = "SELECT tenant, 1, c, count(), sum(toFloat64(r)) FROM (SELECT tenant, id, any(records) AS r, any(categories) AS c FROM " +
-			table + " WHERE " + where + " AND " + bad + " GROUP BY tenant, id) GROUP BY tenant, c"
+		query = "SELECT tenant, 1, c, count(), sum(toFloat64(r)), if(empty(c), st, '') AS u FROM (SELECT tenant, id, any(records) AS r, any(categories) AS c, " +
+			"any(resource_store) AS st FROM " + table + " WHERE " + where + " AND " + bad + " GROUP BY tenant, id) GROUP BY tenant, c, u"
 		args = append(args, badArgs...)
 	} else {
-		query = "SELECT tenant, bad, categories, count(), sum(toFloat64(records)) FROM (SELECT tenant, records, categories, " +
-			bad + " AS bad FROM " + s.table("access_events") + " FINAL WHERE " + where + ") GROUP BY tenant, bad, categories"
+		// An event without categories carries its store: the store's
+		// inventory categories are this tenant's, not every tenant's.
+		query = "SELECT tenant, bad, categories, count(), sum(toFloat64(records)), u FROM (SELECT tenant, records, categories, " +
+			bad + " AS bad, if(empty(categories), resource_store, '') AS u FROM " + s.table("access_events") + " FINAL WHERE " + where +
+			") GROUP BY tenant, bad, categories, u"
 		args = append(badArgs, args...)
 	}
 	rows, err := s.conn.Query(ctx, query, args...)
@@ -968,7 +971,8 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 		var cats []string
 		var n uint64
 		var total float64 // summed in floating point: a UInt64 sum wraps
-		if err := rows.Scan(&tenant, &isBad, &cats, &n, &total); err != nil {
+		var unlabelled string
+		if err := rows.Scan(&tenant, &isBad, &cats, &n, &total, &unlabelled); err != nil {
 			return nil, fmt.Errorf("clickhouse store: access by tenant: %w", err)
 		}
 		records := incident.SatFloat(total)
@@ -981,10 +985,16 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 		ta.Events += int64(n)
 		ta.Records = incident.SatAdd(ta.Records, records)
 		ta.Categories = addAll(ta.Categories, cats)
+		if unlabelled != "" {
+			ta.Unlabelled = addAll(ta.Unlabelled, []string{unlabelled})
+		}
 		if isBad != 0 {
 			ta.BadEvents += int64(n)
 			ta.BadRecords = incident.SatAdd(ta.BadRecords, records)
 			ta.BadCategories = addAll(ta.BadCategories, cats)
+			if unlabelled != "" {
+				ta.BadUnlabelled = addAll(ta.BadUnlabelled, []string{unlabelled})
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {

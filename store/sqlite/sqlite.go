@@ -693,9 +693,13 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 	if q.BadOnly {
 		outer = " WHERE bad"
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT tenant, bad, categories, count(*), total(records) FROM (
-		SELECT tenant, records, categories, `+badActorSQL+` AS bad FROM access_events WHERE `+where+`)`+outer+`
-		GROUP BY tenant, bad, categories`, args...)
+	// An event without categories carries its store: the store's
+	// inventory categories are this tenant's, not every tenant's.
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant, bad, categories, count(*), total(records), unlabelled FROM (
+		SELECT tenant, records, categories, `+badActorSQL+` AS bad,
+			CASE WHEN categories IS NULL OR categories IN ('', '[]', 'null') THEN resource_store ELSE '' END AS unlabelled
+		FROM access_events WHERE `+where+`)`+outer+`
+		GROUP BY tenant, bad, categories, unlabelled`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: access by tenant: %w", err)
 	}
@@ -708,7 +712,8 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 		var cats sql.NullString
 		var n int64
 		var total float64 // total() sums in floating point: it never overflows
-		if err := rows.Scan(&tenant, &bad, &cats, &n, &total); err != nil {
+		var unlabelled string
+		if err := rows.Scan(&tenant, &bad, &cats, &n, &total, &unlabelled); err != nil {
 			return nil, fmt.Errorf("sqlite store: access by tenant: %w", err)
 		}
 		records := incident.SatFloat(total)
@@ -725,10 +730,16 @@ func (s *Store) AccessByTenant(ctx context.Context, q incident.AccessQuery) ([]i
 		ta.Events += n
 		ta.Records = incident.SatAdd(ta.Records, records)
 		ta.Categories = addAll(ta.Categories, cs)
+		if unlabelled != "" {
+			ta.Unlabelled = addAll(ta.Unlabelled, []string{unlabelled})
+		}
 		if bad {
 			ta.BadEvents += n
 			ta.BadRecords = incident.SatAdd(ta.BadRecords, records)
 			ta.BadCategories = addAll(ta.BadCategories, cs)
+			if unlabelled != "" {
+				ta.BadUnlabelled = addAll(ta.BadUnlabelled, []string{unlabelled})
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -589,9 +589,11 @@ func testAccessByTenant(t *testing.T, s Store) {
 	want := []incident.TenantAccess{
 		{Tenant: "cust-a", Events: 3, Records: 115, Categories: []string{"booking", "contact"},
 			BadEvents: 2, BadRecords: 105, BadCategories: []string{"booking", "contact"}},
-		{Tenant: "cust-b", Events: 2, Records: 10, Categories: []string{"contact"}},
+		// Their events without categories name their store (its inventory
+		// categories are theirs alone).
+		{Tenant: "cust-b", Events: 2, Records: 10, Categories: []string{"contact"}, Unlabelled: []string{bucket}},
 		{Tenant: "cust-c", Events: 2, Records: 1004, Categories: []string{"health"},
-			BadEvents: 1, BadRecords: 4, BadCategories: []string{"health"}},
+			BadEvents: 1, BadRecords: 4, BadCategories: []string{"health"}, Unlabelled: []string{bucket}},
 	}
 	if !reflect.DeepEqual(normAccess(got), normAccess(want)) {
 		t.Errorf("by store and window:\n got %+v\nwant %+v", got, want)
@@ -625,7 +627,7 @@ func testAccessByTenant(t *testing.T, s Store) {
 	}
 	want = []incident.TenantAccess{
 		{Tenant: "cust-a", Events: 1, Records: 5, Categories: []string{"booking"}, BadEvents: 1, BadRecords: 5, BadCategories: []string{"booking"}},
-		{Tenant: "cust-d", Events: 1, Records: 9, BadEvents: 1, BadRecords: 9},
+		{Tenant: "cust-d", Events: 1, Records: 9, BadEvents: 1, BadRecords: 9, Unlabelled: []string{"postgres-eu-1"}, BadUnlabelled: []string{"postgres-eu-1"}},
 	}
 	if !reflect.DeepEqual(normAccess(got), normAccess(want)) {
 		t.Errorf("by ids:\n got %+v\nwant %+v", got, want)
@@ -721,6 +723,12 @@ func normAccess(ts []incident.TenantAccess) []incident.TenantAccess {
 		}
 		if len(out[i].BadCategories) == 0 {
 			out[i].BadCategories = nil
+		}
+		if len(out[i].Unlabelled) == 0 {
+			out[i].Unlabelled = nil
+		}
+		if len(out[i].BadUnlabelled) == 0 {
+			out[i].BadUnlabelled = nil
 		}
 	}
 	return out
