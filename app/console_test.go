@@ -91,7 +91,7 @@ func TestConsoleAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/incidents" {
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/" {
 		t.Fatalf("sign-in: %d to %q (an off-site next must not be followed)", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	var ck *http.Cookie

@@ -292,10 +292,20 @@ func progressLine(p *notify.Progress) string {
 	if p.Customers > 0 {
 		done = p.Reached * width / p.Customers
 	}
-	return fmt.Sprintf("[%s%s] %d/%d customers reached; e-mails: %d sent, %d pending, %d failed, %d delivered, %d bounced; %d read in the app",
+	line := fmt.Sprintf("[%s%s] %d/%d customers reached; e-mails: %d sent, %d pending, %d failed, %d delivered, %d bounced; %d read in the app",
 		strings.Repeat("#", done), strings.Repeat(".", width-done), p.Reached, p.Customers, p.Counts[incident.DeliverySent],
 		p.Counts[incident.DeliveryPending]+p.Counts[incident.DeliverySending], p.Counts[incident.DeliveryFailed],
 		p.Counts[incident.EventDelivered], p.Counts[incident.EventBounce]+p.Counts[incident.EventDropped], p.Counts[incident.EventRead])
+	noEmail := 0
+	for _, f := range p.FollowUp {
+		if f.NoEmail {
+			noEmail++
+		}
+	}
+	if noEmail > 0 {
+		line += fmt.Sprintf("; %s reached in the app only (no e-mail address in the customer directory)", incident.Count(noEmail, "customer", "customers"))
+	}
+	return line
 }
 
 // waitNotice redraws the progress every second until every e-mail left
@@ -496,7 +506,7 @@ func printIncident(w io.Writer, v tracker.View, now time.Time) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.ID, termSafe(d.What), kind, due, state)
 	}
 	tw.Flush()
-	p("\naffected customers: %d, %d records", v.Affected.Tenants, v.Affected.Records)
+	p("\naffected customers: %d, %s", v.Affected.Tenants, incident.Count(int(v.Affected.Records), "record", "records"))
 	if v.Affected.Partial {
 		p(" (partial)")
 	}

@@ -186,9 +186,13 @@ func materialChange(told, now AffectedTenant) (grew, cats, read bool) {
 
 // windowMoved reports whether the window a phase stated differs from
 // today's, to the minute a notice prints: an exposure that reopened, or a
-// start or end that moved.
+// start or end that moved. An exposure the notice said was still being
+// closed that has closed since is what the notice told: not a change.
 func windowMoved(p *Phase, from, to time.Time) bool {
 	m := func(t time.Time) time.Time { return t.Truncate(time.Minute) }
+	if p.WindowTo.IsZero() && !to.IsZero() {
+		return !m(p.WindowFrom).Equal(m(from))
+	}
 	return !m(p.WindowFrom).Equal(m(from)) || !m(p.WindowTo).Equal(m(to))
 }
 

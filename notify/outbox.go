@@ -504,6 +504,9 @@ type TenantProgress struct {
 	Bounced   int    `json:"bounced"`
 	InApp     bool   `json:"in_app"`
 	Read      bool   `json:"read"`
+	// NoEmail: the customer directory has no e-mail address for it; only
+	// the in-app notice reached it (a follow-up: find an address).
+	NoEmail bool `json:"no_email,omitempty"`
 }
 
 // Ledger is where events about deliveries are kept (both stores).
@@ -583,7 +586,8 @@ func ProgressOf(ctx context.Context, ob Outbox, l Ledger, inc *incident.Incident
 		if x.InApp || x.Sent > 0 {
 			p.Reached++
 		}
-		if x.Bounced > 0 || x.Failed > 0 {
+		x.NoEmail = x.Emails == 0
+		if x.Bounced > 0 || x.Failed > 0 || x.NoEmail {
 			p.FollowUp = append(p.FollowUp, *x)
 		}
 		if perTenant {

@@ -364,3 +364,38 @@ func TestDevMailbox(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCustomerWithoutAddress: a customer the directory has no e-mail
+// address for is reached by the in-app notice only, and flagged for
+// follow-up, never silently counted as told by e-mail.
+func TestCustomerWithoutAddress(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	mb, err := email.NewMailbox(t.TempDir(), "security@bookly.example", "Bookly B.V.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := sendingIncident(3)
+	w := &work{incs: []incident.Incident{inc}}
+	cs, err := notify.LoadCatalogs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := notify.New(notify.Options{Outbox: st, Work: w, Mailer: mb, Catalog: cs, ReconcileAfter: time.Nanosecond,
+		Recipients: func(tenant string) []string {
+			if tenant == "cust-000001" {
+				return nil
+			}
+			return recipients(tenant)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := progress(t, st, &inc)
+	if p.Reached != 3 || len(p.FollowUp) != 1 || p.FollowUp[0].Tenant != "cust-000001" || !p.FollowUp[0].NoEmail || !p.FollowUp[0].InApp {
+		t.Errorf("progress: reached %d, follow-up %+v", p.Reached, p.FollowUp)
+	}
+}

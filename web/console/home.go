@@ -20,7 +20,7 @@ type homeRow struct {
 // incidents owing customers a notice none was drafted for, clocks waiting
 // for a determination, and the nearest legal deadlines.
 type homeData struct {
-	Updates, Approvals, Drafts, NoNotice, Determinations, Deadlines []homeRow
+	Updates, Untriaged, Approvals, Unsent, Drafts, NoNotice, Determinations, Deadlines []homeRow
 }
 
 func (c *Console) home(w http.ResponseWriter, r *http.Request, s *session) {
@@ -35,6 +35,16 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, s *session) {
 		v := c.o.Incidents.View(inc)
 		if u := inc.Update; u != nil {
 			d.Updates = append(d.Updates, homeRow{V: v, Why: u.Summary()})
+		}
+		if inc.Status == incident.StatusOpen {
+			why := "detected, not yet confirmed or dismissed"
+			if !inc.Acknowledged {
+				why += "; nobody has acknowledged it"
+			}
+			d.Untriaged = append(d.Untriaged, homeRow{V: v, Why: why})
+		}
+		if a := inc.LatestApproved(); a != nil && a.Version != inc.NoticeSending && inc.Status != incident.StatusOpen {
+			d.Unsent = append(d.Unsent, homeRow{V: v, Why: "version " + strconv.Itoa(a.Version) + " approved by " + a.ApprovedBy + ", not sent"})
 		}
 		if nv := v.Notice; nv != nil && len(nv.Versions) > 0 {
 			last := nv.Versions[len(nv.Versions)-1]

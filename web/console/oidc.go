@@ -83,7 +83,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	refuse := func(msg string, err error) {
 		c.o.Log.Info("console: SSO sign-in refused", zap.String("why", msg), zap.Error(err))
-		c.render(w, r, nil, "login", http.StatusForbidden, ctxPage{Title: "Sign in", Error: msg, Content: map[string]any{"Next": "/incidents", "SSO": true}})
+		c.render(w, r, nil, "login", http.StatusForbidden, ctxPage{Title: "Sign in", Error: msg, Content: map[string]any{"Next": "/", "SSO": true}})
 	}
 	ck, err := r.Cookie(oidcCookie)
 	http.SetCookie(w, &http.Cookie{Name: oidcCookie, Path: "/login/oidc", MaxAge: -1, HttpOnly: true, Secure: c.o.Secure, SameSite: http.SameSiteLaxMode})
@@ -142,7 +142,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	u := &User{Name: "sso:" + name, Role: role}
 	c.setCookie(w, c.newSession(u), 0)
 	c.o.Log.Info("console: signed in through SSO", zap.String("user", u.Name), zap.String("role", role))
-	next := "/incidents"
+	next := "/"
 	if b, err := base64.RawURLEncoding.DecodeString(parts[3]); err == nil {
 		next = safeNext(string(b))
 	}

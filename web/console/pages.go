@@ -146,7 +146,7 @@ func (c *Console) flash(done string) string {
 // another host ("//host"): a target holding any control character or
 // backslash is refused whole.
 func safeNext(n string) string {
-	const home = "/incidents"
+	const home = "/" // the home page: what needs you now
 	if len(n) > 2048 || !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") {
 		return home
 	}

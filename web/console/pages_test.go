@@ -8,7 +8,7 @@ import (
 
 // TestSafeNextKeepsRedirectsOnSite: after sign-in the console redirects to
 // "next". Every target a browser would take off-site (or that is no path of
-// this site) becomes the incident list; paths of the site are kept as they
+// this site) becomes the home page; paths of the site are kept as they
 // are. The hostile targets are given as they arrive in the query string.
 func TestSafeNextKeepsRedirectsOnSite(t *testing.T) {
 	for _, raw := range []string{
@@ -24,7 +24,7 @@ func TestSafeNextKeepsRedirectsOnSite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := safeNext(n); got != "/incidents" {
+		if got := safeNext(n); got != "/" {
 			t.Errorf("next=%.60s: redirects to %.60q", raw, got)
 		}
 	}
