@@ -255,18 +255,47 @@ func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			stdout.Write(raw)
 			return 0
 		}
+		var view tracker.View
+		if _, err := c.do(ctx, "GET", "/api/v1/incidents/"+url.PathEscape(pos[0]), nil, &view); err != nil {
+			fmt.Fprintln(stderr, "breachwatch incidents:", err)
+			return 1
+		}
+		if u := view.UpdateRequired; u != nil {
+			fmt.Fprintf(stdout, "UPDATE REQUIRED since %s: %s\n  not told yet: %d; told, facts changed since: %d; draft a supplementary version\n",
+				u.Since.Format(time.RFC3339), termSafe(u.Summary()), len(u.Untold), len(u.Changed))
+		}
 		for _, v := range out.Versions {
 			state := "draft"
 			if v.ApprovedBy != "" {
 				state = "approved by " + termSafe(v.ApprovedBy)
+				if v.SelfApproved {
+					state += " (its author: self-approved)"
+				}
 			}
-			fmt.Fprintf(stdout, "version %d by %s, %s\n  hash %s\n", v.Version, termSafe(v.Author), state, v.Hash)
+			kind := ""
+			switch {
+			case v.Correction:
+				kind = " (correction)"
+			case v.Supplementary:
+				kind = " (supplementary)"
+			}
+			fmt.Fprintf(stdout, "version %d%s by %s, %s\n  hash %s\n", v.Version, kind, termSafe(v.Author), state, v.Hash)
 			for _, m := range v.Missing {
 				fmt.Fprintf(stdout, "  missing: %s\n", termSafe(m))
 			}
 		}
+		if view.Notice != nil {
+			for _, p := range view.Notice.Phases {
+				reached := "not all reached yet"
+				if p.ReachedAt != nil {
+					reached = "all reached " + p.ReachedAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(stdout, "sent: version %d on %s to %s, %s\n", p.Version, p.StartedAt.Format(time.RFC3339),
+					incident.Count(p.Customers, "customer", "customers"), reached)
+			}
+		}
 		if out.Progress != nil {
-			fmt.Fprintln(stdout, progressLine(out.Progress))
+			fmt.Fprintf(stdout, "version %d: %s\n", out.Progress.Version, progressLine(out.Progress))
 		}
 		return 0
 	}
@@ -276,11 +305,14 @@ func incidentsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 
 type noticeOut struct {
 	Versions []struct {
-		Version    int      `json:"version"`
-		Author     string   `json:"author"`
-		Hash       string   `json:"hash"`
-		ApprovedBy string   `json:"approved_by"`
-		Missing    []string `json:"missing"`
+		Version       int      `json:"version"`
+		Author        string   `json:"author"`
+		Hash          string   `json:"hash"`
+		ApprovedBy    string   `json:"approved_by"`
+		SelfApproved  bool     `json:"self_approved"`
+		Supplementary bool     `json:"supplementary"`
+		Correction    bool     `json:"correction"`
+		Missing       []string `json:"missing"`
 	} `json:"versions"`
 	Progress *notify.Progress `json:"progress"`
 }

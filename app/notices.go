@@ -120,7 +120,8 @@ func (n *notices) NoticeData(ctx context.Context, inc incident.Incident) (*conso
 	for i, v := range inc.Notices {
 		row := console.NoticeVersionRow{Version: v.Version, Author: v.Author, At: v.At, Hash: v.Hash,
 			ApprovedBy: v.ApprovedBy, ApprovedAt: v.ApprovedAt, SelfApproved: v.SelfApproved, Missing: v.Missing(),
-			ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope), Sending: v.Version == inc.NoticeSending,
+			ScopeCurrent: v.ScopeHash == incident.ScopeHash(inc.Scope), Sending: v.Version == inc.NoticeSending && inc.NoticeSentAt.IsZero(),
+			Sent:          inc.PhaseOf(v.Version) != nil && inc.PhaseOf(v.Version).Reached(),
 			Supplementary: v.Supplementary, Correction: v.Correction}
 		if view != nil && i < len(view.Versions) {
 			row.Diff = view.Versions[i].Diff

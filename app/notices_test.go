@@ -409,6 +409,17 @@ func TestSupplementaryNoticeEndToEnd(t *testing.T) {
 	}
 	// Version 1 cannot be sent again.
 	mustCall("POST", path+"/send", engineerToken, nil, 409)
+	// The CLI says what is owed.
+	tokFile := filepath.Join(dir, "dana-token")
+	if err := os.WriteFile(tokFile, []byte(dpoToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := incidentsCommand(context.Background(), []string{"notice", id, "--url", "http://" + info.HTTPAddr, "--token-file", tokFile},
+		&stdout, &stderr, func(string) string { return "" }); code != 0 || !strings.Contains(stdout.String(), "UPDATE REQUIRED since") ||
+		!strings.Contains(stdout.String(), "not told yet: 2; told, facts changed since: 3") || !strings.Contains(stdout.String(), "sent: version 1 on") {
+		t.Errorf("incidents notice: %d\n%s%s", code, stdout.String(), stderr.String())
+	}
 
 	// The supplementary version 2, diffed against version 1, to the 2 only.
 	ver := sendVersion(2, map[string]any{"notice": notice}, map[string]any{"reason": "they are told the reopening in a separate call"})

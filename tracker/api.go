@@ -70,7 +70,8 @@ func (t *Tracker) View(inc incident.Incident) View {
 			FirstLate: o.FirstLate}
 		if !o.DueAt.IsZero() {
 			d.DueLocal = o.DueAt.In(org).Format(localLayout)
-			if r := t.opts.Regimes.Regime(o.Regime); r != nil && r.Location() != nil {
+			if r := t.opts.Regimes.Regime(o.Regime); r != nil && r.Location() != nil && o.Recipient != "customers" {
+				// The regime's zone is the authority's; customers sit in zones of their own.
 				d.DueRecipientLocal, d.RecipientTimeZone = o.DueAt.In(r.Location()).Format(localLayout), r.Location().String()
 			}
 		}

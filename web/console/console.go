@@ -366,7 +366,8 @@ type NoticeVersionRow struct {
 	SelfApproved bool
 	Missing      []string
 	ScopeCurrent bool
-	Sending      bool
+	Sending      bool // being sent, not every customer reached yet
+	Sent         bool // every customer it went to was reached
 	// Supplementary/Correction and, for a supplementary version, what it
 	// changes against the version sent before it.
 	Supplementary, Correction bool
