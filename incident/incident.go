@@ -215,8 +215,12 @@ type Incident struct {
 	Phases []Phase `json:"phases,omitempty"`
 	// Update is set while the facts differ materially from what customers
 	// were told (see Drift): a supplementary notice is required.
-	Update    *Update   `json:"update,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Update *Update `json:"update,omitempty"`
+	// AuthorityUpdateSince is set when the facts changed after an
+	// authority was notified: phased information (GDPR Art. 33(4)) is owed
+	// until a report update is recorded.
+	AuthorityUpdateSince time.Time `json:"authority_update_since,omitzero"`
+	UpdatedAt            time.Time `json:"updated_at"`
 	// Seq is the sequence number of the last audit entry folded in.
 	Seq int64 `json:"seq"`
 }

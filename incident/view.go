@@ -44,6 +44,10 @@ type View struct {
 	// the customers were told (the status is then notifying, not
 	// notified): a supplementary notice is due.
 	UpdateRequired *Update `json:"update_required"`
+	// AuthorityUpdateOwed: the facts changed after an authority was
+	// notified; phased information (GDPR Art. 33(4), the update command)
+	// is owed since then. Null otherwise.
+	AuthorityUpdateOwed *time.Time `json:"authority_update_owed"`
 }
 
 // NoticeView is the customer notice's workflow as the API shows it.

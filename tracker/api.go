@@ -89,6 +89,7 @@ func (t *Tracker) View(inc incident.Incident) View {
 	v.NextDeadline, v.NextTarget = find(inc.NextDeadline()), find(inc.NextTarget())
 	v.Notice = noticeView(&inc)
 	v.UpdateRequired = inc.Update
+	v.AuthorityUpdateOwed = ptr(inc.AuthorityUpdateSince)
 	if t.opts.ConsoleURL != "" {
 		v.Links = map[string]string{"console": t.opts.ConsoleURL + "/incidents/" + inc.ID}
 	}

@@ -95,6 +95,7 @@ func apply(inc *incident.Incident, e *incident.AuditEntry) error {
 		}
 	case incident.ActReportUpdate:
 		inc.ReportUpdates = append(inc.ReportUpdates, incident.Note{At: e.At, Author: e.Actor, Text: e.Reason})
+		inc.AuthorityUpdateSince = time.Time{} // the phased information owed went out
 	case incident.ActReminded, incident.ActAlerted, incident.ActExposureClosed:
 		// Ledger entries: they change no state the API shows; the tracker
 		// reads them back through its reminder and alert ledgers.

@@ -170,6 +170,16 @@ func applyNotice(inc *incident.Incident, e *incident.AuditEntry) error {
 		if inc.Status == incident.StatusNotified {
 			inc.Status = incident.StatusNotifying
 		}
+		// An authority notified already is owed the new facts in phases
+		// (GDPR Art. 33(4)), by the same path: until a report update.
+		if inc.AuthorityUpdateSince.IsZero() {
+			for _, o := range inc.Obligations {
+				if o.Recipient != "customers" && o.Recipient != "controller" && o.Met() {
+					inc.AuthorityUpdateSince = u.Since
+					break
+				}
+			}
+		}
 		for i := range inc.Obligations {
 			o := &inc.Obligations[i]
 			if o.Recipient != "customers" || o.FirstMetAt.IsZero() && !o.Met() {

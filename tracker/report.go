@@ -60,6 +60,9 @@ type Report struct {
 	// customers were told.
 	Phases         []incident.PhaseView `json:"customer_notice_phases"`
 	UpdateRequired *incident.Update     `json:"update_required"`
+	// UpdateOwed: the facts changed after the authority was notified; the
+	// phased information of Art. 33(4) is owed since then.
+	UpdateOwed *time.Time `json:"authority_update_owed"`
 	// Missing names the elements still missing from this report.
 	Missing []string `json:"missing"`
 }
@@ -75,7 +78,10 @@ func (t *Tracker) Report(inc incident.Incident) Report {
 	if r.Updates == nil {
 		r.Updates = []incident.Note{}
 	}
-	r.Phases, r.UpdateRequired = []incident.PhaseView{}, inc.Update
+	r.Phases, r.UpdateRequired, r.UpdateOwed = []incident.PhaseView{}, inc.Update, ptr(inc.AuthorityUpdateSince)
+	if r.UpdateOwed != nil {
+		r.Missing = append(r.Missing, "the phased update owed since the facts changed (Art. 33(4)): record it with the update command")
+	}
 	if v.Notice != nil {
 		r.Phases = v.Notice.Phases
 	}

@@ -437,3 +437,32 @@ func (x *fx) rescope() {
 		x.t.Fatal(err)
 	}
 }
+
+// TestAuthorityOwedPhasedUpdate: facts that change after the authority was
+// notified owe it phased information (GDPR Art. 33(4)), by the same path:
+// the incident, the report and the register say so until an update is
+// recorded. Before any filing nothing is owed to the authority.
+func TestAuthorityOwedPhasedUpdate(t *testing.T) {
+	x := newFx(t)
+	x.notified()
+	x.addCustomer("cust-br") // no filing yet
+	if inc := x.get(); !inc.AuthorityUpdateSince.IsZero() {
+		t.Fatalf("owed before the authority was notified: %v", inc.AuthorityUpdateSince)
+	}
+	y := newFx(t)
+	y.notified()
+	y.must(dpo, Command{Name: CmdFile, To: "gdpr/art33", At: y.c.t, Reference: "AP-1"})
+	y.addCustomer("cust-br")
+	inc := y.get()
+	if inc.AuthorityUpdateSince.IsZero() || !inc.AuthorityUpdateSince.Equal(inc.Update.Since) {
+		t.Fatalf("owed: %v (update since %v)", inc.AuthorityUpdateSince, inc.Update)
+	}
+	r := y.tr.Report(inc)
+	if r.UpdateOwed == nil || !slices.ContainsFunc(r.Missing, func(m string) bool { return strings.Contains(m, "Art. 33(4)") }) {
+		t.Errorf("report: owed %v, missing %v", r.UpdateOwed, r.Missing)
+	}
+	inc = y.must(dpo, Command{Name: CmdUpdate, Reason: "One more customer's contacts were read; the account is blocked."})
+	if !inc.AuthorityUpdateSince.IsZero() || y.tr.View(inc).AuthorityUpdateOwed != nil {
+		t.Errorf("still owed after the update: %v", inc.AuthorityUpdateSince)
+	}
+}

@@ -36,6 +36,9 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, s *session) {
 		if u := inc.Update; u != nil {
 			d.Updates = append(d.Updates, homeRow{V: v, Why: u.Summary()})
 		}
+		if !inc.AuthorityUpdateSince.IsZero() {
+			d.Updates = append(d.Updates, homeRow{V: v, Why: "the authority was notified before the facts changed: a phased update (GDPR Art. 33(4)) is owed"})
+		}
 		if inc.Status == incident.StatusOpen {
 			why := "detected, not yet confirmed or dismissed"
 			if !inc.Acknowledged {
