@@ -400,7 +400,11 @@ func (cs *Catalogs) Render(v *incident.NoticeVersion, f Facts) (Rendered, error)
 	}
 
 	out := Rendered{Locale: c.Locale, Dir: c.Dir, Fallback: fallback}
-	out.Subject = oneLine(c.msg("subject", func(s string) string { return s }, "product", n.Product))
+	subject := "subject"
+	if !f.Earlier.IsZero() {
+		subject = "subject_update" // not the first notice's subject again
+	}
+	out.Subject = oneLine(c.msg(subject, func(s string) string { return s }, "product", n.Product))
 
 	// Plain text.
 	intro, secs := build(func(s string) string { return s })

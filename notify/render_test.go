@@ -128,7 +128,7 @@ func TestRenderFacts(t *testing.T) {
 			"fr", []string{"Environ %bw_records% enregistrements"}, []string{"Types de données"}},
 		{"a correction says which notice it updates, in the customer's zone", Facts{Records: 5, Locale: "nl", Zone: ams,
 			Earlier: time.Date(2026, 3, 30, 7, 5, 0, 0, time.UTC)},
-			"nl", []string{"Dit bericht werkt ons bericht van 30 maart 2026 09:05 (UTC+02:00) bij"}, nil},
+			"nl", []string{"Dit bericht werkt ons bericht van 30 maart 2026 09:05 (UTC+02:00) bij", "Aanvulling op ons beveiligingsbericht van Bookly"}, nil},
 		{"a first notice does not", Facts{Records: 5, Locale: "en", Zone: time.UTC}, "en", nil, []string{"updates the one we sent"}},
 	}
 	// One moment is not a window "from 14:27 to 14:27".
