@@ -40,7 +40,7 @@ func (discard) Findings(context.Context, []incident.Finding) error { return nil 
 // before, and the groups they touch are evaluated again (what an
 // end-to-end run does).
 func BenchmarkDecodeEvaluate(b *testing.B) {
-	const n = 200_000
+	n := benchN()
 	g := demo.New(demo.Options{Seed: 7})
 	start := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	var tmp event.Batch
@@ -52,7 +52,7 @@ func BenchmarkDecodeEvaluate(b *testing.B) {
 	var parts [4][]rec // keyed by tenant
 	for i := 0; len(timeOrder)+len(config) < n; i++ {
 		tmp.Reset()
-		g.Next(start.Add(time.Duration(i)*5*time.Millisecond), &tmp)
+		g.Next(start.Add(time.Duration(i)*benchStep()), &tmp)
 		for j := range tmp.Access {
 			line := tmp.Access[j].AppendJSON(nil)
 			timeOrder = append(timeOrder, line)
@@ -315,4 +315,22 @@ type storeSink struct{ st correctionStore }
 
 func (s storeSink) Findings(ctx context.Context, fs []incident.Finding) error {
 	return s.st.SaveFindings(ctx, fs)
+}
+
+// benchN and benchStep size BenchmarkDecodeEvaluate: 200,000 events, one
+// demo step each 5 ms; with BWBENCH_DETECT_DENSE=1 the end-to-end run's
+// 2,000,000 events at 1 ms (its density of events per second of event
+// time, where busy groups hold many more entries; a run takes minutes).
+func benchN() int {
+	if os.Getenv("BWBENCH_DETECT_DENSE") != "" {
+		return 2_000_000
+	}
+	return 200_000
+}
+
+func benchStep() time.Duration {
+	if os.Getenv("BWBENCH_DETECT_DENSE") != "" {
+		return time.Millisecond
+	}
+	return 5 * time.Millisecond
 }

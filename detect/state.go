@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/breachwatch/breachwatch/detect/rule"
 	"github.com/breachwatch/breachwatch/event"
@@ -155,9 +156,13 @@ type episode struct {
 	tailNext        int
 	tenants, stores map[string]struct{}
 	categories      map[string]struct{}
-	detectedAt      time.Time
-	reported        sig // what the last report said (zero: never reported)
-	supersedes      []string
+	// The last tenant, store and category set added: the same again (most
+	// events of a group name the ones before) skips the maps' hashing.
+	lastTenant, lastStore string
+	lastCats              []string
+	detectedAt            time.Time
+	reported              sig // what the last report said (zero: never reported)
+	supersedes            []string
 }
 
 func newEpisode(fp string, start int64) *episode {
@@ -210,14 +215,20 @@ func (ep *episode) add(id string, t, records int64, tenant, store string, cats [
 	if t > ep.last {
 		ep.last = t
 	}
-	if tenant != "" {
+	if tenant != "" && tenant != ep.lastTenant {
 		ep.tenants[tenant] = struct{}{}
+		ep.lastTenant = tenant
 	}
-	if store != "" {
+	if store != "" && store != ep.lastStore {
 		ep.stores[store] = struct{}{}
+		ep.lastStore = store
 	}
-	for _, c := range cats {
-		ep.categories[c] = struct{}{}
+	if len(cats) > 0 && (len(cats) != len(ep.lastCats) || unsafe.SliceData(cats) != unsafe.SliceData(ep.lastCats)) {
+		// Category sets are interned: the same set is the same slice.
+		for _, c := range cats {
+			ep.categories[c] = struct{}{}
+		}
+		ep.lastCats = cats
 	}
 }
 
