@@ -156,3 +156,12 @@ func SeverityRank(s string) int {
 	}
 	return 0
 }
+
+// Key is the finding's incident key: IncidentKey, or GroupKey for findings
+// that carry none.
+func (f *Finding) Key() string {
+	if f.IncidentKey != "" {
+		return f.IncidentKey
+	}
+	return f.GroupKey
+}

@@ -371,12 +371,3 @@ type TenantAccess struct {
 	// alone); BadUnlabelled the same for the unauthorized reads.
 	Unlabelled, BadUnlabelled []string
 }
-
-// Key is the finding's incident key: IncidentKey, or GroupKey for findings
-// that carry none.
-func (f *Finding) Key() string {
-	if f.IncidentKey != "" {
-		return f.IncidentKey
-	}
-	return f.GroupKey
-}

@@ -93,15 +93,18 @@ type Told struct {
 // go out), but not an earlier one superseded before it was reached (its
 // pending deliveries are not sent).
 func (inc *Incident) Told(reachedOnly bool) map[string]Told {
-	return inc.toldIn(len(inc.Phases), reachedOnly)
+	return inc.told(len(inc.Phases), func(_ int, p *Phase) bool {
+		return p.Reached() || (!reachedOnly && p.Version == inc.NoticeSending)
+	})
 }
 
-// toldIn is Told over the first n phases.
-func (inc *Incident) toldIn(n int, reachedOnly bool) map[string]Told {
+// told folds the first n phases that count into what each customer was
+// last told.
+func (inc *Incident) told(n int, counts func(i int, p *Phase) bool) map[string]Told {
 	out := map[string]Told{}
-	for i := range inc.Phases[:n] {
+	for i := range inc.Phases[:min(n, len(inc.Phases))] {
 		p := &inc.Phases[i]
-		if !p.Reached() && (reachedOnly || p.Version != inc.NoticeSending) {
+		if !counts(i, p) {
 			continue
 		}
 		for _, a := range p.Audience {
@@ -117,7 +120,7 @@ func (inc *Incident) toldIn(n int, reachedOnly bool) map[string]Told {
 }
 
 // Drift compares the incident's facts with what its customers were told
-// (every version whose sending began counts: its deliveries are written)
+// (Told: the versions reached, and the one being sent)
 // and says what a supplementary notice must cover; nil when nothing
 // material changed or no notice went out. Since is left zero.
 func (inc *Incident) Drift() *Update {
@@ -234,22 +237,7 @@ func (inc *Incident) Audience(v *NoticeVersion) (audience, kept []AffectedTenant
 // ToldBefore is what the customers had been told when the n-th phase
 // began (the phases before it that were reached or being sent then).
 func (inc *Incident) ToldBefore(n int) map[string]Told {
-	out := map[string]Told{}
-	for i := range inc.Phases[:min(n, len(inc.Phases))] {
-		p := &inc.Phases[i]
-		if !p.Reached() && i != n-1 {
-			continue
-		}
-		for _, a := range p.Audience {
-			out[a.Tenant] = Told{Facts: a, Phase: p, Sent: true}
-		}
-		for _, a := range p.Kept {
-			if _, ok := out[a.Tenant]; ok {
-				out[a.Tenant] = Told{Facts: a, Phase: p}
-			}
-		}
-	}
-	return out
+	return inc.told(n, func(i int, p *Phase) bool { return p.Reached() || i == n-1 })
 }
 
 // PhaseOf returns the phase of a version, or nil.
