@@ -517,3 +517,25 @@ func TestWarmUpReportsWhatItFindsAtItsEnd(t *testing.T) {
 		t.Errorf("after the restart: %v, want the 6 exports, 120 records still", describe(got))
 	}
 }
+
+// Minimal case (found by TestReplayFromSnapshotSameFindings): a login
+// passed over while its address had no group; the group made later by a
+// failed login after it then extends backwards, before the login, with the
+// events of a slower partition. It must read back what it passed over, as a
+// group made there would.
+func TestProp2ExtendedBackwardsPassedOver(t *testing.T) {
+	login := pev("e009", time.Minute, "u-1", "login", "cust-4", 1)
+	fail2 := pev("e010", time.Minute+48*time.Second, "u-1", "login_failed", "cust-4", 1)
+	other := pev("e001", 0, "u-2", "login_failed", "cust-1", 1)
+	fail1 := pev("e008", time.Minute, "u-1", "login_failed", "cust-4", 1)
+	fail0 := pev("e004", 0, "u-1", "login_failed", "cust-1", 1)
+	read1 := pev("e051", 8*time.Minute, "u-1", "read", "cust-4", 1)
+	read2 := pev("e054", 9*time.Minute, "u-1", "read", "cust-3", 1)
+	s := pscen{rules: []string{"seq"}, evs: []event.AccessEvent{login, fail2, other, fail1, fail0, read1, read2}}
+	want := s.reference(t)
+	if len(want) != 1 {
+		t.Fatalf("time order: %d findings, want 1", len(want))
+	}
+	got := runScen(t, s, []event.Batch{{Access: []event.AccessEvent{login, fail2}}, {Access: []event.AccessEvent{other, fail1, fail0}}, {Access: []event.AccessEvent{read1, read2}}}, s.opts)
+	compare(t, "extended backwards", want, got)
+}

@@ -105,6 +105,14 @@ func (e *Engine) add(r *rule.Rule, key []byte, en entry, where func() []event.Fi
 		// Before the group's first entry, but nothing is folded into its
 		// checkpoint yet and memory keeps this far back: it starts here
 		// (as when its events of several partitions come in turn).
+		if r.Kind() == incident.KindSequence && en.t <= e.newest[r] {
+			// Events of later steps passed over before the group was
+			// made, between here and its old start, may be of it: it is
+			// incomplete up to there, as a group made now would be.
+			g.incomplete = true
+			c := g.c()
+			c.passed = max(c.passed, min(e.newest[r], g.cpAt))
+		}
 		g.cpAt = en.t
 	}
 	if g.has(en.id) {
